@@ -1,0 +1,23 @@
+{
+  "targets": [
+    {
+      "target_name": "tracedump",
+      "sources": [
+        "native/addon.cc",
+        "native/tracer.cc",
+        "native/seccomp.cc",
+        "native/sockets.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
+      "conditions": [
+        ["OS!='linux' or target_arch!='x64'", {
+          "sources!": ["native/tracer.cc", "native/seccomp.cc", "native/sockets.cc"],
+          "defines": ["TRACEDUMP_UNSUPPORTED_PLATFORM"]
+        }]
+      ]
+    }
+  ]
+}

@@ -1,0 +1,86 @@
+// The events the tracer loop reports to the controller, and the queue that carries them.
+#pragma once
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "sockets.h"
+
+enum class EventKind : uint8_t {
+  kSocket,   // a traced socket call (connect, bind, listen, sendto, sendmsg, sendmmsg)
+  kSpawn,    // a tracee created a process (fork/vfork/clone) or a thread (clone)
+  kExec,     // a tracee replaced its program
+  kExit,     // a tracee thread or process ended
+  kWarning,  // something the tracer could not follow; tracing goes on
+  kDone,     // no tracee is left; the last event of a tracer
+};
+
+enum class SocketCall : uint8_t { kConnect, kBind, kListen, kSendto, kSendmsg, kSendmmsg };
+
+// Child-side failures before the command's program ran (reported with the root's exit).
+enum class LaunchStage : uint8_t { kNone, kStdio, kChdir, kSync, kSeccomp, kExec };
+
+struct TraceEvent {
+  EventKind kind = EventKind::kWarning;
+  double time_ms = 0;  // CLOCK_REALTIME, milliseconds since the epoch
+  pid_t pid = 0;       // thread-group id
+  pid_t tid = 0;
+
+  // kSocket
+  SocketCall call = SocketCall::kConnect;
+  int fd = -1;
+  SocketInfo socket;               // local endpoint after the call when it had an exit stop
+  std::vector<Endpoint> remotes;   // destinations named by the call, else the peer
+  bool has_result = false;         // false: the call was let run without an exit stop
+  int64_t result = 0;              // return value, -errno on failure
+
+  // kSpawn
+  pid_t child = 0;
+  bool thread = false;
+  int spawn_event = 0;  // PTRACE_EVENT_FORK / VFORK / CLONE
+
+  // kExec (comm also names the process on kSocket events)
+  pid_t former_tid = 0;
+  std::string comm, exe, thread_name;
+
+  // kExit
+  bool exited = false;  // true: exit code; false: killed by signal
+  int code = 0;
+  int signal = 0;
+  bool core = false;
+  LaunchStage failed_stage = LaunchStage::kNone;  // root only: the command never ran
+  int failed_errno = 0;
+
+  std::string message;  // kWarning
+};
+
+// Tracer thread -> controller. wake() is called when the queue turns non-empty, so one
+// delivery drains every event that arrived meanwhile (batches, never one call per event).
+class EventQueue {
+ public:
+  explicit EventQueue(std::function<void()> wake) : wake_(std::move(wake)) {}
+  void push(TraceEvent&& e) {
+    bool was_empty;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      was_empty = events_.empty();
+      events_.push_back(std::move(e));
+    }
+    if (was_empty) wake_();
+  }
+  std::vector<TraceEvent> drain() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<TraceEvent> out;
+    out.swap(events_);
+    return out;
+  }
+
+ private:
+  std::function<void()> wake_;
+  std::mutex mutex_;
+  std::vector<TraceEvent> events_;
+};

@@ -1,0 +1,102 @@
+// The tracer: forks the command under seccomp + ptrace and runs the waitpid loop on its own
+// thread (ptrace requests are bound to the thread that attached). Mechanism only: which
+// sockets count and what is done with them is decided by the SocketHook and the controller.
+#pragma once
+#include <sys/types.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "socket_hook.h"
+#include "trace_event.h"
+#include "unique_fd.h"
+
+struct LaunchOptions {
+  std::string path;               // resolved executable
+  std::vector<std::string> argv;  // argv[0] as the user gave it
+  std::vector<std::string> env;
+  std::string cwd;
+  int stdio[3] = {0, 1, 2};       // fds of this process that become the command's 0, 1, 2
+};
+
+// A failure of the tracer itself, with the syscall and errno behind it.
+struct TracerError {
+  std::string syscall;
+  int err = 0;
+  std::string message;
+};
+
+class Tracer {
+ public:
+  Tracer(std::shared_ptr<EventQueue> events, std::shared_ptr<SocketHook> hook);
+  ~Tracer();
+  Tracer(const Tracer&) = delete;
+  Tracer& operator=(const Tracer&) = delete;
+
+  // Starts the tracer thread, which forks and seizes the command. Returns its pid once it is
+  // traced; on failure returns -1 and fills *error. The command's program runs after this.
+  pid_t launch(const LaunchOptions& options, TracerError* error);
+
+  // Sends a signal to the launched command (race-free through its pidfd). Returns -errno or 0.
+  int signal_root(int sig);
+
+  bool finished() const { return finished_.load(); }
+  // Joins the tracer thread if it has finished; detaches it otherwise (process teardown).
+  void release_thread();
+
+ private:
+  struct Tracee {
+    pid_t tid = 0;
+    pid_t tgid = 0;           // 0 until known
+    bool expect_exit = false; // resumed with PTRACE_SYSCALL to see the exit of `pending`
+    SocketCallInfo pending;
+  };
+  struct Process {
+    UniqueFd pidfd;
+    std::string comm;
+    bool warned_abi = false;
+  };
+
+  void run_launch(LaunchOptions options);
+  void loop();
+  void handle(pid_t tid, int status);
+  void on_death(pid_t tid, int status);
+  void on_seccomp(Tracee& t);
+  void on_syscall_exit(Tracee& t);
+  void on_spawn(Tracee& t, int event);
+  void on_exec(Tracee& t);
+  void resume(Tracee& t, int sig);
+
+  Tracee& tracee(pid_t tid);
+  pid_t tgid_of(Tracee& t);
+  Process& process(pid_t tgid);
+  void emit_socket_event(const SocketCallInfo& c, const SocketInfo& after, bool has_result,
+                         int64_t result);
+  void warn(pid_t pid, pid_t tid, std::string message);
+  void read_launch_failure(TraceEvent* exit_event);
+
+  std::shared_ptr<EventQueue> events_;
+  std::shared_ptr<SocketHook> hook_;
+  std::thread thread_;
+  std::atomic<bool> finished_{false};
+
+  // launch handshake between the caller and the tracer thread
+  std::mutex start_mutex_;
+  std::condition_variable start_cv_;
+  bool start_done_ = false;
+  TracerError start_error_;
+
+  pid_t root_pid_ = -1;
+  UniqueFd root_pidfd_;     // for signal_root from other threads
+  UniqueFd launch_report_;  // read end of the child's CLOEXEC error pipe
+
+  // tracer-thread state
+  std::unordered_map<pid_t, Tracee> tracees_;
+  std::unordered_map<pid_t, Process> processes_;
+};

@@ -1,0 +1,62 @@
+// Renders tracer events as concise text lines (strace -f style) or JSON lines.
+import { signalName } from '../errors';
+import type { Endpoint, TraceEvent } from '../native';
+
+export type EventFormat = 'text' | 'json';
+
+export function formatEndpoint(e: Endpoint | null): string {
+  if (!e) return '*';
+  return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+}
+
+function clock(ms: number): string {
+  const d = new Date(ms);
+  const pad = (n: number, w = 2) => String(n).padStart(w, '0');
+  const micros = Math.floor((ms % 1000) * 1000);
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(micros, 6)}`;
+}
+
+function who(e: { pid: number; tid: number }, comm?: string, thread?: string): string {
+  const id = e.tid && e.tid !== e.pid ? `${e.pid}/${e.tid}` : `${e.pid}`;
+  const name = thread && thread !== comm ? `${comm}:${thread}` : comm;
+  return name ? `[${id} ${name}]` : `[${id}]`;
+}
+
+function result(r: number | null, errno?: string): string {
+  if (r === null) return '';
+  return r < 0 ? ` = -1 ${errno ?? `E${-r}`}` : ` = ${r}`;
+}
+
+/** One line per event, or undefined for events not shown in text (thread exits, done). */
+export function formatText(e: TraceEvent): string | undefined {
+  const t = clock(e.time);
+  switch (e.kind) {
+    case 'socket': {
+      const remote =
+        e.remotes.length === 0 ? '' : ` -> ${e.remotes.map(formatEndpoint).join(', ')}`;
+      const local = formatEndpoint(e.local);
+      return `${t} ${who(e, e.comm, e.threadName)} ${e.call}(${e.fd}) ${e.proto}${e.family} ${local}${remote}${result(e.result, e.errno)}`;
+    }
+    case 'spawn':
+      return `${t} ${who(e, e.comm)} ${e.thread ? 'thread' : e.how} ${e.child}`;
+    case 'exec':
+      return `${t} ${who(e, e.comm)} exec ${e.exe}`;
+    case 'exit':
+      if (e.tid !== e.pid) return undefined;
+      if (e.signal !== null) return `${t} ${who(e, e.comm)} killed by ${signalName(e.signal)}${e.core ? ' (core dumped)' : ''}`;
+      return `${t} ${who(e, e.comm)} exit ${e.code}`;
+    case 'warning':
+      return `${t} ${who(e)} warning: ${e.message}`;
+    case 'done':
+      return undefined;
+  }
+}
+
+export function formatJson(e: TraceEvent): string | undefined {
+  if (e.kind === 'done') return undefined;
+  return JSON.stringify(e);
+}
+
+export function formatter(format: EventFormat): (e: TraceEvent) => string | undefined {
+  return format === 'json' ? formatJson : formatText;
+}

@@ -1,0 +1,28 @@
+// Synchronous writes to a file descriptor. tracedump never opens process.stdout/stderr as
+// streams: libuv would set O_NONBLOCK on a pipe it shares with the traced command.
+import * as fs from 'node:fs';
+
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+export function writeAll(fd: number, data: string | Uint8Array): void {
+  let buf = typeof data === 'string' ? Buffer.from(data) : data;
+  while (buf.length > 0) {
+    try {
+      const n = fs.writeSync(fd, buf);
+      buf = buf.subarray(n);
+    } catch (err) {
+      // Someone else made the fd non-blocking: wait for room rather than lose output.
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+      Atomics.wait(pause, 0, 0, 1);
+    }
+  }
+}
+
+/** Writes one message line to stderr, prefixed like other Unix tools. */
+export function printError(message: string): void {
+  try {
+    writeAll(2, `tracedump: ${message}\n`);
+  } catch {
+    // stderr is gone: nothing left to tell
+  }
+}

@@ -1,0 +1,70 @@
+// A command launched under the native tracer: its events, its signal, and the shell-style exit
+// status it ends with.
+import { EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_TRACEDUMP_FAILURE, TracedumpError, fromNative } from './errors';
+import { type ExitEvent, type NativeTracer, type TraceEvent, native } from './native';
+import { resolveCommand } from './command';
+
+export interface CommandSpec {
+  argv: string[];
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  /** fds of tracedump that become the command's 0, 1 and 2. */
+  stdio?: [number, number, number];
+}
+
+export interface CommandOutcome {
+  /** What a shell would report: the exit code, 128+N for signal N, 126/127 if it never ran. */
+  status: number;
+  /** The launched process's own exit event. */
+  exit?: ExitEvent;
+  /** Why the program never ran (exec failure), in a shell's words. */
+  failure?: TracedumpError;
+}
+
+export class TracedCommand {
+  readonly pid: number;
+  readonly done: Promise<CommandOutcome>;
+  private readonly tracer: NativeTracer;
+
+  /** Launches argv under the tracer; events arrive in batches, in order, ending with 'done'. */
+  constructor(spec: CommandSpec, onEvents: (batch: TraceEvent[]) => void) {
+    if (spec.argv.length === 0) throw new TracedumpError('no command given', { code: 'EUSAGE' });
+    const file = resolveCommand(spec.argv[0], spec.env.PATH, spec.cwd);
+    let rootExit: ExitEvent | undefined;
+    let finish!: (o: CommandOutcome) => void;
+    this.done = new Promise((resolve) => (finish = resolve));
+    const env = Object.entries(spec.env)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => `${k}=${v}`);
+    try {
+      this.tracer = native().launch(
+        { path: file, argv: spec.argv, env, cwd: spec.cwd, stdio: spec.stdio ?? [0, 1, 2] },
+        (batch) => {
+          for (const e of batch) if (e.kind === 'exit' && e.tid === this.pid) rootExit = e;
+          onEvents(batch);
+          if (batch.some((e) => e.kind === 'done')) finish(outcome(spec.argv[0], rootExit));
+        },
+      );
+    } catch (err) {
+      throw fromNative(err, { path: file });
+    }
+    this.pid = this.tracer.pid;
+  }
+
+  /** Sends a signal to the launched process (not to its descendants). */
+  signal(sig: number): void {
+    this.tracer.signal(sig);
+  }
+}
+
+function outcome(name: string, exit: ExitEvent | undefined): CommandOutcome {
+  if (!exit) return { status: EXIT_TRACEDUMP_FAILURE };
+  const f = exit.launchFailure;
+  if (f) {
+    const status =
+      f.syscall === 'execve' ? (f.code === 'ENOENT' ? EXIT_NOT_FOUND : EXIT_CANNOT_EXECUTE) : EXIT_TRACEDUMP_FAILURE;
+    const what = f.syscall === 'execve' ? `${name}: ${f.message}` : `cannot start ${name}: ${f.syscall}: ${f.message}`;
+    return { status, exit, failure: new TracedumpError(what, { syscall: f.syscall, errno: f.errno, code: f.code, exitStatus: status }) };
+  }
+  return { status: exit.signal !== null ? 128 + exit.signal : (exit.code ?? 0), exit };
+}
