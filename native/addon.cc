@@ -9,7 +9,15 @@
 #include <memory>
 
 #ifndef TRACEDUMP_UNSUPPORTED_PLATFORM
+#include <arpa/inet.h>
+#include <net/if.h>
+
+#include "bpf.h"
+#include "capture.h"
+#include "capture_rules.h"
+#include "filter_keys.h"
 #include "seccomp.h"
+#include "sock_diag.h"
 #include "tracer.h"
 #endif
 
@@ -74,14 +82,25 @@ Napi::Value endpoint_value(Napi::Env env, const Endpoint& e) {
   return o;
 }
 
+const char* rule_kind_name(RuleKind k) {
+  switch (k) {
+    case RuleKind::kFlow: return "flow";
+    case RuleKind::kBind: return "bind";
+    case RuleKind::kPending: return "pending";
+  }
+  return "?";
+}
+
 Napi::Object event_value(Napi::Env env, const TraceEvent& e) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("time", e.time_ms);
   o.Set("pid", e.pid);
   o.Set("tid", e.tid);
   switch (e.kind) {
-    case EventKind::kSocket: {
-      o.Set("kind", "socket");
+    case EventKind::kSocket:
+    case EventKind::kPending: {
+      o.Set("kind", e.kind == EventKind::kSocket ? "socket" : "pending");
+      o.Set("inode", Napi::Number::New(env, static_cast<double>(e.socket.inode)));
       o.Set("comm", e.comm);
       if (!e.thread_name.empty()) o.Set("threadName", e.thread_name);
       o.Set("call", call_name(e.call));
@@ -92,6 +111,16 @@ Napi::Object event_value(Napi::Env env, const TraceEvent& e) {
       Napi::Array remotes = Napi::Array::New(env, e.remotes.size());
       for (size_t i = 0; i < e.remotes.size(); i++) remotes.Set(i, endpoint_value(env, e.remotes[i]));
       o.Set("remotes", remotes);
+      Napi::Array rules = Napi::Array::New(env, e.rules.size());
+      for (size_t i = 0; i < e.rules.size(); i++) {
+        Napi::Object r = Napi::Object::New(env);
+        r.Set("kind", rule_kind_name(e.rules[i].kind));
+        r.Set("proto", e.rules[i].proto);
+        r.Set("local", endpoint_value(env, e.rules[i].local));
+        r.Set("remote", endpoint_value(env, e.rules[i].remote));
+        rules.Set(i, r);
+      }
+      o.Set("rules", rules);
       if (e.has_result) {
         o.Set("result", Napi::Number::New(env, static_cast<double>(e.result)));
         if (e.result < 0 && e.result > -4096)
@@ -164,7 +193,8 @@ class TracerHandle : public Napi::ObjectWrap<TracerHandle> {
   }
   explicit TracerHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TracerHandle>(info) {}
 
-  void Start(Napi::Env env, const LaunchOptions& options, Napi::Function on_events) {
+  void Start(Napi::Env env, const LaunchOptions& options, Napi::Function on_events,
+             std::shared_ptr<SocketHook> hook) {
     // The TSFN's finalizer owns the tracer's thread: it runs once the last batch was delivered.
     auto state = std::make_shared<Shared>();
     state->tsfn = Napi::ThreadSafeFunction::New(
@@ -175,7 +205,7 @@ class TracerHandle : public Napi::ObjectWrap<TracerHandle> {
     state->queue = std::make_shared<EventQueue>([weak] {
       if (auto s = weak.lock()) s->tsfn.NonBlockingCall(s.get(), Deliver);
     });
-    state->tracer = std::make_shared<Tracer>(state->queue, nullptr);
+    state->tracer = std::make_shared<Tracer>(state->queue, std::move(hook));
     TracerError err;
     pid_ = state->tracer->launch(options, &err);
     if (pid_ < 0) {
@@ -222,6 +252,266 @@ class TracerHandle : public Napi::ObjectWrap<TracerHandle> {
   std::shared_ptr<Shared> shared_;
 };
 
+// The kernel filter's rule maps and the stop-path hook that fills them.
+class RuleSetHandle : public Napi::ObjectWrap<RuleSetHandle> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "RuleSet",
+                       {InstanceMethod<&RuleSetHandle::MapFds>("mapFds"),
+                        InstanceMethod<&RuleSetHandle::Release>("release"),
+                        InstanceMethod<&RuleSetHandle::Add>("add"),
+                        InstanceMethod<&RuleSetHandle::Count>("count")});
+  }
+  // new RuleSet(maxEntries)
+  explicit RuleSetHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RuleSetHandle>(info) {
+    Napi::Env env = info.Env();
+    uint32_t max = info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : 65536;
+    int flows = bpf::create_hash_map(sizeof(FlowKey), 4, max, "td_flows");
+    if (flows < 0) throw make_error(env, "cannot create the eBPF flow map", "bpf(BPF_MAP_CREATE)", -flows);
+    int binds = bpf::create_hash_map(sizeof(EndpointKey), 4, max, "td_binds");
+    int pending = bpf::create_hash_map(sizeof(EndpointKey), 4, max, "td_pending");
+    if (binds < 0 || pending < 0) {
+      close(flows);
+      if (binds >= 0) close(binds);
+      if (pending >= 0) close(pending);
+      throw make_error(env, "cannot create the eBPF maps", "bpf(BPF_MAP_CREATE)", binds < 0 ? -binds : -pending);
+    }
+    fds_[0] = flows;
+    fds_[1] = binds;
+    fds_[2] = pending;
+    rules = std::make_shared<CaptureRules>(flows, binds, pending);
+  }
+  std::shared_ptr<CaptureRules> rules;
+
+ private:
+  Napi::Value MapFds(const Napi::CallbackInfo& info) {
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("flows", fds_[0]);
+    o.Set("binds", fds_[1]);
+    o.Set("pending", fds_[2]);
+    return o;
+  }
+  Napi::Value Release(const Napi::CallbackInfo& info) {
+    uint64_t inode = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
+    return Napi::Number::New(info.Env(), rules->release(inode));
+  }
+  // add({proto, local, remote?, inode}): the rules of a socket known from elsewhere
+  // (attach mode, tests): a flow when remote is given, else a bound local endpoint.
+  Napi::Value Add(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = info[0].As<Napi::Object>();
+    SocketInfo s;
+    s.protocol = o.Get("proto").As<Napi::Number>().Int32Value();
+    s.inode = static_cast<uint64_t>(o.Get("inode").As<Napi::Number>().Int64Value());
+    if (!parse_endpoint(o.Get("local"), &s.local))
+      throw Napi::TypeError::New(env, "add(): local must be {address, port}");
+    s.domain = s.local.family;
+    if (o.Get("remote").IsObject() && !parse_endpoint(o.Get("remote"), &s.peer))
+      throw Napi::TypeError::New(env, "add(): remote must be {address, port}");
+    s.v6only = o.Get("v6only").ToBoolean();
+    std::vector<RuleSpec> added;
+    rules->adopt(s, &added);
+    return Napi::Number::New(env, static_cast<double>(added.size()));
+  }
+  static bool parse_endpoint(Napi::Value v, Endpoint* e) {
+    if (!v.IsObject()) return false;
+    Napi::Object o = v.As<Napi::Object>();
+    std::string addr = o.Get("address").ToString().Utf8Value();
+    *e = Endpoint{};
+    e->port = static_cast<uint16_t>(o.Get("port").ToNumber().Uint32Value());
+    if (inet_pton(AF_INET, addr.c_str(), e->addr) == 1) {
+      e->family = AF_INET;
+      return true;
+    }
+    if (inet_pton(AF_INET6, addr.c_str(), e->addr) == 1) {
+      e->family = AF_INET6;
+      return true;
+    }
+    return false;
+  }
+  Napi::Value Count(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(rules->rule_count()));
+  }
+  int fds_[3] = {-1, -1, -1};
+};
+
+// The live capture: a packet socket with its ring and reader thread.
+class CaptureHandle : public Napi::ObjectWrap<CaptureHandle> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Capture",
+                       {InstanceMethod<&CaptureHandle::AttachBpf>("attachBpf"),
+                        InstanceMethod<&CaptureHandle::AttachClassic>("attachClassic"),
+                        InstanceMethod<&CaptureHandle::Start>("start"),
+                        InstanceMethod<&CaptureHandle::Stop>("stop"),
+                        InstanceMethod<&CaptureHandle::Stats>("stats")});
+  }
+  // new Capture({blockSize, blockCount, retireMs}, onBatch(buffer, packets))
+  explicit CaptureHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CaptureHandle>(info) {
+    Napi::Env env = info.Env();
+    CaptureOptions o;
+    if (info[0].IsObject()) {
+      Napi::Object opts = info[0].As<Napi::Object>();
+      if (opts.Get("blockSize").IsNumber()) o.block_size = opts.Get("blockSize").As<Napi::Number>().Uint32Value();
+      if (opts.Get("blockCount").IsNumber()) o.block_count = opts.Get("blockCount").As<Napi::Number>().Uint32Value();
+      if (opts.Get("retireMs").IsNumber()) o.retire_ms = opts.Get("retireMs").As<Napi::Number>().Uint32Value();
+    }
+    if (!info[1].IsFunction()) throw Napi::TypeError::New(env, "new Capture(options, onBatch)");
+    std::string syscall_name;
+    int err = 0;
+    capture_ = Capture::open(o, &syscall_name, &err);
+    if (!capture_) throw make_error(env, "cannot open the packet capture", syscall_name.c_str(), err);
+    on_batch_ = Napi::Persistent(info[1].As<Napi::Function>());
+  }
+  ~CaptureHandle() override { Close(); }
+
+ private:
+  struct Shared {
+    std::mutex mutex;
+    std::vector<CaptureBatch> batches;
+    Capture* capture = nullptr;
+  };
+
+  void Close() {
+    if (!capture_) return;
+    capture_->stop();
+    if (started_) tsfn_.Release();
+    capture_.reset();
+  }
+
+  Napi::Value AttachBpf(const Napi::CallbackInfo& info) {
+    int r = capture_->attach_bpf(info[0].As<Napi::Number>().Int32Value());
+    if (r < 0) throw make_error(info.Env(), "cannot attach the eBPF filter", "setsockopt(SO_ATTACH_BPF)", -r);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value AttachClassic(const Napi::CallbackInfo& info) {
+    Napi::Buffer<uint8_t> b = info[0].As<Napi::Buffer<uint8_t>>();
+    std::vector<sock_filter> prog(b.Length() / sizeof(sock_filter));
+    memcpy(prog.data(), b.Data(), prog.size() * sizeof(sock_filter));
+    int r = capture_->attach_classic(prog);
+    if (r < 0) throw make_error(info.Env(), "cannot attach the classic filter", "setsockopt(SO_ATTACH_FILTER)", -r);
+    return info.Env().Undefined();
+  }
+
+  static void DeliverAll(Napi::Env env, Napi::Function fn, Shared* s) {
+    std::vector<CaptureBatch> batches;
+    {
+      std::lock_guard<std::mutex> lock(s->mutex);
+      batches.swap(s->batches);
+    }
+    for (auto& b : batches) {
+      uint64_t bytes = b.data.size();
+      uint32_t packets = b.packets;
+      auto* heap = new std::vector<uint8_t>(std::move(b.data));
+      Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::New(
+          env, heap->data(), heap->size(), [](Napi::Env, uint8_t*, std::vector<uint8_t>* v) { delete v; }, heap);
+      fn.Call({buf, Napi::Number::New(env, packets)});
+      if (s->capture) s->capture->consumed(bytes);
+    }
+  }
+
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    shared_ = std::make_shared<Shared>();
+    shared_->capture = capture_.get();
+    tsfn_ = Napi::ThreadSafeFunction::New(env, on_batch_.Value(), "tracedump.capture", 0, 1);
+    tsfn_.Unref(env);  // the tracer and timers keep the loop alive, not the capture
+    std::weak_ptr<Shared> weak = shared_;
+    Napi::ThreadSafeFunction tsfn = tsfn_;
+    int r = capture_->start([weak, tsfn](CaptureBatch&& batch) mutable {
+      auto s = weak.lock();
+      if (!s) return;
+      bool was_empty;
+      {
+        std::lock_guard<std::mutex> lock(s->mutex);
+        was_empty = s->batches.empty();
+        s->batches.push_back(std::move(batch));
+      }
+      if (was_empty) tsfn.NonBlockingCall(s.get(), [](Napi::Env env, Napi::Function fn, Shared* s) {
+          if (env) DeliverAll(env, fn, s);
+        });
+    });
+    if (r < 0) {
+      tsfn_.Release();
+      throw make_error(env, "cannot start the packet capture", "bind(AF_PACKET)", -r);
+    }
+    started_ = true;
+    return env.Undefined();
+  }
+
+  // Stops the reader after the last packets in the ring, delivering them synchronously.
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    if (capture_ && started_) {
+      capture_->stop();
+      DeliverAll(info.Env(), on_batch_.Value(), shared_.get());
+    }
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Object o = Napi::Object::New(info.Env());
+    CaptureStats s = capture_ ? capture_->stats() : CaptureStats{};
+    o.Set("packets", static_cast<double>(s.packets));
+    o.Set("drops", static_cast<double>(s.drops));
+    return o;
+  }
+
+  std::unique_ptr<Capture> capture_;
+  Napi::FunctionReference on_batch_;
+  Napi::ThreadSafeFunction tsfn_;
+  std::shared_ptr<Shared> shared_;
+  bool started_ = false;
+};
+
+// loadSocketFilter(insns: Buffer) -> fd; the error carries the verifier's log.
+Napi::Value LoadSocketFilter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Buffer<uint8_t> b = info[0].As<Napi::Buffer<uint8_t>>();
+  std::vector<bpf_insn> insns(b.Length() / sizeof(bpf_insn));
+  memcpy(insns.data(), b.Data(), insns.size() * sizeof(bpf_insn));
+  std::string log;
+  int fd = bpf::load_socket_filter(insns.data(), insns.size(), &log);
+  if (fd < 0) {
+    Napi::Error e = make_error(env, "the kernel refused the eBPF filter", "bpf(BPF_PROG_LOAD)", -fd);
+    e.Set("verifierLog", log);
+    throw e;
+  }
+  return Napi::Number::New(env, fd);
+}
+
+// testRun(progFd, packet) -> bytes kept (0: rejected)
+Napi::Value TestRun(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  Napi::Buffer<uint8_t> b = info[1].As<Napi::Buffer<uint8_t>>();
+  uint32_t ret = 0;
+  int r = bpf::test_run(fd, b.Data(), b.Length(), &ret);
+  if (r < 0) throw make_error(env, "cannot test-run the filter", "bpf(BPF_PROG_TEST_RUN)", -r);
+  return Napi::Number::New(env, ret);
+}
+
+// socketInodes() -> Float64Array of the inodes of all TCP/UDP sockets in this namespace
+Napi::Value SocketInodes(const Napi::CallbackInfo& info) {
+  std::vector<uint64_t> inodes;
+  int r = list_socket_inodes(&inodes);
+  if (r < 0) throw make_error(info.Env(), "cannot list sockets", "sock_diag", -r);
+  Napi::Float64Array out = Napi::Float64Array::New(info.Env(), inodes.size());
+  for (size_t i = 0; i < inodes.size(); i++) out[i] = static_cast<double>(inodes[i]);
+  return out;
+}
+
+Napi::Value CloseFd(const Napi::CallbackInfo& info) {
+  close(info[0].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
+Napi::Value InterfaceName(const Napi::CallbackInfo& info) {
+  char name[IF_NAMESIZE] = "";
+  if (!if_indextoname(info[0].As<Napi::Number>().Uint32Value(), name)) return info.Env().Null();
+  return Napi::String::New(info.Env(), name);
+}
+
 struct AddonData {
   Napi::FunctionReference tracer_class;
 };
@@ -243,8 +533,10 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
       options.stdio[i] = a.Get(i).As<Napi::Number>().Int32Value();
   }
   AddonData* data = env.GetInstanceData<AddonData>();
+  std::shared_ptr<SocketHook> hook;
+  if (o.Get("rules").IsObject()) hook = RuleSetHandle::Unwrap(o.Get("rules").As<Napi::Object>())->rules;
   Napi::Object handle = data->tracer_class.New({});
-  TracerHandle::Unwrap(handle)->Start(env, options, info[1].As<Napi::Function>());
+  TracerHandle::Unwrap(handle)->Start(env, options, info[1].As<Napi::Function>(), std::move(hook));
   return handle;
 }
 
@@ -263,6 +555,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(data);
   exports.Set("launch", Napi::Function::New(env, Launch, "launch"));
   exports.Set("seccompProgram", Napi::Function::New(env, SeccompProgram, "seccompProgram"));
+  exports.Set("RuleSet", RuleSetHandle::Define(env));
+  exports.Set("Capture", CaptureHandle::Define(env));
+  exports.Set("loadSocketFilter", Napi::Function::New(env, LoadSocketFilter, "loadSocketFilter"));
+  exports.Set("testRun", Napi::Function::New(env, TestRun, "testRun"));
+  exports.Set("socketInodes", Napi::Function::New(env, SocketInodes, "socketInodes"));
+  exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
+  exports.Set("interfaceName", Napi::Function::New(env, InterfaceName, "interfaceName"));
 #endif
   return exports;
 }

@@ -6,7 +6,8 @@
 #include <vector>
 
 #include "sockets.h"
-#include "trace_event.h"
+
+enum class SocketCall : uint8_t { kConnect, kBind, kListen, kSendto, kSendmsg, kSendmmsg };
 
 struct SocketCallInfo {
   pid_t pid = 0;
@@ -17,12 +18,28 @@ struct SocketCallInfo {
   std::vector<Endpoint> dests;   // addresses named by the call's arguments
 };
 
+enum class RuleKind : uint8_t {
+  kFlow,     // exact local+remote endpoints (a connected socket)
+  kBind,     // a local endpoint, any remote (listening or unconnected sockets)
+  kPending,  // a remote endpoint while the call that picks the local port runs
+};
+
+// A rule the hook put in the kernel filter, reported to the controller with the event.
+struct RuleSpec {
+  RuleKind kind;
+  int proto;  // wire protocol
+  Endpoint local;
+  Endpoint remote;
+};
+
 class SocketHook {
  public:
   virtual ~SocketHook() = default;
-  // At syscall entry, before the tracee may run the call.
-  virtual void before_call(const SocketCallInfo& call) = 0;
+  // At syscall entry, before the tracee may run the call. need_exit: an exit stop follows.
+  virtual void before_call(const SocketCallInfo& call, bool need_exit,
+                           std::vector<RuleSpec>* added) = 0;
   // At syscall exit (only for calls that took an exit stop), before the tracee runs on.
   // `after` is the socket as inspected after the call; result is the return value or -errno.
-  virtual void after_call(const SocketCallInfo& call, int64_t result, const SocketInfo& after) = 0;
+  virtual void after_call(const SocketCallInfo& call, int64_t result, const SocketInfo& after,
+                          std::vector<RuleSpec>* added) = 0;
 };

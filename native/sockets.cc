@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/syscall.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -62,6 +63,13 @@ int inspect_socket(int pidfd, int fd, SocketInfo* out) {
   socklen_t len = sizeof(int);
   if (getsockopt(dup.get(), SOL_SOCKET, SO_DOMAIN, &out->domain, &len) < 0) return -errno;
   if (out->domain != AF_INET && out->domain != AF_INET6) return 0;  // AF_UNIX, AF_NETLINK, ...
+  struct stat st;
+  if (fstat(dup.get(), &st) == 0) out->inode = st.st_ino;
+  if (out->domain == AF_INET6) {
+    int v6only = 0;
+    len = sizeof v6only;
+    if (getsockopt(dup.get(), IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &len) == 0) out->v6only = v6only;
+  }
   len = sizeof(int);
   getsockopt(dup.get(), SOL_SOCKET, SO_TYPE, &out->type, &len);
   len = sizeof(int);

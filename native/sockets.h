@@ -25,6 +25,8 @@ struct SocketInfo {
   int protocol = 0;  // SO_PROTOCOL
   Endpoint local;    // getsockname (port 0: not bound yet)
   Endpoint peer;     // getpeername (family 0: not connected)
+  uint64_t inode = 0;
+  bool v6only = false;  // IPV6_V6ONLY: an AF_INET6 socket that does not receive IPv4  // the socket's inode: its identity while it lives (sock_diag reports it)
 };
 
 // Decodes an AF_INET/AF_INET6 sockaddr; false for other families or short buffers.

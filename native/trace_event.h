@@ -3,23 +3,22 @@
 #include <sys/types.h>
 
 #include <cstdint>
-#include <functional>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "socket_hook.h"
 #include "sockets.h"
+#include "wake_queue.h"
 
 enum class EventKind : uint8_t {
   kSocket,   // a traced socket call (connect, bind, listen, sendto, sendmsg, sendmmsg)
+  kPending,  // a socket call entered whose local endpoint is known only at its exit
   kSpawn,    // a tracee created a process (fork/vfork/clone) or a thread (clone)
   kExec,     // a tracee replaced its program
   kExit,     // a tracee thread or process ended
   kWarning,  // something the tracer could not follow; tracing goes on
   kDone,     // no tracee is left; the last event of a tracer
 };
-
-enum class SocketCall : uint8_t { kConnect, kBind, kListen, kSendto, kSendmsg, kSendmmsg };
 
 // Child-side failures before the command's program ran (reported with the root's exit).
 enum class LaunchStage : uint8_t { kNone, kStdio, kChdir, kSync, kSeccomp, kExec };
@@ -37,6 +36,7 @@ struct TraceEvent {
   std::vector<Endpoint> remotes;   // destinations named by the call, else the peer
   bool has_result = false;         // false: the call was let run without an exit stop
   int64_t result = 0;              // return value, -errno on failure
+  std::vector<RuleSpec> rules;     // kernel filter rules the hook added for this call
 
   // kSpawn
   pid_t child = 0;
@@ -58,29 +58,4 @@ struct TraceEvent {
   std::string message;  // kWarning
 };
 
-// Tracer thread -> controller. wake() is called when the queue turns non-empty, so one
-// delivery drains every event that arrived meanwhile (batches, never one call per event).
-class EventQueue {
- public:
-  explicit EventQueue(std::function<void()> wake) : wake_(std::move(wake)) {}
-  void push(TraceEvent&& e) {
-    bool was_empty;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      was_empty = events_.empty();
-      events_.push_back(std::move(e));
-    }
-    if (was_empty) wake_();
-  }
-  std::vector<TraceEvent> drain() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    std::vector<TraceEvent> out;
-    out.swap(events_);
-    return out;
-  }
-
- private:
-  std::function<void()> wake_;
-  std::mutex mutex_;
-  std::vector<TraceEvent> events_;
-};
+using EventQueue = WakeQueue<TraceEvent>;

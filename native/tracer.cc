@@ -326,7 +326,14 @@ void Tracer::on_death(pid_t tid, int status) {
   e.code = e.exited ? WEXITSTATUS(status) : 0;
   e.signal = e.exited ? 0 : WTERMSIG(status);
   e.core = !e.exited && WCOREDUMP(status);
-  if (it != tracees_.end()) tracees_.erase(it);
+  if (it != tracees_.end()) {
+    // Killed inside a call we were waiting on: its pending rule goes.
+    if (it->second.expect_exit && hook_) {
+      std::vector<RuleSpec> ignored;
+      hook_->after_call(it->second.pending, -ESRCH, it->second.pending.socket, &ignored);
+    }
+    tracees_.erase(it);
+  }
   auto pit = processes_.find(e.pid);
   if (pit != processes_.end()) e.comm = pit->second.comm;
   if (tid == e.pid) processes_.erase(tid);
@@ -435,14 +442,16 @@ void Tracer::on_seccomp(Tracee& t) {
   // The exit stop is taken only where entry cannot tell the socket's local endpoint:
   // an unbound socket gets its port inside the call; bind can fail (EADDRINUSE).
   bool need_exit = call == SocketCall::kBind || c.socket.local.port == 0;
-  if (hook_) hook_->before_call(c);
+  std::vector<RuleSpec> rules;
+  if (hook_) hook_->before_call(c, need_exit, &rules);
   t.expect_exit = need_exit;
   if (need_exit) {
-    t.pending = std::move(c);
-    return resume(t, 0);
+    t.pending = c;
+    resume(t, 0);
+    return emit_socket_event(EventKind::kPending, c, c.socket, false, 0, std::move(rules));
   }
   resume(t, 0);
-  emit_socket_event(c, c.socket, false, 0);
+  emit_socket_event(EventKind::kSocket, c, c.socket, false, 0, std::move(rules));
 }
 
 void Tracer::on_syscall_exit(Tracee& t) {
@@ -453,20 +462,22 @@ void Tracer::on_syscall_exit(Tracee& t) {
   t.expect_exit = false;
   SocketCallInfo c = std::move(t.pending);
   t.pending = {};
-  if (is_restart(result)) return resume(t, 0);  // re-entered after the signal: stops again
   SocketInfo after = c.socket;
   Process& p = process(c.pid);
   SocketInfo now;
   if (inspect_socket(p.pidfd.get(), c.fd, &now) == 0) after = now;
-  if (hook_) hook_->after_call(c, result, after);
+  std::vector<RuleSpec> rules;
+  if (hook_) hook_->after_call(c, result, after, &rules);
+  // Interrupted by a signal: the call is re-entered afterwards (and stops again there).
+  if (is_restart(result)) return resume(t, 0);
   resume(t, 0);
-  emit_socket_event(c, after, true, result);
+  emit_socket_event(EventKind::kSocket, c, after, true, result, std::move(rules));
 }
 
-void Tracer::emit_socket_event(const SocketCallInfo& c, const SocketInfo& after, bool has_result,
-                               int64_t result) {
+void Tracer::emit_socket_event(EventKind kind, const SocketCallInfo& c, const SocketInfo& after,
+                               bool has_result, int64_t result, std::vector<RuleSpec> rules) {
   TraceEvent e;
-  e.kind = EventKind::kSocket;
+  e.kind = kind;
   e.time_ms = now_ms();
   e.pid = c.pid;
   e.tid = c.tid;
@@ -479,6 +490,7 @@ void Tracer::emit_socket_event(const SocketCallInfo& c, const SocketInfo& after,
     e.remotes.push_back(after.peer);
   e.has_result = has_result;
   e.result = result;
+  e.rules = std::move(rules);
   auto pit = processes_.find(c.pid);
   if (pit != processes_.end()) e.comm = pit->second.comm;
   if (c.tid != c.pid)

@@ -76,8 +76,8 @@ class Tracer {
   Tracee& tracee(pid_t tid);
   pid_t tgid_of(Tracee& t);
   Process& process(pid_t tgid);
-  void emit_socket_event(const SocketCallInfo& c, const SocketInfo& after, bool has_result,
-                         int64_t result);
+  void emit_socket_event(EventKind kind, const SocketCallInfo& c, const SocketInfo& after,
+                         bool has_result, int64_t result, std::vector<RuleSpec> rules);
   void warn(pid_t pid, pid_t tid, std::string message);
   void read_launch_failure(TraceEvent* exit_event);
 

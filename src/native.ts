@@ -17,6 +17,8 @@ interface EventBase {
 
 export interface SocketEvent extends EventBase {
   kind: 'socket';
+  /** Inode of the socket: its identity while it is open. */
+  inode: number;
   comm: string;
   threadName?: string;
   call: SocketCallName;
@@ -28,6 +30,12 @@ export interface SocketEvent extends EventBase {
   /** Return value (or -errno); null when the call ran on without an exit stop. */
   result: number | null;
   errno?: string;
+}
+
+/** Entry of a call whose local endpoint is known only at its exit (a 'socket' event follows). */
+export interface PendingEvent extends Omit<SocketEvent, 'kind' | 'result' | 'errno'> {
+  kind: 'pending';
+  result: null;
 }
 
 export interface SpawnEvent extends EventBase {
@@ -71,7 +79,7 @@ export interface DoneEvent extends EventBase {
   kind: 'done';
 }
 
-export type TraceEvent = SocketEvent | SpawnEvent | ExecEvent | ExitEvent | WarningEvent | DoneEvent;
+export type TraceEvent = SocketEvent | PendingEvent | SpawnEvent | ExecEvent | ExitEvent | WarningEvent | DoneEvent;
 
 export interface LaunchOptions {
   path: string;

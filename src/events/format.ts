@@ -47,13 +47,14 @@ export function formatText(e: TraceEvent): string | undefined {
       return `${t} ${who(e, e.comm)} exit ${e.code}`;
     case 'warning':
       return `${t} ${who(e)} warning: ${e.message}`;
+    case 'pending':
     case 'done':
       return undefined;
   }
 }
 
 export function formatJson(e: TraceEvent): string | undefined {
-  if (e.kind === 'done') return undefined;
+  if (e.kind === 'done' || e.kind === 'pending') return undefined;
   return JSON.stringify(e);
 }
 

@@ -1,0 +1,166 @@
+// Rules for the kernel filter, derived from what the tracer saw at a socket call.
+#include "capture_rules.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include "bpf.h"
+
+bool is_v4_mapped(const Endpoint& e) {
+  static const uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  return e.family == AF_INET6 && memcmp(e.addr, prefix, 12) == 0;
+}
+
+bool is_wildcard(const Endpoint& e) {
+  static const uint8_t zero[16] = {};
+  return memcmp(e.addr, zero, e.family == AF_INET ? 4 : 16) == 0;
+}
+
+EndpointKey endpoint_key(const Endpoint& e, int socket_protocol) {
+  EndpointKey k;
+  memset(&k, 0, sizeof k);
+  k.proto = wire_proto(socket_protocol);
+  k.port = e.port;
+  const uint8_t* a = e.addr;
+  int words = 4;
+  if (e.family == AF_INET || is_v4_mapped(e)) {
+    k.family = 4;
+    if (e.family == AF_INET6) a += 12;
+    words = 1;
+  } else {
+    k.family = 6;
+  }
+  for (int i = 0; i < words; i++) {
+    uint32_t w;
+    memcpy(&w, a + 4 * i, 4);
+    k.addr[i] = ntohl(w);
+  }
+  return k;
+}
+
+namespace {
+
+std::vector<uint8_t> bytes(const void* p, size_t n) {
+  const uint8_t* b = static_cast<const uint8_t*>(p);
+  return std::vector<uint8_t>(b, b + n);
+}
+
+bool is_udp(int proto) { return proto == IPPROTO_UDP || proto == IPPROTO_UDPLITE; }
+
+}  // namespace
+
+CaptureRules::CaptureRules(int flows_fd, int binds_fd, int pending_fd)
+    : flows_(flows_fd), binds_(binds_fd), pending_(pending_fd) {}
+
+void CaptureRules::put(int fd, Owners& owners, const void* key, size_t size, uint64_t inode) {
+  std::vector<uint8_t> k = bytes(key, size);
+  auto& set = owners[k];
+  if (set.empty()) {
+    uint32_t one = 1;
+    bpf::map_update(fd, key, &one);
+  }
+  if (set.insert(inode).second)
+    by_inode_[inode].push_back({&owners == &flow_owners_ ? RuleKind::kFlow : RuleKind::kBind, k});
+}
+
+void CaptureRules::add_socket_rules(const SocketInfo& s, const Endpoint* remote,
+                                    std::vector<RuleSpec>* added) {
+  if (s.local.port == 0) return;  // not bound yet (e.g. IP_BIND_ADDRESS_NO_PORT): no packet can flow
+  int proto = s.protocol;
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (remote && remote->valid() && remote->port != 0) {
+    FlowKey fk{endpoint_key(s.local, proto), endpoint_key(*remote, proto)};
+    put(flows_.get(), flow_owners_, &fk, sizeof fk, s.inode);
+    added->push_back({RuleKind::kFlow, wire_proto(proto), s.local, *remote});
+    return;
+  }
+  EndpointKey bk = endpoint_key(s.local, proto);
+  put(binds_.get(), bind_owners_, &bk, sizeof bk, s.inode);
+  added->push_back({RuleKind::kBind, wire_proto(proto), s.local, Endpoint{}});
+  // A dual-stack socket bound to [::] also receives IPv4.
+  if (s.local.family == AF_INET6 && is_wildcard(s.local) && !s.v6only) {
+    EndpointKey v4 = bk;
+    v4.family = 4;
+    put(binds_.get(), bind_owners_, &v4, sizeof v4, s.inode);
+  }
+}
+
+void CaptureRules::add_pending(const SocketCallInfo& c, int delta, std::vector<RuleSpec>* added) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const Endpoint& d : c.dests) {
+    EndpointKey k = endpoint_key(d, c.socket.protocol);
+    int& n = pending_count_[k];
+    n += delta;
+    if (delta > 0 && n == 1) {
+      uint32_t one = 1;
+      bpf::map_update(pending_.get(), &k, &one);
+    }
+    if (n <= 0) {
+      bpf::map_delete(pending_.get(), &k);
+      pending_count_.erase(k);
+    }
+    if (delta > 0 && added) added->push_back({RuleKind::kPending, wire_proto(c.socket.protocol), {}, d});
+  }
+}
+
+void CaptureRules::before_call(const SocketCallInfo& c, bool need_exit, std::vector<RuleSpec>* added) {
+  if (need_exit) {
+    // The local port is picked inside the call, and the first packet leaves inside it too:
+    // let everything to/from the destination through until the exit says which port it was.
+    if (c.call != SocketCall::kBind && c.call != SocketCall::kListen) add_pending(c, +1, added);
+    return;
+  }
+  // Local endpoint already known: a connected socket gets its exact flow, others their port.
+  const Endpoint* remote = nullptr;
+  if (c.socket.peer.valid())
+    remote = &c.socket.peer;
+  else if (c.call == SocketCall::kConnect && !c.dests.empty())
+    remote = &c.dests[0];
+  add_socket_rules(c.socket, remote, added);
+}
+
+void CaptureRules::after_call(const SocketCallInfo& c, int64_t result, const SocketInfo& after,
+                              std::vector<RuleSpec>* added) {
+  if (c.call != SocketCall::kBind && c.call != SocketCall::kListen) add_pending(c, -1, nullptr);
+  bool ok = result >= 0 || (c.call == SocketCall::kConnect && result == -EINPROGRESS);
+  if (!ok && after.local.port == 0) return;  // failed and unbound: nothing of it can flow
+  const Endpoint* remote = nullptr;
+  if (after.peer.valid())
+    remote = &after.peer;
+  else if (c.call == SocketCall::kConnect && ok && !c.dests.empty())
+    remote = &c.dests[0];  // a connect in progress has no peer name yet
+  if (c.call == SocketCall::kConnect && is_udp(after.protocol) && !ok) remote = nullptr;
+  add_socket_rules(after, remote, added);
+}
+
+void CaptureRules::adopt(const SocketInfo& s, std::vector<RuleSpec>* added) {
+  add_socket_rules(s, s.peer.valid() ? &s.peer : nullptr, added);
+}
+
+int CaptureRules::release(uint64_t inode) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = by_inode_.find(inode);
+  if (it == by_inode_.end()) return 0;
+  int removed = 0;
+  for (auto& [kind, key] : it->second) {
+    Owners& owners = kind == RuleKind::kFlow ? flow_owners_ : bind_owners_;
+    auto o = owners.find(key);
+    if (o == owners.end()) continue;
+    o->second.erase(inode);
+    if (o->second.empty()) {
+      bpf::map_delete(kind == RuleKind::kFlow ? flows_.get() : binds_.get(), key.data());
+      owners.erase(o);
+      removed++;
+    }
+  }
+  by_inode_.erase(it);
+  return removed;
+}
+
+size_t CaptureRules::rule_count() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return flow_owners_.size() + bind_owners_.size() + pending_count_.size();
+}
