@@ -131,7 +131,6 @@ std::vector<Endpoint> call_destinations(pid_t tid, long nr, const uint64_t args[
   Endpoint e;
   switch (nr) {
     case SYS_connect:
-    case SYS_bind:
       if (read_sockaddr(tid, args[1], args[2], &e)) out.push_back(e);
       break;
     case SYS_sendto:

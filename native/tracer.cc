@@ -116,8 +116,15 @@ struct ChildReport {
       if (src[i] < 0) fail(LaunchStage::kStdio, errno);
     }
   }
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < 3; i++) {
     if (src[i] != i && dup2(src[i], i) < 0) fail(LaunchStage::kStdio, errno);
+    // Node marks its own stdio close-on-exec: the command must get them open.
+    if (src[i] == i) fcntl(i, F_SETFD, 0);
+    // A stream Node opened on a shared pipe made it non-blocking; programs expect blocking
+    // stdio (libuv clears the flag the same way for every child it spawns).
+    int fl = fcntl(i, F_GETFL);
+    if (fl >= 0 && (fl & O_NONBLOCK)) fcntl(i, F_SETFL, fl & ~O_NONBLOCK);
+  }
 
   if (!o.cwd.empty() && chdir(o.cwd.c_str()) < 0) fail(LaunchStage::kChdir, errno);
 

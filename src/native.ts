@@ -7,6 +7,15 @@ export interface Endpoint {
   port: number;
 }
 
+/** A kernel filter rule the stop-path hook added for a socket call. */
+export interface FilterRule {
+  kind: 'flow' | 'bind' | 'pending';
+  /** Wire protocol number (6 TCP, 17 UDP, 136 UDP-Lite). */
+  proto: number;
+  local: Endpoint | null;
+  remote: Endpoint | null;
+}
+
 export type SocketCallName = 'connect' | 'bind' | 'listen' | 'sendto' | 'sendmsg' | 'sendmmsg';
 
 interface EventBase {
@@ -30,6 +39,8 @@ export interface SocketEvent extends EventBase {
   /** Return value (or -errno); null when the call ran on without an exit stop. */
   result: number | null;
   errno?: string;
+  /** Kernel filter rules added for this call (empty without a capture). */
+  rules: FilterRule[];
 }
 
 /** Entry of a call whose local endpoint is known only at its exit (a 'socket' event follows). */
@@ -87,6 +98,33 @@ export interface LaunchOptions {
   env: string[];
   cwd: string;
   stdio?: [number, number, number];
+  /** Kernel filter rules kept in step by the tracer's stop path. */
+  rules?: NativeRuleSet;
+}
+
+/** The eBPF maps of the kernel filter and the stop-path hook that fills them. */
+export interface NativeRuleSet {
+  mapFds(): { flows: number; binds: number; pending: number };
+  /** Drops every rule the socket with this inode holds; returns how many keys left the maps. */
+  release(inode: number): number;
+  /** Adds the rules of a socket known from elsewhere (a flow when remote is given). */
+  add(socket: { proto: number; local: Endpoint; remote?: Endpoint; inode: number; v6only?: boolean }): number;
+  count(): number;
+}
+
+export interface CaptureOptions {
+  blockSize?: number;
+  blockCount?: number;
+  retireMs?: number;
+}
+
+export interface NativeCapture {
+  attachBpf(progFd: number): void;
+  attachClassic(program: Buffer): void;
+  start(): void;
+  /** Delivers the packets still in the ring (synchronously), then stops. */
+  stop(): void;
+  stats(): { packets: number; drops: number };
 }
 
 export interface NativeTracer {
@@ -98,6 +136,16 @@ export interface NativeTracer {
 interface Addon {
   launch(options: LaunchOptions, onEvents: (events: TraceEvent[]) => void): NativeTracer;
   seccompProgram(): string;
+  RuleSet: new (maxEntries: number) => NativeRuleSet;
+  Capture: new (options: CaptureOptions, onBatch: (batch: Buffer, packets: number) => void) => NativeCapture;
+  /** Loads an eBPF socket filter; the error of a refused program carries verifierLog. */
+  loadSocketFilter(insns: Buffer): number;
+  /** Runs a filter on a packet that starts at its network header; returns the bytes kept. */
+  testRun(progFd: number, packet: Buffer): number;
+  /** Inodes of all TCP/UDP sockets in this network namespace. */
+  socketInodes(): Float64Array;
+  closeFd(fd: number): void;
+  interfaceName(ifindex: number): string | null;
   unsupported?: string;
 }
 

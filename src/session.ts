@@ -1,21 +1,95 @@
-// Wiring and order of one tracedump run: launch the command under the tracer, route its events
-// to the printers, forward termination signals, and return the command's exit status.
+// Wiring and order of one tracedump run: output open -> capture ready -> command released ->
+// command done -> linger -> drain -> close -> summary. Returns the exit status.
 import { type EventFormat, formatter } from './events/format';
 import { printError, writeAll } from './output/fd-writer';
 import { type CommandSpec, TracedCommand } from './traced-command';
-import type { TraceEvent } from './native';
+import { TracedumpError, EXIT_TRACEDUMP_FAILURE } from './errors';
+import { type TraceEvent, native } from './native';
+import { PcapFile } from './output/capture-file';
+import { LiveCapture } from './capture/live-capture';
+import { EndpointTable } from './tracker/endpoints';
+import { CapturePipeline } from './capture/pipeline';
+import { formatSummary } from './summary';
+
+export interface CaptureSettings {
+  /** Path of the capture file, or '-' for stdout. */
+  output: string;
+  snaplen: number;
+  /** Stop after this many packets are written. */
+  count?: number;
+  /** Stop after this many seconds. */
+  durationSec?: number;
+  /** Keep capturing this long after the last traced process exited (FIN/ACK tails). */
+  lingerMs: number;
+  ringBytes: number;
+  /** Flush the file after every batch of packets (-U). */
+  flushEveryBatch: boolean;
+  /** Signal the command gets when -c or --duration is reached; SIGKILL follows after killAfterMs. */
+  killAfterMs: number;
+}
 
 export interface SessionOptions {
   command: CommandSpec;
   /** Print tracer events in this format on `eventsFd` (default stderr). */
   events?: EventFormat;
   eventsFd?: number;
+  capture?: CaptureSettings;
+  /** Where the one-line summary goes (stderr); undefined: no summary. */
+  summaryFd?: number;
 }
+
+const TICK_MS = 100;
+const SWEEP_MS = 250;
+const FLUSH_MS = 1000;
 
 export async function runSession(options: SessionOptions): Promise<number> {
   const format = options.events ? formatter(options.events) : undefined;
   const eventsFd = options.eventsFd ?? 2;
+  const cap = options.capture;
+
+  // Output first: an unwritable path fails before the command starts.
+  const file = cap ? PcapFile.open(cap.output, cap.snaplen) : undefined;
+  const table = new EndpointTable();
+  let stopRequested: string | undefined;
+  let command: TracedCommand | undefined;
+  let killTimer: NodeJS.Timeout | undefined;
+
+  const requestStop = (why: string) => {
+    if (stopRequested || !command) return;
+    stopRequested = why;
+    command.signal(15);
+    killTimer = setTimeout(() => command?.signal(9), cap?.killAfterMs ?? 5000);
+  };
+
+  const pipeline = new CapturePipeline(table, (rec, _owner) => {
+    if (!file) return;
+    if (cap?.count !== undefined && pipeline.counters.written > cap.count) return;
+    file.write(rec);
+    if (cap?.count !== undefined && pipeline.counters.written >= cap.count) requestStop(`${cap.count} packets written`);
+  });
+
+  let live: LiveCapture | undefined;
+  if (cap && file) {
+    try {
+      live = new LiveCapture({
+        snaplen: cap.snaplen,
+        ringBytes: cap.ringBytes,
+        maxRules: 1 << 20,
+        onBatch: (batch) => {
+          pipeline.addBatch(batch);
+          if (cap.flushEveryBatch) file.flush();
+        },
+      });
+      live.start();
+    } catch (err) {
+      file.close();
+      throw err;
+    }
+  }
+
   const onEvents = (batch: TraceEvent[]) => {
+    for (const e of batch) table.apply(e);
+    if (live) pipeline.drain(false);
     for (const e of batch) if (e.kind === 'warning' && !format) printError(`pid ${e.pid}: ${e.message}`);
     if (!format) return;
     let out = '';
@@ -26,21 +100,80 @@ export async function runSession(options: SessionOptions): Promise<number> {
     if (out) writeAll(eventsFd, out);
   };
 
-  const command = new TracedCommand(options.command, onEvents);
-  const stopSignals = forwardSignals(command);
+  const timers: NodeJS.Timeout[] = [];
+  let lastFlush = Date.now();
+  let lastSweep = Date.now();
+  const tick = () => {
+    const now = Date.now();
+    pipeline.drain(false);
+    if (live && now - lastSweep >= SWEEP_MS) {
+      lastSweep = now;
+      sweep(table, live, now);
+      pipeline.expireFragments(now);
+    }
+    if (file && now - lastFlush >= FLUSH_MS) {
+      lastFlush = now;
+      file.flush();
+    }
+    if (file?.error) requestStop('the capture file cannot be written');
+  };
+
+  try {
+    command = new TracedCommand({ ...options.command, stdio: options.command.stdio }, onEvents, live?.rules);
+  } catch (err) {
+    live?.close();
+    file?.close();
+    throw err;
+  }
+  if (live) timers.push(setInterval(tick, TICK_MS));
+  if (cap?.durationSec !== undefined) timers.push(setTimeout(() => requestStop('duration reached'), cap.durationSec * 1000));
+  const stopSignals = forwardSignals(command, requestStop);
+
   try {
     const outcome = await command.done;
     if (outcome.failure) printError(outcome.failure.message);
+    if (live && file && cap) {
+      if (!outcome.failure) await sleep(cap.lingerMs);
+      live.close(); // hands over the last packets synchronously
+      pipeline.drain(true);
+      file.close();
+      const stats = live.stats();
+      if (options.summaryFd !== undefined)
+        writeAll(options.summaryFd, formatSummary({ file: cap.output, counters: pipeline.counters, sockets: table.socketCount, kernel: stats }) + '\n');
+      if (file.error) {
+        printError(file.error.message);
+        return EXIT_TRACEDUMP_FAILURE;
+      }
+    }
     return outcome.status;
   } finally {
+    for (const t of timers) clearInterval(t);
+    if (killTimer) clearTimeout(killTimer);
     stopSignals();
+    live?.close();
+    file?.close();
   }
+}
+
+function sweep(table: EndpointTable, live: LiveCapture, now: number): void {
+  let inodes: Float64Array;
+  try {
+    inodes = native().socketInodes();
+  } catch (err) {
+    printError((err as Error).message);
+    return;
+  }
+  for (const inode of table.sweep(new Set(inodes), now)) live.rules.release(inode);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 // Ctrl-C reaches the command from the terminal itself (same process group): tracedump waits for
 // it to finish; a second Ctrl-C ends tracedump at once (EXITKILL ends the tracees with it).
 // SIGTERM and SIGHUP sent to tracedump alone are passed on to the command.
-function forwardSignals(command: TracedCommand): () => void {
+function forwardSignals(command: TracedCommand, requestStop: (why: string) => void): () => void {
   let interrupts = 0;
   const onInt = () => {
     if (++interrupts >= 2) {
@@ -48,7 +181,7 @@ function forwardSignals(command: TracedCommand): () => void {
       process.exit(130);
     }
   };
-  const onTerm = () => command.signal(15);
+  const onTerm = () => requestStop('terminated');
   const onHup = () => command.signal(1);
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
@@ -59,3 +192,5 @@ function forwardSignals(command: TracedCommand): () => void {
     process.off('SIGHUP', onHup);
   };
 }
+
+export { TracedumpError };

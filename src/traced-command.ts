@@ -1,7 +1,7 @@
 // A command launched under the native tracer: its events, its signal, and the shell-style exit
 // status it ends with.
 import { EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_TRACEDUMP_FAILURE, TracedumpError, fromNative } from './errors';
-import { type ExitEvent, type NativeTracer, type TraceEvent, native } from './native';
+import { type ExitEvent, type NativeRuleSet, type NativeTracer, type TraceEvent, native } from './native';
 import { resolveCommand } from './command';
 
 export interface CommandSpec {
@@ -27,7 +27,7 @@ export class TracedCommand {
   private readonly tracer: NativeTracer;
 
   /** Launches argv under the tracer; events arrive in batches, in order, ending with 'done'. */
-  constructor(spec: CommandSpec, onEvents: (batch: TraceEvent[]) => void) {
+  constructor(spec: CommandSpec, onEvents: (batch: TraceEvent[]) => void, rules?: NativeRuleSet) {
     if (spec.argv.length === 0) throw new TracedumpError('no command given', { code: 'EUSAGE' });
     const file = resolveCommand(spec.argv[0], spec.env.PATH, spec.cwd);
     let rootExit: ExitEvent | undefined;
@@ -38,7 +38,7 @@ export class TracedCommand {
       .map(([k, v]) => `${k}=${v}`);
     try {
       this.tracer = native().launch(
-        { path: file, argv: spec.argv, env, cwd: spec.cwd, stdio: spec.stdio ?? [0, 1, 2] },
+        { path: file, argv: spec.argv, env, cwd: spec.cwd, stdio: spec.stdio ?? [0, 1, 2], rules },
         (batch) => {
           for (const e of batch) if (e.kind === 'exit' && e.tid === this.pid) rootExit = e;
           onEvents(batch);

@@ -1,0 +1,123 @@
+// From captured batches to written packets: each packet is judged by the endpoint table;
+// packets that cannot be judged yet (a call in flight, an event not delivered yet) wait, and
+// the output stays in capture order unless a packet waits longer than maxHoldMs.
+import { type Dissected, dissect } from './dissect';
+import { ARPHRD_LOOPBACK, PACKET_OUTGOING, type PacketRecord, readRecords } from './records';
+import type { EndpointTable, Owner } from '../tracker/endpoints';
+
+export interface PipelineOptions {
+  /** How long a packet nobody claims waits for a late tracer event. */
+  eventLagMs: number;
+  /** After this long a waiting packet no longer holds back the packets behind it. */
+  maxHoldMs: number;
+}
+
+export const DEFAULT_PIPELINE: PipelineOptions = { eventLagMs: 300, maxHoldMs: 2_000 };
+
+export interface PipelineCounters {
+  /** Packets the kernel filter passed. */
+  seen: number;
+  written: number;
+  writtenBytes: number;
+  /** Passed by the kernel filter but not the program's (pending destinations, grace). */
+  rejected: number;
+  /** Loopback copies dropped (each packet is written once). */
+  duplicates: number;
+}
+
+export type PacketSink = (p: PacketRecord, owner: Owner) => void;
+
+interface Waiting {
+  rec: PacketRecord;
+  d: Dissected | undefined;
+  tsMs: number;
+  arrivedMs: number;
+  done: boolean;
+}
+
+const FRAGMENT_MEMORY_MS = 30_000;
+
+export class CapturePipeline {
+  readonly counters: PipelineCounters = { seen: 0, written: 0, writtenBytes: 0, rejected: 0, duplicates: 0 };
+  private queue: Waiting[] = [];
+  private late: Waiting[] = [];
+  // first fragments kept: "family/proto/src/dst/id" -> owner and when
+  private readonly fragments = new Map<string, { owner: Owner; at: number }>();
+
+  constructor(
+    private readonly table: EndpointTable,
+    private readonly sink: PacketSink,
+    private readonly options: PipelineOptions = DEFAULT_PIPELINE,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get waiting(): number {
+    return this.queue.length + this.late.length;
+  }
+
+  addBatch(batch: Buffer): void {
+    const arrivedMs = this.now();
+    for (const rec of readRecords(batch)) {
+      this.counters.seen++;
+      // the kernel filter drops these already; this guards the classic fallback too
+      if (rec.pkttype === PACKET_OUTGOING && rec.hatype === ARPHRD_LOOPBACK) {
+        this.counters.duplicates++;
+        continue;
+      }
+      this.queue.push({ rec, d: dissect(rec.data), tsMs: rec.sec * 1000 + rec.nsec / 1e6, arrivedMs, done: false });
+    }
+    this.drain(false);
+  }
+
+  /** Re-judges waiting packets (after new events, or on a timer). final: nothing will change any more. */
+  drain(final: boolean): void {
+    const now = this.now();
+    let i = 0;
+    for (; i < this.queue.length; i++) {
+      const w = this.queue[i];
+      if (this.settle(w, now, final)) continue;
+      if (now - w.arrivedMs < this.options.maxHoldMs) break;
+      this.late.push(w); // stop holding back the rest; written when decided
+    }
+    this.queue = i === this.queue.length ? [] : this.queue.slice(i);
+    if (this.late.length) this.late = this.late.filter((w) => !this.settle(w, now, final));
+  }
+
+  // Decides a packet if it can; returns whether it is decided (and written or dropped).
+  private settle(w: Waiting, now: number, final: boolean): boolean {
+    if (w.done) return true;
+    const verdict = this.judge(w);
+    if (verdict === 'pending' && !final) return false;
+    if (verdict === undefined && !final && now - w.arrivedMs < this.options.eventLagMs) return false;
+    w.done = true;
+    if (verdict && verdict !== 'pending') {
+      this.counters.written++;
+      this.counters.writtenBytes += w.rec.len;
+      this.sink(w.rec, verdict);
+    } else {
+      this.counters.rejected++;
+    }
+    return true;
+  }
+
+  private judge(w: Waiting): Owner | 'pending' | undefined {
+    const d = w.d;
+    if (!d) return undefined;
+    if (d.fragment && !d.fragment.first) {
+      const f = this.fragments.get(fragmentKey(d));
+      return f && w.tsMs - f.at < FRAGMENT_MEMORY_MS ? f.owner : undefined;
+    }
+    const v = this.table.judge(d, w.tsMs);
+    if (d.fragment && v && v !== 'pending') this.fragments.set(fragmentKey(d), { owner: v, at: w.tsMs });
+    return v;
+  }
+
+  /** Forgets fragment ids older than the fragment memory. */
+  expireFragments(nowMs: number): void {
+    for (const [k, f] of this.fragments) if (nowMs - f.at > FRAGMENT_MEMORY_MS) this.fragments.delete(k);
+  }
+}
+
+function fragmentKey(d: Dissected): string {
+  return `${d.family}/${d.proto}/${d.src}/${d.dst}/${d.fragment!.id}`;
+}

@@ -1,0 +1,42 @@
+// Reads the packet records of a capture batch (layout in native/capture.h).
+
+export const RECORD_HEADER_SIZE = 28;
+
+export const PACKET_HOST = 0;
+export const PACKET_OUTGOING = 4;
+export const ARPHRD_LOOPBACK = 772;
+
+export interface PacketRecord {
+  sec: number;
+  nsec: number;
+  /** Bytes captured (data.length) and bytes on the wire. */
+  caplen: number;
+  len: number;
+  ifindex: number;
+  /** Ethertype of the network layer (0x0800 IPv4, 0x86dd IPv6). */
+  protocol: number;
+  hatype: number;
+  pkttype: number;
+  /** The packet from its network header; a view into the batch. */
+  data: Buffer;
+}
+
+export function* readRecords(batch: Buffer): Generator<PacketRecord> {
+  let at = 0;
+  while (at + RECORD_HEADER_SIZE <= batch.length) {
+    const caplen = batch.readUInt32LE(at + 8);
+    const start = at + RECORD_HEADER_SIZE;
+    yield {
+      sec: batch.readUInt32LE(at),
+      nsec: batch.readUInt32LE(at + 4),
+      caplen,
+      len: batch.readUInt32LE(at + 12),
+      ifindex: batch.readInt32LE(at + 16),
+      protocol: batch.readUInt16LE(at + 20),
+      hatype: batch.readUInt16LE(at + 22),
+      pkttype: batch[at + 24],
+      data: batch.subarray(start, start + caplen),
+    };
+    at = start + caplen;
+  }
+}

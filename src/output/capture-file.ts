@@ -1,0 +1,117 @@
+// The capture file (or stdout): whole records only, buffered, flushed on demand. A failed
+// write (disk full) leaves the file cut back to its last whole record.
+import * as fs from 'node:fs';
+import { TracedumpError } from '../errors';
+import { type SllPacket, pcapFileHeader, pcapRecordSize, writePcapRecord } from './pcap';
+import { writeAll } from './fd-writer';
+
+const BUFFER_BYTES = 1 << 20;
+
+export class PcapFile {
+  private readonly buf = Buffer.allocUnsafe(BUFFER_BYTES);
+  private used = 0;
+  private committed = 0; // bytes of whole records known to be in the file
+  private closed = false;
+  private failed?: TracedumpError;
+
+  private constructor(
+    readonly path: string,
+    private readonly fd: number,
+    private readonly ownsFd: boolean,
+  ) {}
+
+  /** Opens (creates or truncates) path, or stdout for '-'; writes the file header. */
+  static open(path: string, snaplen: number): PcapFile {
+    let file: PcapFile;
+    if (path === '-') file = new PcapFile('-', 1, false);
+    else {
+      let fd: number;
+      try {
+        fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC, 0o644);
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        throw new TracedumpError(`cannot write ${path}: ${e.message.replace(/^[A-Z]+: /, '').replace(/, open.*$/, '')}`, {
+          code: e.code,
+          syscall: 'open',
+          path,
+          hint: 'choose another path with -w, or -w - to write to stdout',
+        });
+      }
+      file = new PcapFile(path, fd, true);
+    }
+    file.append(pcapFileHeader(snaplen));
+    file.flush();
+    return file;
+  }
+
+  get error(): TracedumpError | undefined {
+    return this.failed;
+  }
+
+  get bytesWritten(): number {
+    return this.committed;
+  }
+
+  write(p: SllPacket): void {
+    if (this.failed || this.closed) return;
+    const size = pcapRecordSize(p);
+    if (this.used + size > BUFFER_BYTES) this.flush();
+    if (size > BUFFER_BYTES) {
+      const one = Buffer.allocUnsafe(size);
+      writePcapRecord(one, 0, p);
+      this.append(one);
+      this.flush();
+      return;
+    }
+    this.used = writePcapRecord(this.buf, this.used, p);
+  }
+
+  private append(b: Buffer): void {
+    if (this.used + b.length > BUFFER_BYTES) this.flush();
+    if (b.length > BUFFER_BYTES) {
+      this.writeOut(b);
+      return;
+    }
+    b.copy(this.buf, this.used);
+    this.used += b.length;
+  }
+
+  flush(): void {
+    if (this.used === 0 || this.failed) return;
+    const chunk = this.buf.subarray(0, this.used);
+    this.used = 0;
+    this.writeOut(chunk);
+  }
+
+  private writeOut(chunk: Buffer): void {
+    try {
+      writeAll(this.fd, chunk);
+      this.committed += chunk.length;
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      // keep the file readable: cut a partly written record off
+      if (this.ownsFd) {
+        try {
+          fs.ftruncateSync(this.fd, this.committed);
+        } catch {
+          // nothing more can be done for this file
+        }
+      }
+      this.failed = new TracedumpError(
+        e.code === 'ENOSPC'
+          ? `${this.path}: no space left on device; the file holds every packet up to the last one written`
+          : e.code === 'EPIPE'
+            ? 'the reader of the capture went away (broken pipe)'
+            : `cannot write ${this.path}: ${e.message}`,
+        { code: e.code, syscall: 'write', path: this.path },
+      );
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.flush();
+    this.closed = true;
+    if (this.ownsFd) fs.closeSync(this.fd);
+  }
+}

@@ -1,0 +1,182 @@
+// The controller's copy of the kernel filter's rules, fed by tracer events, deciding exactly
+// which captured packets belong to the traced program and to which of its processes.
+// The kernel filter is a superset (pending destinations, rules kept for a grace period);
+// this table has the last word, judged at each packet's capture time.
+import { addressBytes, isWildcard } from '../net/address';
+import type { Endpoint, TraceEvent } from '../native';
+import { type Dissected, IPPROTO_TCP, TCP_ACK, TCP_SYN } from '../capture/dissect';
+
+export interface Owner {
+  pid: number;
+  tid: number;
+  comm: string;
+  inode: number;
+}
+
+export interface GracePolicy {
+  /** How long a closed TCP socket's exact flow keeps matching (FIN/ACK tail, TIME_WAIT). */
+  tcpFlowMs: number;
+  /** Margin for packets captured before a socket was seen gone but judged after. */
+  closedMarginMs: number;
+}
+
+export const DEFAULT_GRACE: GracePolicy = { tcpFlowMs: 60_000, closedMarginMs: 2_000 };
+
+interface SocketState {
+  owner: Owner;
+  tcpFlows: string[];
+  flows: string[];
+  binds: string[];
+  /** Realtime ms at which the socket was first seen gone (it closed before that). */
+  goneAt?: number;
+  superseded?: boolean;
+}
+
+export type Verdict = Owner | 'pending' | undefined;
+
+function key(family: number, proto: number, bytes: string, port: number): string {
+  return `${family}/${proto}/${port}/${bytes}`;
+}
+
+function endpointKey(proto: number, e: Endpoint): { key: string; any: boolean; family: 4 | 6 } {
+  const { family, bytes } = addressBytes(e.address);
+  return { key: key(family, proto, bytes, e.port), any: isWildcard(bytes), family };
+}
+
+function anyKey(family: number, proto: number, port: number): string {
+  return key(family, proto, family === 4 ? '\0\0\0\0' : '\0'.repeat(16), port);
+}
+
+export class EndpointTable {
+  private readonly flows = new Map<string, SocketState>();
+  private readonly binds = new Map<string, SocketState>();
+  private readonly pending = new Map<string, number>();
+  private readonly pendingByTid = new Map<number, string[]>();
+  private readonly sockets = new Map<number, SocketState>();
+
+  constructor(private readonly grace: GracePolicy = DEFAULT_GRACE) {}
+
+  get socketCount(): number {
+    return this.sockets.size;
+  }
+
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  apply(e: TraceEvent): void {
+    switch (e.kind) {
+      case 'pending': {
+        const keys = e.rules.filter((r) => r.kind === 'pending' && r.remote).map((r) => endpointKey(r.proto, r.remote!).key);
+        for (const k of keys) this.pending.set(k, (this.pending.get(k) ?? 0) + 1);
+        if (keys.length) this.pendingByTid.set(e.tid, keys);
+        return;
+      }
+      case 'socket':
+        this.endPending(e.tid);
+        if (e.rules.length) this.addRules(e);
+        return;
+      case 'exit':
+        this.endPending(e.tid);
+        return;
+    }
+  }
+
+  private endPending(tid: number): void {
+    const keys = this.pendingByTid.get(tid);
+    if (!keys) return;
+    this.pendingByTid.delete(tid);
+    for (const k of keys) {
+      const n = (this.pending.get(k) ?? 1) - 1;
+      if (n <= 0) this.pending.delete(k);
+      else this.pending.set(k, n);
+    }
+  }
+
+  private addRules(e: Extract<TraceEvent, { kind: 'socket' }>): void {
+    let s = this.sockets.get(e.inode);
+    if (!s || s.goneAt !== undefined) {
+      s = { owner: { pid: e.pid, tid: e.tid, comm: e.comm, inode: e.inode }, tcpFlows: [], flows: [], binds: [] };
+      this.sockets.set(e.inode, s);
+    }
+    for (const r of e.rules) {
+      if (!r.local) continue;
+      const local = endpointKey(r.proto, r.local);
+      if (r.kind === 'flow' && r.remote) {
+        const k = `${local.key}|${endpointKey(r.proto, r.remote).key}`;
+        this.flows.set(k, s);
+        (r.proto === IPPROTO_TCP ? s.tcpFlows : s.flows).push(k);
+      } else if (r.kind === 'bind') {
+        const keys = [local.key];
+        // a dual-stack socket bound to [::] also receives IPv4
+        if (local.any && local.family === 6) keys.push(anyKey(4, r.proto, r.local.port));
+        for (const k of keys) {
+          this.binds.set(k, s);
+          s.binds.push(k);
+        }
+      }
+    }
+  }
+
+  /** Whose packet this is: an owner, 'pending' (decided when a call in flight ends), or nobody. */
+  judge(d: Dissected, tsMs: number): Verdict {
+    const a = key(d.family, d.proto, d.src, d.sport);
+    const b = key(d.family, d.proto, d.dst, d.dport);
+    const flow = this.flows.get(`${a}|${b}`) ?? this.flows.get(`${b}|${a}`);
+    if (flow) {
+      const v = this.judgeFlow(flow, d, tsMs);
+      if (v) return v;
+    }
+    for (const k of [a, anyKey(d.family, d.proto, d.sport), b, anyKey(d.family, d.proto, d.dport)]) {
+      const s = this.binds.get(k);
+      if (s && this.alive(s, tsMs)) return s.owner;
+    }
+    if (this.pending.has(b) || this.pending.has(a)) return 'pending';
+    return undefined;
+  }
+
+  private judgeFlow(s: SocketState, d: Dissected, tsMs: number): Owner | undefined {
+    if (s.superseded) return undefined;
+    if (d.proto !== IPPROTO_TCP) return this.alive(s, tsMs) ? s.owner : undefined;
+    // A closed TCP socket keeps its tail, but a new SYN on the same 4-tuple is a new
+    // connection: after the socket is gone it cannot be the program's.
+    if (s.goneAt !== undefined && (d.tcpFlags & (TCP_SYN | TCP_ACK)) === TCP_SYN && tsMs > s.goneAt - this.scanSlackMs) {
+      s.superseded = true;
+      return undefined;
+    }
+    return s.owner;
+  }
+
+  /** Scan period of the gone-socket detection: a close happened at most this long before goneAt. */
+  scanSlackMs = 500;
+
+  private alive(s: SocketState, tsMs: number): boolean {
+    return s.goneAt === undefined || tsMs <= s.goneAt;
+  }
+
+  /**
+   * Marks sockets missing from `liveInodes` as gone at `nowMs`, and returns the inodes whose
+   * grace has ended: their kernel rules should be released.
+   */
+  sweep(liveInodes: Set<number>, nowMs: number): number[] {
+    const expired: number[] = [];
+    for (const [inode, s] of this.sockets) {
+      if (s.goneAt === undefined) {
+        if (!liveInodes.has(inode)) s.goneAt = nowMs;
+        continue;
+      }
+      const grace = s.tcpFlows.length && !s.superseded ? this.grace.tcpFlowMs : this.grace.closedMarginMs;
+      if (nowMs - s.goneAt >= grace) {
+        this.forget(inode, s);
+        expired.push(inode);
+      }
+    }
+    return expired;
+  }
+
+  private forget(inode: number, s: SocketState): void {
+    for (const k of [...s.tcpFlows, ...s.flows]) if (this.flows.get(k) === s) this.flows.delete(k);
+    for (const k of s.binds) if (this.binds.get(k) === s) this.binds.delete(k);
+    this.sockets.delete(inode);
+  }
+}
