@@ -1,5 +1,5 @@
 // The command line: the only reader of argv and the only caller of process.exit.
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { EXIT_TRACEDUMP_FAILURE, TracedumpError } from './errors';
 import type { EventFormat } from './events/format';
 import { printError, writeAll } from './output/fd-writer';
@@ -8,16 +8,48 @@ import { version } from './version';
 
 const EXAMPLES = `
 Examples:
+  sudo tracedump -w curl.pcap -- curl -s http://example.com/
+      capture every packet of curl (and nothing else) into curl.pcap; open it in Wireshark
+  sudo tracedump -w - -- ./client | wireshark -k -i -
+      stream the capture live into Wireshark (the client's stdout goes to stderr)
+  sudo tracedump -w app.pcap --duration 60 -c 10000 -- ./app --flag
+      stop after 60 s or 10,000 packets, whichever comes first
   sudo tracedump --events -- curl -s http://127.0.0.1:8080/
-      print every socket call of curl (connect, bind, sendto...) with its endpoints
-  sudo tracedump --events=json -- sh -c 'ping -c1 ::1; curl -s http://[::1]:8080/'
-      JSON lines of the socket, fork, exec and exit events of a shell and its children
+      print every socket call of curl (connect, bind, sendto...) with its endpoints, no capture
+  sudo tracedump --events=json -w out.pcap -- sh -c 'curl -s http://[::1]:8080/'
+      capture, and print JSON lines of the socket, fork, exec and exit events
 
 The exit status is the command's (128+N if a signal N killed it); 127: command not found,
 126: it cannot be executed, 125: tracedump itself failed.`;
 
 export interface CliOptions {
   events?: EventFormat;
+  write?: string;
+  snaplen: number;
+  count?: number;
+  duration?: number;
+  linger: number;
+  bufferSize: number;
+  packetBuffered?: boolean;
+  killAfter: number;
+  quiet?: boolean;
+}
+
+function integer(name: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min || n > max)
+      throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}`);
+    return n;
+  };
+}
+
+function seconds(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${name} must be a number of seconds (>= 0)`);
+    return n;
+  };
 }
 
 function buildProgram(): Command {
@@ -31,6 +63,15 @@ function buildProgram(): Command {
         .choices(['text', 'json'])
         .preset('text'),
     )
+    .option('-w, --write <file>', 'write the capture to file (pcap); - for stdout', undefined)
+    .option('-s, --snaplen <bytes>', 'bytes to keep of each packet', integer('snaplen', 64, 262144), 262144)
+    .option('-c, --count <n>', 'stop after n packets are written', integer('count', 1, Number.MAX_SAFE_INTEGER))
+    .option('--duration <seconds>', 'stop after this many seconds', seconds('duration'))
+    .option('--linger <seconds>', 'keep capturing this long after the last traced process exits', seconds('linger'), 1)
+    .option('-B, --buffer-size <KiB>', 'kernel capture ring size in KiB', integer('buffer size', 8192, 4194304), 65536)
+    .option('-U, --packet-buffered', 'flush the file after every batch of packets (default: at least every second)')
+    .option('--kill-after <seconds>', 'after -c/--duration/SIGTERM, SIGKILL the command if it is still running after this long', seconds('kill-after'), 5)
+    .option('-q, --quiet', 'no summary line at the end')
     .argument('[command...]', 'the command to run, with its arguments')
     .passThroughOptions()
     .showSuggestionAfterError()
@@ -72,9 +113,31 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     return EXIT_TRACEDUMP_FAILURE;
   }
   try {
+    // --events alone traces without capturing; otherwise capture (tcpdump's default file name).
+    const output = opts.write ?? (opts.events ? undefined : 'tracedump.pcap');
     return await runSession({
-      command: { argv: command, cwd: process.cwd(), env: process.env },
+      command: {
+        argv: command,
+        cwd: process.cwd(),
+        env: process.env,
+        // a capture on stdout must stay clean: the command's stdout goes to stderr
+        stdio: output === '-' ? [0, 2, 2] : [0, 1, 2],
+      },
       events: opts.events,
+      summaryFd: opts.quiet ? undefined : 2,
+      capture:
+        output === undefined
+          ? undefined
+          : {
+              output,
+              snaplen: opts.snaplen,
+              count: opts.count,
+              durationSec: opts.duration,
+              lingerMs: opts.linger * 1000,
+              ringBytes: opts.bufferSize * 1024,
+              flushEveryBatch: !!opts.packetBuffered || output === '-',
+              killAfterMs: opts.killAfter * 1000,
+            },
     });
   } catch (err) {
     if (err instanceof TracedumpError) {
