@@ -23,6 +23,11 @@
 
 namespace {
 
+struct AddonData {
+  Napi::FunctionReference tracer_class;
+  Napi::FunctionReference capture_class;
+};
+
 #ifndef TRACEDUMP_UNSUPPORTED_PLATFORM
 
 const char* errno_name(int err) {
@@ -121,6 +126,7 @@ Napi::Object event_value(Napi::Env env, const TraceEvent& e) {
         rules.Set(i, r);
       }
       o.Set("rules", rules);
+      o.Set("ruleGeneration", Napi::Number::New(env, static_cast<double>(e.rule_generation)));
       if (e.has_result) {
         o.Set("result", Napi::Number::New(env, static_cast<double>(e.result)));
         if (e.result < 0 && e.result > -4096)
@@ -252,6 +258,14 @@ class TracerHandle : public Napi::ObjectWrap<TracerHandle> {
   std::shared_ptr<Shared> shared_;
 };
 
+std::vector<sock_filter> classic_program(Napi::Value v) {
+  if (!v.IsBuffer()) throw Napi::TypeError::New(v.Env(), "a classic BPF program must be a Buffer");
+  Napi::Buffer<uint8_t> b = v.As<Napi::Buffer<uint8_t>>();
+  std::vector<sock_filter> prog(b.Length() / sizeof(sock_filter));
+  memcpy(prog.data(), b.Data(), prog.size() * sizeof(sock_filter));
+  return prog;
+}
+
 // The kernel filter's rule maps and the stop-path hook that fills them.
 class RuleSetHandle : public Napi::ObjectWrap<RuleSetHandle> {
  public:
@@ -260,11 +274,23 @@ class RuleSetHandle : public Napi::ObjectWrap<RuleSetHandle> {
                        {InstanceMethod<&RuleSetHandle::MapFds>("mapFds"),
                         InstanceMethod<&RuleSetHandle::Release>("release"),
                         InstanceMethod<&RuleSetHandle::Add>("add"),
+                        InstanceMethod<&RuleSetHandle::OfferClassic>("offerClassic"),
+                        InstanceMethod<&RuleSetHandle::Generation>("generation"),
+                        InstanceMethod<&RuleSetHandle::ClassicSwaps>("classicSwaps"),
                         InstanceMethod<&RuleSetHandle::Count>("count")});
   }
-  // new RuleSet(maxEntries)
+  // new RuleSet(maxEntries) for the eBPF filter, or new RuleSet({capture, wide}) for the
+  // classic fallback (wide: the program swapped in whenever a rule is added).
   explicit RuleSetHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RuleSetHandle>(info) {
     Napi::Env env = info.Env();
+    if (info[0].IsObject()) {
+      Napi::Object o = info[0].As<Napi::Object>();
+      std::shared_ptr<Capture> capture = capture_of(o.Get("capture"));
+      if (!capture) throw Napi::TypeError::New(env, "RuleSet({capture, wide}): capture must be a Capture");
+      auto sw = std::make_shared<ClassicSwitch>(capture, classic_program(o.Get("wide")));
+      rules = std::make_shared<CaptureRules>(sw);
+      return;
+    }
     uint32_t max = info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : 65536;
     int flows = bpf::create_hash_map(sizeof(FlowKey), 4, max, "td_flows");
     if (flows < 0) throw make_error(env, "cannot create the eBPF flow map", "bpf(BPF_MAP_CREATE)", -flows);
@@ -284,6 +310,21 @@ class RuleSetHandle : public Napi::ObjectWrap<RuleSetHandle> {
   std::shared_ptr<CaptureRules> rules;
 
  private:
+  static std::shared_ptr<Capture> (*capture_of)(Napi::Value);
+
+  Napi::Value OfferClassic(const Napi::CallbackInfo& info) {
+    int r = rules->offer_classic(classic_program(info[0]), static_cast<uint64_t>(info[1].As<Napi::Number>().Int64Value()));
+    if (r < 0) throw make_error(info.Env(), "cannot attach the classic filter", "setsockopt(SO_ATTACH_FILTER)", -r);
+    return Napi::Boolean::New(info.Env(), r == 1);
+  }
+  Napi::Value Generation(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(rules->generation()));
+  }
+  Napi::Value ClassicSwaps(const Napi::CallbackInfo& info) {
+    ClassicSwitch* c = rules->classic();
+    return Napi::Number::New(info.Env(), c ? static_cast<double>(c->swaps()) : 0);
+  }
+
   Napi::Value MapFds(const Napi::CallbackInfo& info) {
     Napi::Object o = Napi::Object::New(info.Env());
     o.Set("flows", fds_[0]);
@@ -386,9 +427,7 @@ class CaptureHandle : public Napi::ObjectWrap<CaptureHandle> {
   }
 
   Napi::Value AttachClassic(const Napi::CallbackInfo& info) {
-    Napi::Buffer<uint8_t> b = info[0].As<Napi::Buffer<uint8_t>>();
-    std::vector<sock_filter> prog(b.Length() / sizeof(sock_filter));
-    memcpy(prog.data(), b.Data(), prog.size() * sizeof(sock_filter));
+    std::vector<sock_filter> prog = classic_program(info[0]);
     int r = capture_->attach_classic(prog);
     if (r < 0) throw make_error(info.Env(), "cannot attach the classic filter", "setsockopt(SO_ATTACH_FILTER)", -r);
     return info.Env().Undefined();
@@ -457,12 +496,24 @@ class CaptureHandle : public Napi::ObjectWrap<CaptureHandle> {
     return o;
   }
 
-  std::unique_ptr<Capture> capture_;
+ public:
+  std::shared_ptr<Capture> capture() const { return capture_; }
+
+ private:
+  std::shared_ptr<Capture> capture_;
   Napi::FunctionReference on_batch_;
   Napi::ThreadSafeFunction tsfn_;
   std::shared_ptr<Shared> shared_;
   bool started_ = false;
 };
+
+std::shared_ptr<Capture> capture_of_value(Napi::Value v) {
+  if (!v.IsObject()) return nullptr;
+  Napi::Object o = v.As<Napi::Object>();
+  if (!o.InstanceOf(o.Env().GetInstanceData<struct AddonData>()->capture_class.Value())) return nullptr;
+  return CaptureHandle::Unwrap(o)->capture();
+}
+std::shared_ptr<Capture> (*RuleSetHandle::capture_of)(Napi::Value) = capture_of_value;
 
 // loadSocketFilter(insns: Buffer) -> fd; the error carries the verifier's log.
 Napi::Value LoadSocketFilter(const Napi::CallbackInfo& info) {
@@ -512,9 +563,7 @@ Napi::Value InterfaceName(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), name);
 }
 
-struct AddonData {
-  Napi::FunctionReference tracer_class;
-};
+
 
 // launch({path, argv, env, cwd, stdio}, onEvents) -> Tracer
 Napi::Value Launch(const Napi::CallbackInfo& info) {
@@ -556,7 +605,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("launch", Napi::Function::New(env, Launch, "launch"));
   exports.Set("seccompProgram", Napi::Function::New(env, SeccompProgram, "seccompProgram"));
   exports.Set("RuleSet", RuleSetHandle::Define(env));
-  exports.Set("Capture", CaptureHandle::Define(env));
+  Napi::Function capture_class = CaptureHandle::Define(env);
+  data->capture_class = Napi::Persistent(capture_class);
+  exports.Set("Capture", capture_class);
   exports.Set("loadSocketFilter", Napi::Function::New(env, LoadSocketFilter, "loadSocketFilter"));
   exports.Set("testRun", Napi::Function::New(env, TestRun, "testRun"));
   exports.Set("socketInodes", Napi::Function::New(env, SocketInodes, "socketInodes"));

@@ -24,8 +24,8 @@ void put16(std::vector<uint8_t>& v, size_t at, uint16_t x) { memcpy(&v[at], &x, 
 
 }  // namespace
 
-std::unique_ptr<Capture> Capture::open(const CaptureOptions& o, std::string* syscall_name, int* err) {
-  std::unique_ptr<Capture> c(new Capture());
+std::shared_ptr<Capture> Capture::open(const CaptureOptions& o, std::string* syscall_name, int* err) {
+  std::shared_ptr<Capture> c(new Capture());
   c->options_ = o;
   auto fail = [&](const char* what) {
     *syscall_name = what;

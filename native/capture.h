@@ -43,7 +43,7 @@ class Capture {
 
   // Opens the socket and maps the ring; no packet arrives before start(). Returns nullptr and
   // sets *syscall/*err on failure.
-  static std::unique_ptr<Capture> open(const CaptureOptions& o, std::string* syscall, int* err);
+  static std::shared_ptr<Capture> open(const CaptureOptions& o, std::string* syscall, int* err);
   ~Capture();
 
   int attach_bpf(int prog_fd);                            // 0 or -errno

@@ -52,15 +52,50 @@ bool is_udp(int proto) { return proto == IPPROTO_UDP || proto == IPPROTO_UDPLITE
 
 }  // namespace
 
+uint64_t ClassicSwitch::rules_added() {
+  ++generation_;
+  if (!wide_attached_ && capture_->attach_classic(wide_) == 0) {
+    wide_attached_ = true;
+    ++swaps_;
+  }
+  return generation_;
+}
+
+int ClassicSwitch::offer(const std::vector<sock_filter>& exact, uint64_t generation, bool pending) {
+  if (generation < generation_ || pending) return 0;
+  int r = capture_->attach_classic(exact);
+  if (r < 0) return r;
+  wide_attached_ = false;
+  return 1;
+}
+
 CaptureRules::CaptureRules(int flows_fd, int binds_fd, int pending_fd)
     : flows_(flows_fd), binds_(binds_fd), pending_(pending_fd) {}
+
+CaptureRules::CaptureRules(std::shared_ptr<ClassicSwitch> classic) : classic_(std::move(classic)) {}
+
+void CaptureRules::changed() {
+  if (classic_) classic_->rules_added();
+}
+
+int CaptureRules::offer_classic(const std::vector<sock_filter>& exact, uint64_t generation) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!classic_) return -EINVAL;
+  return classic_->offer(exact, generation, !pending_count_.empty());
+}
+
+uint64_t CaptureRules::generation() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return classic_ ? classic_->generation() : 0;
+}
 
 void CaptureRules::put(int fd, Owners& owners, const void* key, size_t size, uint64_t inode) {
   std::vector<uint8_t> k = bytes(key, size);
   auto& set = owners[k];
   if (set.empty()) {
     uint32_t one = 1;
-    bpf::map_update(fd, key, &one);
+    if (fd >= 0) bpf::map_update(fd, key, &one);
+    changed();
   }
   if (set.insert(inode).second)
     by_inode_[inode].push_back({&owners == &flow_owners_ ? RuleKind::kFlow : RuleKind::kBind, k});
@@ -96,10 +131,11 @@ void CaptureRules::add_pending(const SocketCallInfo& c, int delta, std::vector<R
     n += delta;
     if (delta > 0 && n == 1) {
       uint32_t one = 1;
-      bpf::map_update(pending_.get(), &k, &one);
+      if (pending_.valid()) bpf::map_update(pending_.get(), &k, &one);
+      changed();
     }
     if (n <= 0) {
-      bpf::map_delete(pending_.get(), &k);
+      if (pending_.valid()) bpf::map_delete(pending_.get(), &k);
       pending_count_.erase(k);
     }
     if (delta > 0 && added) added->push_back({RuleKind::kPending, wire_proto(c.socket.protocol), {}, d});
@@ -151,7 +187,8 @@ int CaptureRules::release(uint64_t inode) {
     if (o == owners.end()) continue;
     o->second.erase(inode);
     if (o->second.empty()) {
-      bpf::map_delete(kind == RuleKind::kFlow ? flows_.get() : binds_.get(), key.data());
+      int fd = kind == RuleKind::kFlow ? flows_.get() : binds_.get();
+      if (fd >= 0) bpf::map_delete(fd, key.data());
       owners.erase(o);
       removed++;
     }

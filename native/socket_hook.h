@@ -42,4 +42,7 @@ class SocketHook {
   // `after` is the socket as inspected after the call; result is the return value or -errno.
   virtual void after_call(const SocketCallInfo& call, int64_t result, const SocketInfo& after,
                           std::vector<RuleSpec>* added) = 0;
+  // A number that grows with every rule added; events carry it so the controller knows
+  // which rules a filter it builds reflects.
+  virtual uint64_t generation() { return 0; }
 };

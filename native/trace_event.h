@@ -37,6 +37,7 @@ struct TraceEvent {
   bool has_result = false;         // false: the call was let run without an exit stop
   int64_t result = 0;              // return value, -errno on failure
   std::vector<RuleSpec> rules;     // kernel filter rules the hook added for this call
+  uint64_t rule_generation = 0;    // the hook's generation after this call's rules
 
   // kSpawn
   pid_t child = 0;

@@ -498,6 +498,7 @@ void Tracer::emit_socket_event(EventKind kind, const SocketCallInfo& c, const So
   e.has_result = has_result;
   e.result = result;
   e.rules = std::move(rules);
+  if (hook_) e.rule_generation = hook_->generation();
   auto pit = processes_.find(c.pid);
   if (pit != processes_.end()) e.comm = pit->second.comm;
   if (c.tid != c.pid)

@@ -33,6 +33,7 @@ export interface CliOptions {
   packetBuffered?: boolean;
   killAfter: number;
   quiet?: boolean;
+  kernelFilter: 'auto' | 'ebpf' | 'classic';
 }
 
 function integer(name: string, min: number, max: number) {
@@ -72,6 +73,11 @@ function buildProgram(): Command {
     .option('-U, --packet-buffered', 'flush the file after every batch of packets (default: at least every second)')
     .option('--kill-after <seconds>', 'after -c/--duration/SIGTERM, SIGKILL the command if it is still running after this long', seconds('kill-after'), 5)
     .option('-q, --quiet', 'no summary line at the end')
+    .addOption(
+      new Option('--kernel-filter <mode>', 'kernel filter: eBPF rule maps, the classic BPF fallback, or eBPF where allowed')
+        .choices(['auto', 'ebpf', 'classic'])
+        .default('auto'),
+    )
     .argument('[command...]', 'the command to run, with its arguments')
     .passThroughOptions()
     .showSuggestionAfterError()
@@ -137,6 +143,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
               ringBytes: opts.bufferSize * 1024,
               flushEveryBatch: !!opts.packetBuffered || output === '-',
               killAfterMs: opts.killAfter * 1000,
+              filter: opts.kernelFilter,
             },
     });
   } catch (err) {

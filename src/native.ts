@@ -41,10 +41,13 @@ export interface SocketEvent extends EventBase {
   errno?: string;
   /** Kernel filter rules added for this call (empty without a capture). */
   rules: FilterRule[];
+  /** The rule generation after this call (classic filter mode). */
+  ruleGeneration: number;
 }
 
 /** Entry of a call whose local endpoint is known only at its exit (a 'socket' event follows). */
 export interface PendingEvent extends Omit<SocketEvent, 'kind' | 'result' | 'errno'> {
+  ruleGeneration: number;
   kind: 'pending';
   result: null;
 }
@@ -110,6 +113,11 @@ export interface NativeRuleSet {
   /** Adds the rules of a socket known from elsewhere (a flow when remote is given). */
   add(socket: { proto: number; local: Endpoint; remote?: Endpoint; inode: number; v6only?: boolean }): number;
   count(): number;
+  /** Classic mode: attaches `program` if it reflects rule generation and nothing is pending. */
+  offerClassic(program: Buffer, generation: number): boolean;
+  generation(): number;
+  /** Classic mode: how often the stop path swapped in the wide program. */
+  classicSwaps(): number;
 }
 
 export interface CaptureOptions {
@@ -136,7 +144,7 @@ export interface NativeTracer {
 interface Addon {
   launch(options: LaunchOptions, onEvents: (events: TraceEvent[]) => void): NativeTracer;
   seccompProgram(): string;
-  RuleSet: new (maxEntries: number) => NativeRuleSet;
+  RuleSet: new (config: number | { capture: NativeCapture; wide: Buffer }) => NativeRuleSet;
   Capture: new (options: CaptureOptions, onBatch: (batch: Buffer, packets: number) => void) => NativeCapture;
   /** Loads an eBPF socket filter; the error of a refused program carries verifierLog. */
   loadSocketFilter(insns: Buffer): number;

@@ -6,7 +6,7 @@ import { type CommandSpec, TracedCommand } from './traced-command';
 import { TracedumpError, EXIT_TRACEDUMP_FAILURE } from './errors';
 import { type TraceEvent, native } from './native';
 import { PcapFile } from './output/capture-file';
-import { LiveCapture } from './capture/live-capture';
+import { type FilterChoice, LiveCapture } from './capture/live-capture';
 import { EndpointTable } from './tracker/endpoints';
 import { CapturePipeline } from './capture/pipeline';
 import { formatSummary } from './summary';
@@ -26,6 +26,8 @@ export interface CaptureSettings {
   flushEveryBatch: boolean;
   /** Signal the command gets when -c or --duration is reached; SIGKILL follows after killAfterMs. */
   killAfterMs: number;
+  /** Kernel filter: eBPF rule maps, the classic fallback, or eBPF when the kernel allows it. */
+  filter: FilterChoice;
 }
 
 export interface SessionOptions {
@@ -75,11 +77,13 @@ export async function runSession(options: SessionOptions): Promise<number> {
         snaplen: cap.snaplen,
         ringBytes: cap.ringBytes,
         maxRules: 1 << 20,
+        filter: cap.filter,
         onBatch: (batch) => {
           pipeline.addBatch(batch);
           if (cap.flushEveryBatch) file.flush();
         },
       });
+      if (live.fallbackReason) printError(`using the classic BPF filter: ${live.fallbackReason}`);
       live.start();
     } catch (err) {
       file.close();
@@ -87,9 +91,24 @@ export async function runSession(options: SessionOptions): Promise<number> {
     }
   }
 
+  let classicBuilt = -1;
+  let portsChanged = false;
+  // Classic mode: a fresh exact program once the table has moved on (the stop path keeps the
+  // wide program in place meanwhile).
+  const refreshClassic = () => {
+    if (live?.filterMode !== 'classic' || (!portsChanged && classicBuilt === table.generation)) return;
+    if (live.refreshClassic(table.localPorts(), table.generation)) {
+      classicBuilt = table.generation;
+      portsChanged = false;
+    }
+  };
+
   const onEvents = (batch: TraceEvent[]) => {
     for (const e of batch) table.apply(e);
-    if (live) pipeline.drain(false);
+    if (live) {
+      pipeline.drain(false);
+      refreshClassic();
+    }
     for (const e of batch) if (e.kind === 'warning' && !format) printError(`pid ${e.pid}: ${e.message}`);
     if (!format) return;
     let out = '';
@@ -106,9 +125,10 @@ export async function runSession(options: SessionOptions): Promise<number> {
   const tick = () => {
     const now = Date.now();
     pipeline.drain(false);
+    refreshClassic();
     if (live && now - lastSweep >= SWEEP_MS) {
       lastSweep = now;
-      sweep(table, live, now);
+      if (sweep(table, live, now)) portsChanged = true;
       pipeline.expireFragments(now);
     }
     if (file && now - lastFlush >= FLUSH_MS) {
@@ -139,7 +159,10 @@ export async function runSession(options: SessionOptions): Promise<number> {
       file.close();
       const stats = live.stats();
       if (options.summaryFd !== undefined)
-        writeAll(options.summaryFd, formatSummary({ file: cap.output, counters: pipeline.counters, sockets: table.socketCount, kernel: stats }) + '\n');
+        writeAll(
+          options.summaryFd,
+          formatSummary({ file: cap.output, counters: pipeline.counters, sockets: table.socketsSeen, kernel: stats, filter: live.filterMode }) + '\n',
+        );
       if (file.error) {
         printError(file.error.message);
         return EXIT_TRACEDUMP_FAILURE;
@@ -155,15 +178,18 @@ export async function runSession(options: SessionOptions): Promise<number> {
   }
 }
 
-function sweep(table: EndpointTable, live: LiveCapture, now: number): void {
+/** Releases the rules of sockets whose grace ended; returns whether any went. */
+function sweep(table: EndpointTable, live: LiveCapture, now: number): boolean {
   let inodes: Float64Array;
   try {
     inodes = native().socketInodes();
   } catch (err) {
     printError((err as Error).message);
-    return;
+    return false;
   }
-  for (const inode of table.sweep(new Set(inodes), now)) live.rules.release(inode);
+  const expired = table.sweep(new Set(inodes), now);
+  for (const inode of expired) live.rules.release(inode);
+  return expired.length > 0;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -6,6 +6,7 @@ export interface SummaryInput {
   counters: PipelineCounters;
   sockets: number;
   kernel: { packets: number; drops: number };
+  filter: string;
 }
 
 function size(bytes: number): string {
@@ -22,5 +23,5 @@ export function formatSummary(s: SummaryInput): string {
     `${s.kernel.drops} dropped by the kernel`,
   ];
   if (s.kernel.drops > 0) parts[2] += ' (raise the ring with -B)';
-  return `tracedump: ${parts.join(', ')}`;
+  return `tracedump: ${parts.join(', ')} (${s.filter} filter)`;
 }

@@ -1,15 +1,22 @@
-// The kernel side of a capture, owned as one resource: the rule maps, the eBPF filter built
-// for them, and the packet socket with its ring. close() is safe to call twice.
+// The kernel side of a capture, owned as one resource: the rule set, the filter (eBPF with
+// rule maps, or the classic fallback), and the packet socket with its ring. close() is safe
+// to call twice.
 import * as fs from 'node:fs';
 import { TracedumpError, fromNative } from '../errors';
 import { buildEbpfFilter } from '../filter/ebpf-program';
+import { encodeClassic } from '../filter/classic';
+import { type PortsByProto, buildExactClassic, buildWideClassic } from '../filter/classic-program';
 import { type NativeCapture, type NativeRuleSet, native } from '../native';
+
+export type FilterMode = 'ebpf' | 'classic';
+export type FilterChoice = FilterMode | 'auto';
 
 export interface LiveCaptureOptions {
   snaplen: number;
   /** Ring size in bytes (split into blocks). */
   ringBytes: number;
   maxRules: number;
+  filter: FilterChoice;
   onBatch: (batch: Buffer, packets: number) => void;
 }
 
@@ -32,41 +39,71 @@ function privilegeError(err: TracedumpError, what: string, capability: string): 
   });
 }
 
+/** Loads the eBPF filter for a fresh rule set; throws what the kernel said. */
+function loadEbpf(maxRules: number, snaplen: number, lo: number): { rules: NativeRuleSet; progFd: number } {
+  const addon = native();
+  let rules: NativeRuleSet;
+  try {
+    rules = new addon.RuleSet(maxRules);
+  } catch (err) {
+    throw privilegeError(fromNative(err), 'cannot create the eBPF maps', 'CAP_BPF (or CAP_SYS_ADMIN)');
+  }
+  try {
+    return { rules, progFd: addon.loadSocketFilter(buildEbpfFilter({ maps: rules.mapFds(), snaplen, loopbackIfindex: lo })) };
+  } catch (err) {
+    const e = fromNative(err);
+    const log = (err as { verifierLog?: string }).verifierLog;
+    throw privilegeError(
+      log && e.code !== 'EPERM' ? new TracedumpError(`${e.message}\nverifier log:\n${log}`, { ...e, code: e.code }) : e,
+      'cannot load the eBPF filter',
+      'CAP_BPF (or CAP_SYS_ADMIN)',
+    );
+  }
+}
+
 export class LiveCapture {
   readonly rules: NativeRuleSet;
-  readonly filterMode = 'ebpf' as const;
+  readonly filterMode: FilterMode;
+  /** Why eBPF was not used, when auto mode fell back to classic. */
+  readonly fallbackReason?: string;
   private readonly capture: NativeCapture;
+  private readonly classicConfig: { snaplen: number; loopbackIfindex: number };
   private progFd = -1;
   private stopped = false;
+  private lastClassicPorts = '';
 
   constructor(opts: LiveCaptureOptions) {
     const addon = native();
-    try {
-      this.rules = new addon.RuleSet(opts.maxRules);
-    } catch (err) {
-      throw privilegeError(fromNative(err), 'cannot create the kernel filter', 'CAP_BPF (or CAP_SYS_ADMIN)');
-    }
-    const program = buildEbpfFilter({ maps: this.rules.mapFds(), snaplen: opts.snaplen, loopbackIfindex: loopbackIfindex() });
-    try {
-      this.progFd = addon.loadSocketFilter(program);
-    } catch (err) {
-      const e = fromNative(err);
-      const log = (err as { verifierLog?: string }).verifierLog;
-      throw privilegeError(
-        log && e.code !== 'EPERM' ? new TracedumpError(`${e.message}\nverifier log:\n${log}`, { ...e, code: e.code }) : e,
-        'cannot load the eBPF filter',
-        'CAP_BPF (or CAP_SYS_ADMIN)',
-      );
+    const lo = loopbackIfindex();
+    this.classicConfig = { snaplen: opts.snaplen, loopbackIfindex: lo };
+    let ebpf: { rules: NativeRuleSet; progFd: number } | undefined;
+    if (opts.filter !== 'classic') {
+      try {
+        ebpf = loadEbpf(opts.maxRules, opts.snaplen, lo);
+      } catch (err) {
+        if (opts.filter === 'ebpf') throw err;
+        this.fallbackReason = (err as Error).message.split('\n')[0];
+      }
     }
     const blockCount = Math.max(2, Math.round(opts.ringBytes / BLOCK_SIZE));
     try {
       this.capture = new addon.Capture({ blockSize: BLOCK_SIZE, blockCount, retireMs: 20 }, opts.onBatch);
     } catch (err) {
-      addon.closeFd(this.progFd);
+      if (ebpf) addon.closeFd(ebpf.progFd);
       throw privilegeError(fromNative(err), 'cannot open the packet capture', 'CAP_NET_RAW');
     }
     try {
-      this.capture.attachBpf(this.progFd);
+      if (ebpf) {
+        this.filterMode = 'ebpf';
+        this.rules = ebpf.rules;
+        this.progFd = ebpf.progFd;
+        this.capture.attachBpf(this.progFd);
+      } else {
+        this.filterMode = 'classic';
+        const wide = encodeClassic(buildWideClassic(this.classicConfig));
+        this.rules = new addon.RuleSet({ capture: this.capture, wide });
+        this.capture.attachClassic(encodeClassic(buildExactClassic(new Map(), this.classicConfig)));
+      }
     } catch (err) {
       this.close();
       throw fromNative(err);
@@ -80,6 +117,16 @@ export class LiveCapture {
     } catch (err) {
       throw privilegeError(fromNative(err), 'cannot start the packet capture', 'CAP_NET_RAW');
     }
+  }
+
+  /**
+   * Classic mode: offers an exact program for the local ports in use, reflecting every rule
+   * up to `generation`. Returns whether it is attached now (false: stale or a call pending).
+   */
+  refreshClassic(ports: PortsByProto, generation: number): boolean {
+    if (this.filterMode !== 'classic' || this.stopped) return false;
+    const prog = encodeClassic(buildExactClassic(ports, this.classicConfig));
+    return this.rules.offerClassic(prog, generation);
   }
 
   stats(): { packets: number; drops: number } {

@@ -24,6 +24,8 @@ export const DEFAULT_GRACE: GracePolicy = { tcpFlowMs: 60_000, closedMarginMs: 2
 
 interface SocketState {
   owner: Owner;
+  /** [wire protocol, local port] of its rules (the classic filter matches on these). */
+  localPorts: Array<[number, number]>;
   tcpFlows: string[];
   flows: string[];
   binds: string[];
@@ -54,11 +56,25 @@ export class EndpointTable {
   private readonly pendingByTid = new Map<number, string[]>();
   private readonly sockets = new Map<number, SocketState>();
 
+  /** The highest rule generation among the events applied (classic filter mode). */
+  generation = 0;
+
   constructor(private readonly grace: GracePolicy = DEFAULT_GRACE) {}
 
-  get socketCount(): number {
-    return this.sockets.size;
+  /** Local ports of every socket in the table, per wire protocol. */
+  localPorts(): Map<number, number[]> {
+    const out = new Map<number, number[]>();
+    for (const s of this.sockets.values())
+      for (const [proto, port] of s.localPorts) {
+        let list = out.get(proto);
+        if (!list) out.set(proto, (list = []));
+        list.push(port);
+      }
+    return out;
   }
+
+  /** Sockets that had rules, over the whole run. */
+  socketsSeen = 0;
 
   get pendingCount(): number {
     return this.pending.size;
@@ -67,12 +83,14 @@ export class EndpointTable {
   apply(e: TraceEvent): void {
     switch (e.kind) {
       case 'pending': {
+        this.generation = Math.max(this.generation, e.ruleGeneration);
         const keys = e.rules.filter((r) => r.kind === 'pending' && r.remote).map((r) => endpointKey(r.proto, r.remote!).key);
         for (const k of keys) this.pending.set(k, (this.pending.get(k) ?? 0) + 1);
         if (keys.length) this.pendingByTid.set(e.tid, keys);
         return;
       }
       case 'socket':
+        this.generation = Math.max(this.generation, e.ruleGeneration);
         this.endPending(e.tid);
         if (e.rules.length) this.addRules(e);
         return;
@@ -96,12 +114,15 @@ export class EndpointTable {
   private addRules(e: Extract<TraceEvent, { kind: 'socket' }>): void {
     let s = this.sockets.get(e.inode);
     if (!s || s.goneAt !== undefined) {
-      s = { owner: { pid: e.pid, tid: e.tid, comm: e.comm, inode: e.inode }, tcpFlows: [], flows: [], binds: [] };
+      s = { owner: { pid: e.pid, tid: e.tid, comm: e.comm, inode: e.inode }, localPorts: [], tcpFlows: [], flows: [], binds: [] };
       this.sockets.set(e.inode, s);
+      this.socketsSeen++;
     }
     for (const r of e.rules) {
       if (!r.local) continue;
       const local = endpointKey(r.proto, r.local);
+      s.localPorts.push([r.proto, r.local.port]);
+      this.generation = Math.max(this.generation, e.ruleGeneration);
       if (r.kind === 'flow' && r.remote) {
         const k = `${local.key}|${endpointKey(r.proto, r.remote).key}`;
         this.flows.set(k, s);
