@@ -10,6 +10,7 @@
 
 #ifndef TRACEDUMP_UNSUPPORTED_PLATFORM
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <net/if.h>
 
 #include "bpf.h"
@@ -542,10 +543,17 @@ Napi::Value TestRun(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, ret);
 }
 
-// socketInodes() -> Float64Array of the inodes of all TCP/UDP sockets in this namespace
+// socketInodes([protocols]) -> Float64Array of the inodes of all sockets of those protocols
+// (default TCP, UDP, UDP-Lite) in this network namespace
 Napi::Value SocketInodes(const Napi::CallbackInfo& info) {
+  std::vector<int> protocols = {IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE};
+  if (info[0].IsArray()) {
+    protocols.clear();
+    Napi::Array a = info[0].As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) protocols.push_back(a.Get(i).As<Napi::Number>().Int32Value());
+  }
   std::vector<uint64_t> inodes;
-  int r = list_socket_inodes(&inodes);
+  int r = list_socket_inodes(protocols, &inodes);
   if (r < 0) throw make_error(info.Env(), "cannot list sockets", "sock_diag", -r);
   Napi::Float64Array out = Napi::Float64Array::New(info.Env(), inodes.size());
   for (size_t i = 0; i < inodes.size(); i++) out[i] = static_cast<double>(inodes[i]);

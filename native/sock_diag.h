@@ -4,7 +4,8 @@
 #include <cstdint>
 #include <vector>
 
-// Inodes of every TCP, UDP and UDP-Lite socket, IPv4 and IPv6, in this network namespace.
-// Orphaned sockets (closed, still finishing) and TIME_WAIT entries report inode 0 and are
-// skipped. Returns 0 or -errno.
-int list_socket_inodes(std::vector<uint64_t>* out);
+// Inodes of every socket of the given protocols (IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE),
+// IPv4 and IPv6, in this network namespace. Orphaned sockets (closed, still finishing) and
+// TIME_WAIT entries report inode 0 and are skipped. A TCP dump walks the kernel's whole
+// connection hash (milliseconds on a large machine); UDP dumps are cheap. Returns 0 or -errno.
+int list_socket_inodes(const std::vector<int>& protocols, std::vector<uint64_t>* out);

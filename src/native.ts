@@ -150,8 +150,8 @@ interface Addon {
   loadSocketFilter(insns: Buffer): number;
   /** Runs a filter on a packet that starts at its network header; returns the bytes kept. */
   testRun(progFd: number, packet: Buffer): number;
-  /** Inodes of all TCP/UDP sockets in this network namespace. */
-  socketInodes(): Float64Array;
+  /** Inodes of all sockets of these wire protocols (default 6, 17, 136) in this network namespace. */
+  socketInodes(protocols?: number[]): Float64Array;
   closeFd(fd: number): void;
   interfaceName(ifindex: number): string | null;
   unsupported?: string;

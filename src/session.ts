@@ -41,7 +41,11 @@ export interface SessionOptions {
 }
 
 const TICK_MS = 100;
-const SWEEP_MS = 250;
+// How often sockets are checked for being gone: UDP often (a released port may be reused by
+// another program at once; the dump is cheap), TCP rarely (the dump walks the kernel's whole
+// connection hash; exact 4-tuples and new-SYN detection keep TCP precise meanwhile).
+const UDP_SWEEP_MS = 250;
+const TCP_SWEEP_MS = 2000;
 const FLUSH_MS = 1000;
 
 export async function runSession(options: SessionOptions): Promise<number> {
@@ -121,14 +125,17 @@ export async function runSession(options: SessionOptions): Promise<number> {
 
   const timers: NodeJS.Timeout[] = [];
   let lastFlush = Date.now();
-  let lastSweep = Date.now();
+  let lastUdpSweep = Date.now();
+  let lastTcpSweep = Date.now();
   const tick = () => {
     const now = Date.now();
     pipeline.drain(false);
     refreshClassic();
-    if (live && now - lastSweep >= SWEEP_MS) {
-      lastSweep = now;
-      if (sweep(table, live, now)) portsChanged = true;
+    if (live && now - lastUdpSweep >= UDP_SWEEP_MS) {
+      lastUdpSweep = now;
+      const tcp = now - lastTcpSweep >= TCP_SWEEP_MS;
+      if (tcp) lastTcpSweep = now;
+      if (sweep(table, live, now, tcp ? [6, 17, 136] : [17, 136])) portsChanged = true;
       pipeline.expireFragments(now);
     }
     if (file && now - lastFlush >= FLUSH_MS) {
@@ -179,15 +186,15 @@ export async function runSession(options: SessionOptions): Promise<number> {
 }
 
 /** Releases the rules of sockets whose grace ended; returns whether any went. */
-function sweep(table: EndpointTable, live: LiveCapture, now: number): boolean {
+function sweep(table: EndpointTable, live: LiveCapture, now: number, protocols: number[]): boolean {
   let inodes: Float64Array;
   try {
-    inodes = native().socketInodes();
+    inodes = native().socketInodes(protocols);
   } catch (err) {
     printError((err as Error).message);
     return false;
   }
-  const expired = table.sweep(new Set(inodes), now);
+  const expired = table.sweep(new Set(inodes), now, new Set(protocols));
   for (const inode of expired) live.rules.release(inode);
   return expired.length > 0;
 }

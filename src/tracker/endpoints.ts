@@ -24,6 +24,8 @@ export const DEFAULT_GRACE: GracePolicy = { tcpFlowMs: 60_000, closedMarginMs: 2
 
 interface SocketState {
   owner: Owner;
+  /** Wire protocol of the socket (6, 17, 136). */
+  proto: number;
   /** [wire protocol, local port] of its rules (the classic filter matches on these). */
   localPorts: Array<[number, number]>;
   tcpFlows: string[];
@@ -33,6 +35,8 @@ interface SocketState {
   goneAt?: number;
   superseded?: boolean;
 }
+
+const ALL_PROTOCOLS: ReadonlySet<number> = new Set([6, 17, 136]);
 
 export type Verdict = Owner | 'pending' | undefined;
 
@@ -114,7 +118,8 @@ export class EndpointTable {
   private addRules(e: Extract<TraceEvent, { kind: 'socket' }>): void {
     let s = this.sockets.get(e.inode);
     if (!s || s.goneAt !== undefined) {
-      s = { owner: { pid: e.pid, tid: e.tid, comm: e.comm, inode: e.inode }, localPorts: [], tcpFlows: [], flows: [], binds: [] };
+      const proto = e.rules.find((r) => r.local)?.proto ?? 0;
+      s = { owner: { pid: e.pid, tid: e.tid, comm: e.comm, inode: e.inode }, proto, localPorts: [], tcpFlows: [], flows: [], binds: [] };
       this.sockets.set(e.inode, s);
       this.socketsSeen++;
     }
@@ -168,22 +173,23 @@ export class EndpointTable {
     return s.owner;
   }
 
-  /** Scan period of the gone-socket detection: a close happened at most this long before goneAt. */
-  scanSlackMs = 500;
+  /** Period of the TCP gone-socket scan: a close happened at most this long before goneAt. */
+  scanSlackMs = 2500;
 
   private alive(s: SocketState, tsMs: number): boolean {
     return s.goneAt === undefined || tsMs <= s.goneAt;
   }
 
   /**
-   * Marks sockets missing from `liveInodes` as gone at `nowMs`, and returns the inodes whose
-   * grace has ended: their kernel rules should be released.
+   * Marks sockets of `protocols` missing from `liveInodes` (the sockets of those protocols
+   * that exist now) as gone at `nowMs`, and returns the inodes whose grace has ended: their
+   * kernel rules should be released.
    */
-  sweep(liveInodes: Set<number>, nowMs: number): number[] {
+  sweep(liveInodes: Set<number>, nowMs: number, protocols: ReadonlySet<number> = ALL_PROTOCOLS): number[] {
     const expired: number[] = [];
     for (const [inode, s] of this.sockets) {
       if (s.goneAt === undefined) {
-        if (!liveInodes.has(inode)) s.goneAt = nowMs;
+        if (protocols.has(s.proto) && !liveInodes.has(inode)) s.goneAt = nowMs;
         continue;
       }
       const grace = s.tcpFlows.length && !s.superseded ? this.grace.tcpFlowMs : this.grace.closedMarginMs;

@@ -1,0 +1,109 @@
+// Benchmark workloads: each times its own loop (CLOCK_MONOTONIC) and prints
+// "elapsed_ns N" on stdout, so the tracer's start-up is not counted.
+//   syscalls N          N read(2)s of 1 byte from /dev/zero
+//   connect N PORT      N sequential TCP connects to 127.0.0.1:PORT, 1-byte request, close
+//   send N PORT         N send(2)s on one connected UDP socket
+//   sendto N PORT       N sendto(2)s with an address on one bound UDP socket
+//   bulk MB PORT        MB mebibytes over one TCP connection
+//   sink PORT           (server) accept TCP connections and read them to EOF, forever
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static long long now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static struct sockaddr_in loopback(int port) {
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return a;
+}
+
+static void *drain(void *arg) {
+  int fd = (int)(long)arg;
+  char buf[1 << 16];
+  while (read(fd, buf, sizeof buf) > 0) {
+  }
+  close(fd);
+  return NULL;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 3) return 2;
+  const char *what = argv[1];
+  long n = atol(argv[2]);
+  int port = argc > 3 ? atoi(argv[3]) : 0;
+  if (!strcmp(what, "sink")) {
+    int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = loopback((int)n);
+    if (bind(s, (struct sockaddr *)&a, sizeof a) || listen(s, 1024)) return perror("sink"), 1;
+    printf("ready\n");
+    fflush(stdout);
+    for (;;) {
+      int c = accept(s, NULL, NULL);
+      if (c < 0) continue;
+      pthread_t t;
+      pthread_create(&t, NULL, drain, (void *)(long)c);
+      pthread_detach(t);
+    }
+  }
+  long long t0 = now_ns();
+  if (!strcmp(what, "syscalls")) {
+    int fd = open("/dev/zero", O_RDONLY);
+    char c;
+    for (long i = 0; i < n; i++)
+      if (read(fd, &c, 1) != 1) return 1;
+  } else if (!strcmp(what, "connect")) {
+    struct sockaddr_in a = loopback(port);
+    for (long i = 0; i < n; i++) {
+      int s = socket(AF_INET, SOCK_STREAM, 0);
+      if (connect(s, (struct sockaddr *)&a, sizeof a)) return perror("connect"), 1;
+      if (write(s, "x", 1) != 1) return 1;
+      close(s);
+    }
+  } else if (!strcmp(what, "send") || !strcmp(what, "sendto")) {
+    struct sockaddr_in a = loopback(port);
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    char msg[32] = "bench";
+    if (!strcmp(what, "send")) {
+      if (connect(s, (struct sockaddr *)&a, sizeof a)) return 1;
+      for (long i = 0; i < n; i++) send(s, msg, sizeof msg, 0);
+    } else {
+      struct sockaddr_in any = loopback(0);
+      any.sin_addr.s_addr = htonl(INADDR_ANY);
+      bind(s, (struct sockaddr *)&any, sizeof any);
+      for (long i = 0; i < n; i++) sendto(s, msg, sizeof msg, 0, (struct sockaddr *)&a, sizeof a);
+    }
+  } else if (!strcmp(what, "bulk")) {
+    struct sockaddr_in a = loopback(port);
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(s, (struct sockaddr *)&a, sizeof a)) return perror("connect"), 1;
+    static char buf[1 << 16];
+    long long left = n * 1024LL * 1024;
+    while (left > 0) {
+      ssize_t w = write(s, buf, left < (long long)sizeof buf ? (size_t)left : sizeof buf);
+      if (w <= 0) return 1;
+      left -= w;
+    }
+    close(s);
+  } else {
+    return 2;
+  }
+  printf("elapsed_ns %lld\n", now_ns() - t0);
+  return 0;
+}

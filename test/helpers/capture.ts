@@ -1,0 +1,609 @@
+// Helpers of the capture tests (test/capture-*.test.ts): start untraced servers and noise
+// clients (the flows.py fixture), an oracle tcpdump, tracedump itself; then compare
+// tracedump's pcap with the oracle's, packet by packet, using the fixtures' own record of
+// their sockets to decide which of the oracle's packets belong to the traced program.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Test } from 'tap';
+import {
+  LINKTYPE_LINUX_SLL2,
+  type Packet,
+  type PcapFile,
+  TCP_ACK,
+  TCP_FIN,
+  TCP_RST,
+  TCP_SYN,
+  canonIp,
+  describe,
+  packetKey,
+  readPcap,
+} from './pcap';
+import { CLI, ROOT } from './tracedump';
+
+export const PY = '/usr/bin/python3';
+export const FLOWS = path.join(ROOT, 'test', 'fixtures', 'flows.py');
+
+interface Teardownable {
+  teardown(fn: () => void | Promise<void>): void;
+}
+
+/** A fresh temporary directory, removed at teardown. */
+export function workDir(t: Teardownable, tag = 'capture'): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tracedump-${tag}-`));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// ---- background processes -----------------------------------------------------------------
+
+export interface Bg {
+  pid: number;
+  child: ChildProcess;
+  out(): string;
+  err(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Resolves with the first match of `re` on stdout (rejects after ms or at exit). */
+  waitFor(re: RegExp, ms?: number): Promise<RegExpExecArray>;
+  /** SIGKILL by pid (if still running) and wait for the exit. */
+  kill(): Promise<void>;
+}
+
+/**
+ * Starts a process that is killed (by its pid) at teardown if it is still running.
+ * stdout and stderr are collected.
+ */
+export function startBg(t: Teardownable, cmd: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Bg {
+  const child = spawn(cmd[0], cmd.slice(1), {
+    env: { ...process.env, ...(opts.env ?? {}) },
+    cwd: opts.cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  let done = false;
+  const waiters = new Set<() => void>();
+  child.stdout?.on('data', (c: Buffer) => {
+    out += c.toString();
+    for (const w of waiters) w();
+  });
+  child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.on('close', (code, signal) => {
+      done = true;
+      for (const w of waiters) w();
+      resolve({ code, signal });
+    });
+    child.on('error', (e) => {
+      err += String(e);
+      done = true;
+      resolve({ code: null, signal: null });
+    });
+  });
+  const pid = child.pid as number;
+  const kill = async () => {
+    if (!done && alive(pid)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+    await exited;
+  };
+  t.teardown(kill);
+  const waitFor = (re: RegExp, ms = 20_000) =>
+    new Promise<RegExpExecArray>((resolve, reject) => {
+      const check = () => {
+        const m = re.exec(out);
+        if (m) {
+          cleanup();
+          resolve(m);
+        } else if (done) {
+          cleanup();
+          reject(new Error(`${cmd.join(' ')} exited before printing ${re}: stdout ${out} stderr ${err}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`${cmd.join(' ')}: no ${re} within ${ms} ms: stdout ${out} stderr ${err}`));
+      }, ms);
+      const cleanup = () => {
+        clearTimeout(timer);
+        waiters.delete(check);
+      };
+      waiters.add(check);
+      check();
+    });
+  return { pid, child, out: () => out, err: () => err, exited, waitFor, kill };
+}
+
+/** `flows.py ARGS` (in network namespace `netns` if given), not traced. */
+export function flowsCmd(args: (string | number)[], netns?: string): string[] {
+  const cmd = [PY, FLOWS, ...args.map(String)];
+  return netns ? ['ip', 'netns', 'exec', netns, ...cmd] : cmd;
+}
+
+/** Starts an untraced flows.py server and returns it with the port it listens on. */
+export async function startServer(
+  t: Teardownable,
+  args: (string | number)[],
+  opts: { netns?: string; record?: string } = {},
+): Promise<{ bg: Bg; port: number }> {
+  const bg = startBg(t, flowsCmd(args, opts.netns), { env: opts.record ? { FLOWS_RECORD: opts.record } : {} });
+  const m = await bg.waitFor(/^ready (\d+)$/m);
+  return { bg, port: Number(m[1]) };
+}
+
+/** Runs an untraced flows.py client to its end (killed at teardown if it hangs). */
+export async function runFlows(
+  t: Teardownable,
+  args: (string | number)[],
+  opts: { record?: string; netns?: string } = {},
+): Promise<{ code: number | null; out: string; err: string }> {
+  const bg = startBg(t, flowsCmd(args, opts.netns), { env: opts.record ? { FLOWS_RECORD: opts.record } : {} });
+  const r = await bg.exited;
+  return { code: r.code, out: bg.out(), err: bg.err() };
+}
+
+/** A port that is free right now (bound and released by the kernel's choice). */
+export function freePort(host: string, kind: 'tcp' | 'udp'): number {
+  const r = spawnSync(PY, [FLOWS, 'free-port', host, kind], { encoding: 'utf8', timeout: 10_000 });
+  if (r.status !== 0) throw new Error(`free-port: ${r.stderr}`);
+  return Number(r.stdout.trim());
+}
+
+// ---- the oracle -------------------------------------------------------------------------------
+
+export interface OracleStats {
+  captured: number;
+  received: number;
+  dropped: number;
+  stderr: string;
+}
+
+export interface Oracle {
+  file: string;
+  stop(): Promise<OracleStats>;
+}
+
+/**
+ * tcpdump -i IFACE --immediate-mode -U -w FILE FILTER, ready when it says "listening on".
+ * (On `any` libpcap drops the outgoing copy of loopback packets: each packet is seen once.)
+ */
+export async function startOracle(
+  t: Teardownable,
+  o: { file: string; filter: string; iface?: string; snaplen?: number; bufferKiB?: number },
+): Promise<Oracle> {
+  const args = ['-i', o.iface ?? 'any', '-n', '--immediate-mode', '-U', '-w', o.file];
+  if (o.snaplen) args.push('-s', String(o.snaplen));
+  if (o.bufferKiB) args.push('-B', String(o.bufferKiB));
+  args.push(o.filter);
+  const child = spawn('tcpdump', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  const exited = new Promise<void>((r) => child.on('close', () => r()));
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      try {
+        process.kill(child.pid as number, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    await exited;
+  });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`tcpdump did not start: ${err}`)), 15_000);
+    child.stderr?.on('data', (c: Buffer) => {
+      err += c.toString();
+      if (/listening on/.test(err)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.on('close', () => {
+      clearTimeout(timer);
+      reject(new Error(`tcpdump exited: ${err}`));
+    });
+  });
+  return {
+    file: o.file,
+    async stop() {
+      await sleep(300); // let the last packets reach tcpdump's ring
+      process.kill(child.pid as number, 'SIGINT');
+      await exited;
+      const num = (re: RegExp) => Number(re.exec(err)?.[1] ?? NaN);
+      return {
+        captured: num(/(\d+) packets? captured/),
+        received: num(/(\d+) packets? received by filter/),
+        dropped: num(/(\d+) packets? dropped by kernel/),
+        stderr: err,
+      };
+    },
+  };
+}
+
+// ---- tracedump ------------------------------------------------------------------------------
+
+export interface Summary {
+  packets: number;
+  size: string;
+  file: string;
+  sockets: number;
+  dropped: number;
+  line: string;
+}
+
+export interface TdRun {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  timedOut: boolean;
+  elapsedMs: number;
+  stdout: string;
+  stderr: string;
+  summary: Summary | null;
+  /** JSON events when --events=json was given. */
+  events: { kind: string; [k: string]: unknown }[];
+}
+
+export function parseSummary(stderr: string): Summary | null {
+  const m = /^tracedump: (\d+) packets \(([^)]*)\) written to (.+?), (\d+) sockets, (\d+) dropped by the kernel.*$/m.exec(
+    stderr,
+  );
+  if (!m) return null;
+  return { packets: +m[1], size: m[2], file: m[3], sockets: +m[4], dropped: +m[5], line: m[0] };
+}
+
+/**
+ * node dist/cli.js TDARGS -- COMMAND, with FLOWS_RECORD=record. onStderrLine sees every
+ * stderr line as it comes (e.g. JSON events), with tracedump's pid.
+ */
+export function runTracedump(
+  t: Teardownable,
+  tdArgs: string[],
+  command: string[],
+  opts: { record?: string; timeoutMs?: number; onStderrLine?: (line: string) => void; cwd?: string } = {},
+): Promise<TdRun> {
+  const start = Date.now();
+  const child = spawn(process.execPath, [CLI, ...tdArgs, '--', ...command], {
+    env: { ...process.env, ...(opts.record ? { FLOWS_RECORD: opts.record } : {}) },
+    cwd: opts.cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, opts.timeoutMs ?? 120_000);
+  let out = '';
+  let err = '';
+  let partial = '';
+  child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => {
+    const s = c.toString();
+    err += s;
+    partial += s;
+    const lines = partial.split('\n');
+    partial = lines.pop() as string;
+    if (opts.onStderrLine) for (const l of lines) opts.onStderrLine(l);
+  });
+  const done = new Promise<TdRun>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const events: TdRun['events'] = [];
+      for (const l of err.split('\n')) {
+        if (!l.startsWith('{"')) continue;
+        try {
+          const v = JSON.parse(l);
+          if (v && typeof v.kind === 'string') events.push(v);
+        } catch {
+          /* the command's own line */
+        }
+      }
+      resolve({
+        status: code,
+        signal,
+        timedOut,
+        elapsedMs: Date.now() - start,
+        stdout: out,
+        stderr: err,
+        summary: parseSummary(err),
+        events,
+      });
+    });
+  });
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await done.catch(() => undefined);
+  });
+  return done;
+}
+
+// ---- the fixtures' record -------------------------------------------------------------------
+
+export interface Endpoint {
+  address: string;
+  port: number;
+}
+
+export interface SockRec {
+  pid: number;
+  tid: number;
+  role: 'client' | 'accepted' | 'listen' | 'udp';
+  proto: 'tcp' | 'udp';
+  local: Endpoint;
+  remote: Endpoint | null;
+  t0: number;
+  t1: number;
+  n: number;
+  owner: 'traced' | 'other';
+}
+
+export function readRecords(file: string, owner: SockRec['owner']): SockRec[] {
+  if (!fs.existsSync(file)) return [];
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l)
+    .map((l) => ({ ...(JSON.parse(l) as Omit<SockRec, 'owner'>), owner }));
+}
+
+const WILDCARD = new Set(['0.0.0.0', '::']);
+
+function epMatch(e: Endpoint, addr: string, port: number): boolean {
+  return e.port === port && (WILDCARD.has(canonIp(e.address)) || canonIp(e.address) === canonIp(addr));
+}
+
+function sameLocal(a: Endpoint, b: Endpoint): boolean {
+  if (a.port !== b.port) return false;
+  const x = canonIp(a.address);
+  const y = canonIp(b.address);
+  return x === y || WILDCARD.has(x) || WILDCARD.has(y);
+}
+
+/** The transport tuple a packet is about (the quoted one for ICMP errors). */
+function tupleOf(p: Packet): { proto: string; src: string; dst: string; sport: number; dport: number } {
+  return p.inner ?? p;
+}
+
+export function recMatches(r: SockRec, p: Packet): boolean {
+  const u = tupleOf(p);
+  if (u.proto !== r.proto) return false;
+  const fwd = epMatch(r.local, u.src, u.sport) && (!r.remote || epMatch(r.remote, u.dst, u.dport));
+  const rev = epMatch(r.local, u.dst, u.dport) && (!r.remote || epMatch(r.remote, u.src, u.sport));
+  return fwd || rev;
+}
+
+/**
+ * When a record's packets may appear: from just before its first sending call to tailMs after
+ * its close (the FIN/ACK tail), cut short where a socket of ANOTHER process takes over the
+ * same local endpoint (port reuse).
+ */
+export function windows(traced: SockRec[], others: SockRec[], tailMs = 5000): { r: SockRec; from: number; to: number }[] {
+  return traced.map((r) => {
+    let to = r.t1 + tailMs;
+    for (const o of others) {
+      if (o.proto !== r.proto || o.t0 <= r.t0 || !sameLocal(o.local, r.local)) continue;
+      if (r.remote && o.remote && !(sameLocal(r.remote, o.remote) && r.remote.port === o.remote.port)) continue;
+      to = Math.min(to, o.t0);
+    }
+    return { r, from: r.t0 - 2, to };
+  });
+}
+
+/** Splits the oracle's packets into the traced program's and everybody else's. */
+export function classify(
+  oracle: Packet[],
+  traced: SockRec[],
+  others: SockRec[],
+  tailMs = 5000,
+): { program: Packet[]; other: Packet[] } {
+  const w = windows(traced, others, tailMs);
+  const program: Packet[] = [];
+  const other: Packet[] = [];
+  for (const p of oracle) {
+    if (w.some(({ r, from, to }) => p.ms >= from && p.ms < to && recMatches(r, p))) program.push(p);
+    else other.push(p);
+  }
+  return { program, other };
+}
+
+/** TCP connections among packets: by 4-tuple, a new one at each SYN without ACK. */
+export function tcpConnections(packets: Packet[]): Packet[][] {
+  const byTuple = new Map<string, Packet[][]>();
+  for (const p of [...packets].filter((x) => x.proto === 'tcp').sort((a, b) => a.ms - b.ms)) {
+    const a = `${p.src}.${p.sport}`;
+    const b = `${p.dst}.${p.dport}`;
+    const k = a < b ? `${a} ${b}` : `${b} ${a}`;
+    const conns = byTuple.get(k) ?? [];
+    const isSyn = (p.tcpFlags & TCP_SYN) !== 0 && (p.tcpFlags & TCP_ACK) === 0;
+    if (conns.length === 0 || isSyn) conns.push([]);
+    conns[conns.length - 1].push(p);
+    byTuple.set(k, conns);
+  }
+  return [...byTuple.values()].flat();
+}
+
+// ---- the comparison -----------------------------------------------------------------------
+
+function countKeys(ps: Packet[], prefix: number): Map<string, Packet[]> {
+  const m = new Map<string, Packet[]>();
+  for (const p of ps) {
+    const k = packetKey(p, prefix);
+    const l = m.get(k);
+    if (l) l.push(p);
+    else m.set(k, [p]);
+  }
+  return m;
+}
+
+function listed(lines: string[], max = 25): string[] {
+  return lines.length > max ? [...lines.slice(0, max), `... and ${lines.length - max} more`] : lines;
+}
+
+/** tshark reads the whole file (exit 0, nothing malformed); capinfos reads it. */
+export function checkReadable(t: Test, file: string): void {
+  const ts = spawnSync('tshark', ['-n', '-r', file], { encoding: 'utf8', maxBuffer: 1 << 30, timeout: 240_000 });
+  t.equal(ts.status, 0, `tshark -r exits 0 (${ts.stderr.replace(/Running as user.*\n?/, '').trim().slice(0, 300)})`);
+  const bad = (ts.stdout + ts.stderr).split('\n').filter((l) => /malformed/i.test(l));
+  t.same(listed(bad, 10), [], 'tshark reports no malformed packet');
+  const ci = spawnSync('capinfos', ['-c', '-E', '-T', file], { encoding: 'utf8', timeout: 120_000 });
+  t.equal(ci.status, 0, `capinfos reads the file (${ci.stderr.trim().slice(0, 200)})`);
+  t.match(ci.stdout, /Linux cooked-mode capture v2/, 'capinfos: encapsulation Linux cooked-mode capture v2');
+}
+
+export interface CaptureCheck {
+  tdFile: string;
+  oracleFile: string;
+  oracleStats: OracleStats;
+  run: TdRun;
+  traced: SockRec[];
+  others: SockRec[];
+  /** Compare only the first N bytes of each IP packet (the oracle's snaplen minus SLL). */
+  prefix?: number;
+  tailMs?: number;
+  /** The oracle may drop packets under load: then recall is not judged against it. */
+  oracleMayDrop?: boolean;
+  /** Expected number of TCP connections of the program (judged on the oracle). */
+  tcpConnections?: number;
+  /** Expected number of UDP datagrams sent by the program (judged on the oracle). */
+  udpSent?: number;
+  /** Expected number of UDP datagrams the program received (judged on the oracle). */
+  udpReceived?: number;
+}
+
+export interface CaptureResult {
+  td: PcapFile;
+  oracle: PcapFile;
+  program: Packet[];
+  other: Packet[];
+  missing: Packet[];
+  extra: Packet[];
+}
+
+/**
+ * Every check shared by the capture scenarios: the file is well formed, the summary line
+ * matches it, no kernel drop; recall (every program packet of the oracle is in the file,
+ * as often), precision (no packet of another flow, none the oracle did not see), no
+ * duplicates; every program TCP connection starts with its SYN and ends with its FIN/ACK
+ * (or RST) in the file, and the first datagram of every UDP socket is in it.
+ */
+export function checkCapture(t: Test, c: CaptureCheck): CaptureResult {
+  const prefix = c.prefix ?? Infinity;
+  t.notOk(c.run.timedOut, 'tracedump ended within its time limit');
+  t.ok(fs.existsSync(c.tdFile), 'tracedump wrote its file');
+  const td = readPcap(c.tdFile);
+  const oracle = readPcap(c.oracleFile);
+  t.equal(td.linktype, LINKTYPE_LINUX_SLL2, 'linktype LINUX_SLL2 (276)');
+  t.ok(td.nanosecond, 'nanosecond pcap');
+  t.same(td.undecoded, [], 'every record of tracedump is an IP packet');
+  t.ok(c.run.summary, `summary line present (${c.run.summary?.line ?? c.run.stderr.slice(-300)})`);
+  t.equal(c.run.summary?.packets, td.packets.length + td.undecoded.length, 'the summary counts the packets in the file');
+  t.equal(c.run.summary?.dropped, 0, 'tracedump: 0 packets dropped by the kernel');
+  if (!c.oracleMayDrop) t.equal(c.oracleStats.dropped, 0, 'the oracle dropped nothing');
+  t.equal(oracle.packets.length, c.oracleStats.captured, 'the oracle file holds what tcpdump captured');
+  checkReadable(t, c.tdFile);
+
+  const { program, other } = classify(oracle.packets, c.traced, c.others, c.tailMs);
+  t.ok(program.length > 0, `the oracle saw packets of the program (${program.length}, others ${other.length})`);
+  const o = countKeys(program, prefix);
+  const n = countKeys(other, prefix);
+  const d = countKeys(td.packets, prefix);
+
+  // within each file: the oracle's own duplicates (should be none: libpcap drops lo's
+  // outgoing copy) and tracedump's
+  const oracleDup = [...o.values()].filter((l) => l.length > 1).map((l) => `${l.length}x ${describe(l[0])}`);
+  t.same(listed(oracleDup), [], 'the oracle saw each program packet once (sanity)');
+
+  const missing: Packet[] = [];
+  const extra: Packet[] = [];
+  const dup: string[] = [];
+  for (const [k, l] of o) {
+    const got = d.get(k)?.length ?? 0;
+    if (got < l.length) missing.push(...l.slice(got));
+  }
+  for (const [k, l] of d) {
+    const want = o.get(k)?.length ?? 0;
+    if (l.length > want) {
+      if (want > 0) dup.push(`${l.length}x (oracle ${want}x) ${describe(l[0])}`);
+      else extra.push(...l.slice(want));
+    }
+  }
+  const extraOther = extra.filter((p) => n.has(packetKey(p, prefix)));
+  const extraUnknown = extra.filter((p) => !n.has(packetKey(p, prefix)));
+  const fmt = (ps: Packet[]) => listed(ps.sort((a, b) => a.ms - b.ms).map(describe));
+  if (!c.oracleMayDrop || c.oracleStats.dropped === 0)
+    t.same(fmt(missing), [], `recall: all ${program.length} program packets of the oracle are in the file`);
+  t.same(fmt(extraOther), [], 'precision: no packet of another process/flow is in the file');
+  t.same(fmt(extraUnknown), [], 'precision: no packet the oracle did not see is in the file');
+  t.same(listed(dup), [], 'no duplicated packet');
+
+  // connection starts and ends, judged on the oracle's view of the program
+  const conns = tcpConnections(program);
+  if (c.tcpConnections !== undefined)
+    t.equal(conns.length, c.tcpConnections, `the program made ${c.tcpConnections} TCP connections (oracle)`);
+  const badConn: string[] = [];
+  for (const conn of conns) {
+    const first = conn[0];
+    const last = conn[conn.length - 1];
+    const syn = (first.tcpFlags & (TCP_SYN | TCP_ACK)) === TCP_SYN;
+    const fins = new Set(conn.filter((p) => p.tcpFlags & TCP_FIN).map((p) => `${p.src}.${p.sport}`));
+    const rst = conn.some((p) => p.tcpFlags & TCP_RST);
+    if (!syn) badConn.push(`oracle: connection does not start with a SYN: ${describe(first)}`);
+    if (fins.size < 2 && !rst) badConn.push(`oracle: connection without FIN from both sides or RST: ${describe(first)}`);
+    if (!d.has(packetKey(first, prefix))) badConn.push(`first packet missing: ${describe(first)}`);
+    if (!d.has(packetKey(last, prefix))) badConn.push(`last packet missing: ${describe(last)}`);
+  }
+  t.same(listed(badConn), [], `every program TCP connection (${conns.length}) is whole: SYN first and FIN/ACK (or RST) last`);
+
+  // UDP: the first datagram of every traced UDP socket is in the file
+  const udpRecs = c.traced.filter((r) => r.proto === 'udp');
+  const badUdp: string[] = [];
+  const udp = program.filter((p) => tupleOf(p).proto === 'udp' && p.proto === 'udp');
+  for (const r of udpRecs) {
+    const firstOut = udp.find((p) => p.ms >= r.t0 - 2 && epMatch(r.local, p.src, p.sport));
+    if (!firstOut) badUdp.push(`oracle: no datagram from ${r.local.address}:${r.local.port}`);
+    else if (!d.has(packetKey(firstOut, prefix))) badUdp.push(`first datagram missing: ${describe(firstOut)}`);
+  }
+  t.same(listed(badUdp), [], `the first datagram of every UDP socket of the program (${udpRecs.length}) is in the file`);
+  if (c.udpSent !== undefined || c.udpReceived !== undefined) {
+    const local = (p: Packet) => udpRecs.some((r) => epMatch(r.local, p.src, p.sport));
+    if (c.udpSent !== undefined)
+      t.equal(udp.filter(local).length, c.udpSent, `the program sent ${c.udpSent} datagrams (oracle)`);
+    if (c.udpReceived !== undefined)
+      t.equal(udp.filter((p) => !local(p)).length, c.udpReceived, `the program received ${c.udpReceived} datagrams (oracle)`);
+  }
+  t.comment(
+    `oracle: ${oracle.packets.length} packets (program ${program.length}, other ${other.length}, ` +
+      `tcpdump dropped ${c.oracleStats.dropped}); tracedump: ${td.packets.length} packets, ` +
+      `missing ${missing.length}, extra ${extra.length}, duplicated ${dup.length}; ${c.run.summary?.line}`,
+  );
+  return { td, oracle, program, other, missing, extra };
+}
+
+/** The BPF filter of the oracle for the test's own ports (plus ICMP errors if asked). */
+export function portFilter(ports: number[], icmp = false): string {
+  const f = ports.map((p) => `port ${p}`).join(' or ');
+  return icmp ? `(${f}) or icmp or icmp6` : f;
+}
+
+/** `sh -c` cleanup helper for the network namespace tests. */
+export function sh(cmd: string): { status: number | null; out: string } {
+  const r = spawnSync('sh', ['-c', cmd], { encoding: 'utf8', timeout: 30_000 });
+  return { status: r.status, out: (r.stdout ?? '') + (r.stderr ?? '') };
+}
