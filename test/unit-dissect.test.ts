@@ -9,7 +9,7 @@ const UDP = 17;
 const UDPLITE = 136;
 
 t.test('IPv4 TCP/UDP/UDP-Lite', async (t) => {
-  t.same(dissect(ip4('10.0.0.1', '192.168.7.200', TCP, tcp(40000, 443, 0x12))), {
+  t.same(dissect(ip4('10.0.0.1', '192.168.7.200', TCP, tcp(40000, 443, 0x12, undefined, 0xfedcba98))), {
     family: 4,
     proto: TCP,
     src: raw(v4('10.0.0.1')),
@@ -17,13 +17,14 @@ t.test('IPv4 TCP/UDP/UDP-Lite', async (t) => {
     sport: 40000,
     dport: 443,
     tcpFlags: 0x12,
+    tcpSeq: 0xfedcba98,
     icmpError: false,
     fragment: undefined,
   });
   for (const flags of [0x01, 0x02, 0x04, 0x10, 0x11, 0x18, 0xff])
     t.equal(dissect(ip4('1.2.3.4', '5.6.7.8', TCP, tcp(1, 2, flags)))?.tcpFlags, flags, `flags ${flags}`);
   const u = dissect(ip4('255.255.255.255', '0.0.0.0', UDP, udp(65535, 0, Buffer.from('hi'))));
-  t.match(u, { family: 4, proto: UDP, sport: 65535, dport: 0, tcpFlags: 0, icmpError: false });
+  t.match(u, { family: 4, proto: UDP, sport: 65535, dport: 0, tcpFlags: 0, tcpSeq: 0, icmpError: false });
   t.equal(u?.src, '\xff\xff\xff\xff');
   t.equal(u?.dst, '\0\0\0\0');
   t.match(dissect(ip4('1.2.3.4', '5.6.7.8', UDPLITE, udp(53, 5353))), { proto: UDPLITE, sport: 53, dport: 5353 });
@@ -32,10 +33,14 @@ t.test('IPv4 TCP/UDP/UDP-Lite', async (t) => {
   t.match(opt, { sport: 1111, dport: 2222, tcpFlags: 0x02 }, 'after IP options');
   // a UDP header has no flags byte where TCP's is: a UDP payload byte must not be read as flags
   t.equal(dissect(ip4('1.2.3.4', '5.6.7.8', UDP, udp(1, 2, Buffer.alloc(20, 0xff))))?.tcpFlags, 0);
+  t.equal(dissect(ip4('1.2.3.4', '5.6.7.8', UDP, udp(1, 2, Buffer.alloc(20, 0xff))))?.tcpSeq, 0, 'no sequence number for UDP');
+  // a TCP header cut after the sequence number: seq known, flags not
+  const cut = ip4('1.2.3.4', '5.6.7.8', TCP, tcp(1, 2, 0x02, undefined, 77)).subarray(0, 20 + 8);
+  t.match(dissect(cut), { sport: 1, dport: 2, tcpSeq: 77, tcpFlags: 0 });
 });
 
 t.test('IPv6 TCP/UDP', async (t) => {
-  t.same(dissect(ip6('2001:db8::1', 'fe80::dead:beef', TCP, tcp(5000, 80, 0x11))), {
+  t.same(dissect(ip6('2001:db8::1', 'fe80::dead:beef', TCP, tcp(5000, 80, 0x11, undefined, 1))), {
     family: 6,
     proto: TCP,
     src: raw(v6('2001:db8::1')),
@@ -43,6 +48,7 @@ t.test('IPv6 TCP/UDP', async (t) => {
     sport: 5000,
     dport: 80,
     tcpFlags: 0x11,
+    tcpSeq: 1,
     icmpError: false,
     fragment: undefined,
   });

@@ -107,7 +107,14 @@ t.test('assembler', async (t) => {
 
   t.test('a refused program carries the verifier log', async (t) => {
     const bad = new EbpfAssembler().exit().assemble(); // r0 never set
-    t.throws(() => addon.loadSocketFilter(bad), { verifierLog: /R0/ });
+    let err: unknown;
+    try {
+      addon.closeFd(addon.loadSocketFilter(bad));
+    } catch (e) {
+      err = e;
+    }
+    t.ok(err instanceof Error, 'loadSocketFilter throws');
+    t.match((err as { verifierLog?: string }).verifierLog, /R0/, 'the log names the unset register');
   });
 });
 

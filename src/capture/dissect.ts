@@ -21,6 +21,8 @@ export interface Endpoints {
 export interface Dissected extends Endpoints {
   /** TCP flags byte (0 for other protocols). */
   tcpFlags: number;
+  /** TCP sequence number (0 for other protocols). */
+  tcpSeq: number;
   /** Set when the packet is an ICMP error: the endpoints are those of the packet it quotes. */
   icmpError: boolean;
   /** A fragment: (src,dst,proto,id) identifies its datagram; ports are known only in the first. */
@@ -58,7 +60,7 @@ function transport(
   fragment: Dissected['fragment'],
 ): Dissected | undefined {
   if (fragment && !fragment.first)
-    return { family, proto, src, dst, sport: 0, dport: 0, tcpFlags: 0, icmpError: false, fragment };
+    return { family, proto, src, dst, sport: 0, dport: 0, tcpFlags: 0, tcpSeq: 0, icmpError: false, fragment };
   if (d.length < l4 + 4) return undefined;
   return {
     family,
@@ -68,6 +70,7 @@ function transport(
     sport: d.readUInt16BE(l4),
     dport: d.readUInt16BE(l4 + 2),
     tcpFlags: proto === IPPROTO_TCP && d.length > l4 + 13 ? d[l4 + 13] : 0,
+    tcpSeq: proto === IPPROTO_TCP && d.length >= l4 + 8 ? d.readUInt32BE(l4 + 4) : 0,
     icmpError: false,
     fragment,
   };

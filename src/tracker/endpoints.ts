@@ -33,6 +33,8 @@ interface SocketState {
   binds: string[];
   /** Realtime ms at which the socket was first seen gone (it closed before that). */
   goneAt?: number;
+  /** Sequence number of the first SYN of each TCP flow: its own connection attempt. */
+  synSeq?: Map<string, number>;
   superseded?: boolean;
 }
 
@@ -148,9 +150,12 @@ export class EndpointTable {
   judge(d: Dissected, tsMs: number): Verdict {
     const a = key(d.family, d.proto, d.src, d.sport);
     const b = key(d.family, d.proto, d.dst, d.dport);
-    const flow = this.flows.get(`${a}|${b}`) ?? this.flows.get(`${b}|${a}`);
+    const ab = `${a}|${b}`;
+    const ba = `${b}|${a}`;
+    const flowKey = this.flows.has(ab) ? ab : ba;
+    const flow = this.flows.get(flowKey);
     if (flow) {
-      const v = this.judgeFlow(flow, d, tsMs);
+      const v = this.judgeFlow(flow, flowKey, d, tsMs);
       if (v) return v;
     }
     for (const k of [a, anyKey(d.family, d.proto, d.sport), b, anyKey(d.family, d.proto, d.dport)]) {
@@ -161,20 +166,21 @@ export class EndpointTable {
     return undefined;
   }
 
-  private judgeFlow(s: SocketState, d: Dissected, tsMs: number): Owner | undefined {
+  private judgeFlow(s: SocketState, key: string, d: Dissected, tsMs: number): Owner | undefined {
     if (s.superseded) return undefined;
     if (d.proto !== IPPROTO_TCP) return this.alive(s, tsMs) ? s.owner : undefined;
-    // A closed TCP socket keeps its tail, but a new SYN on the same 4-tuple is a new
-    // connection: after the socket is gone it cannot be the program's.
-    if (s.goneAt !== undefined && (d.tcpFlags & (TCP_SYN | TCP_ACK)) === TCP_SYN && tsMs > s.goneAt - this.scanSlackMs) {
-      s.superseded = true;
-      return undefined;
+    // A closed TCP socket keeps its FIN/ACK tail, but a SYN with another sequence number on
+    // the same 4-tuple is a new connection (the old one was closed): not the program's.
+    if ((d.tcpFlags & (TCP_SYN | TCP_ACK)) === TCP_SYN) {
+      const first = (s.synSeq ??= new Map()).get(key);
+      if (first === undefined) s.synSeq.set(key, d.tcpSeq);
+      else if (first !== d.tcpSeq) {
+        s.superseded = true;
+        return undefined;
+      }
     }
     return s.owner;
   }
-
-  /** Period of the TCP gone-socket scan: a close happened at most this long before goneAt. */
-  scanSlackMs = 2500;
 
   private alive(s: SocketState, tsMs: number): boolean {
     return s.goneAt === undefined || tsMs <= s.goneAt;

@@ -23,11 +23,13 @@ export function v6(a: string): Buffer {
 
 export const raw = (b: Buffer): string => b.toString('latin1');
 
-export function tcp(sport: number, dport: number, flags = 0x02, payload: Buffer = Buffer.alloc(0)): Buffer {
+export const DEFAULT_SEQ = 1000;
+
+export function tcp(sport: number, dport: number, flags = 0x02, payload: Buffer = Buffer.alloc(0), seq = DEFAULT_SEQ): Buffer {
   const b = Buffer.alloc(20);
   b.writeUInt16BE(sport, 0);
   b.writeUInt16BE(dport, 2);
-  b.writeUInt32BE(1000, 4); // seq
+  b.writeUInt32BE(seq >>> 0, 4);
   b[12] = 5 << 4; // data offset
   b[13] = flags;
   b.writeUInt16BE(65535, 14); // window
