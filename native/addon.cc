@@ -275,6 +275,7 @@ class RuleSetHandle : public Napi::ObjectWrap<RuleSetHandle> {
                        {InstanceMethod<&RuleSetHandle::MapFds>("mapFds"),
                         InstanceMethod<&RuleSetHandle::Release>("release"),
                         InstanceMethod<&RuleSetHandle::Add>("add"),
+                        InstanceMethod<&RuleSetHandle::Failed>("failed"),
                         InstanceMethod<&RuleSetHandle::OfferClassic>("offerClassic"),
                         InstanceMethod<&RuleSetHandle::Generation>("generation"),
                         InstanceMethod<&RuleSetHandle::ClassicSwaps>("classicSwaps"),
@@ -370,6 +371,9 @@ class RuleSetHandle : public Napi::ObjectWrap<RuleSetHandle> {
       return true;
     }
     return false;
+  }
+  Napi::Value Failed(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(rules->failed()));
   }
   Napi::Value Count(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), static_cast<double>(rules->rule_count()));

@@ -91,12 +91,17 @@ uint64_t CaptureRules::generation() {
 
 void CaptureRules::put(int fd, Owners& owners, const void* key, size_t size, uint64_t inode) {
   std::vector<uint8_t> k = bytes(key, size);
-  auto& set = owners[k];
-  if (set.empty()) {
+  auto it = owners.find(k);
+  if (it == owners.end()) {
     uint32_t one = 1;
-    if (fd >= 0) bpf::map_update(fd, key, &one);
+    if (fd >= 0 && bpf::map_update(fd, key, &one) < 0) {
+      failed_++;  // map full (E2BIG) or out of memory: counted and reported, never hidden
+      return;
+    }
+    it = owners.emplace(k, std::set<uint64_t>()).first;
     changed();
   }
+  auto& set = it->second;
   if (set.insert(inode).second)
     by_inode_[inode].push_back({&owners == &flow_owners_ ? RuleKind::kFlow : RuleKind::kBind, k});
 }
@@ -131,7 +136,7 @@ void CaptureRules::add_pending(const SocketCallInfo& c, int delta, std::vector<R
     n += delta;
     if (delta > 0 && n == 1) {
       uint32_t one = 1;
-      if (pending_.valid()) bpf::map_update(pending_.get(), &k, &one);
+      if (pending_.valid() && bpf::map_update(pending_.get(), &k, &one) < 0) failed_++;
       changed();
     }
     if (n <= 0) {
@@ -195,6 +200,11 @@ int CaptureRules::release(uint64_t inode) {
   }
   by_inode_.erase(it);
   return removed;
+}
+
+uint64_t CaptureRules::failed() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return failed_;
 }
 
 size_t CaptureRules::rule_count() {

@@ -59,6 +59,8 @@ class CaptureRules : public SocketHook {
   // Adds the rules of a socket that already exists (attach mode, inherited sockets).
   void adopt(const SocketInfo& socket, std::vector<RuleSpec>* added);
   size_t rule_count();
+  // Rules the kernel map refused (full): their packets may be missing.
+  uint64_t failed();
   // Classic mode: see ClassicSwitch::offer.
   int offer_classic(const std::vector<sock_filter>& exact, uint64_t generation);
   // The rule generation an event reflects (classic mode; 0 otherwise).
@@ -81,4 +83,5 @@ class CaptureRules : public SocketHook {
   Owners flow_owners_, bind_owners_;
   std::map<uint64_t, std::vector<std::pair<RuleKind, std::vector<uint8_t>>>> by_inode_;
   std::map<EndpointKey, int> pending_count_;
+  uint64_t failed_ = 0;
 };

@@ -113,6 +113,8 @@ export interface NativeRuleSet {
   /** Adds the rules of a socket known from elsewhere (a flow when remote is given). */
   add(socket: { proto: number; local: Endpoint; remote?: Endpoint; inode: number; v6only?: boolean }): number;
   count(): number;
+  /** Rules the kernel map refused because it was full. */
+  failed(): number;
   /** Classic mode: attaches `program` if it reflects rule generation and nothing is pending. */
   offerClassic(program: Buffer, generation: number): boolean;
   generation(): number;

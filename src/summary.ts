@@ -7,6 +7,8 @@ export interface SummaryInput {
   sockets: number;
   kernel: { packets: number; drops: number };
   filter: string;
+  /** Rules the kernel filter could not hold (packets of those sockets may be missing). */
+  failedRules?: number;
 }
 
 function size(bytes: number): string {
@@ -23,5 +25,6 @@ export function formatSummary(s: SummaryInput): string {
     `${s.kernel.drops} dropped by the kernel`,
   ];
   if (s.kernel.drops > 0) parts[2] += ' (raise the ring with -B)';
+  if (s.failedRules) parts.push(`${s.failedRules} filter rules refused by the kernel (map full)`);
   return `tracedump: ${parts.join(', ')} (${s.filter} filter)`;
 }

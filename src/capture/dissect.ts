@@ -84,6 +84,7 @@ function quoted(d: Buffer, at: number): Dissected | undefined {
 function dissect4(d: Buffer, inner: boolean): Dissected | undefined {
   if (d.length < 20) return undefined;
   const ihl = (d[0] & 0x0f) * 4;
+  if (ihl < 20 || d.length < ihl) return undefined;
   const proto = d[9];
   const src = d.toString('latin1', 12, 16);
   const dst = d.toString('latin1', 16, 20);

@@ -32,7 +32,8 @@ interface Waiting {
   d: Dissected | undefined;
   tsMs: number;
   arrivedMs: number;
-  done: boolean;
+  decided: boolean;
+  owner?: Owner; // decided: the program's packet (else rejected)
 }
 
 const FRAGMENT_MEMORY_MS = 30_000;
@@ -64,7 +65,7 @@ export class CapturePipeline {
         this.counters.duplicates++;
         continue;
       }
-      this.queue.push({ rec, d: dissect(rec.data), tsMs: rec.sec * 1000 + rec.nsec / 1e6, arrivedMs, done: false });
+      this.queue.push({ rec, d: dissect(rec.data), tsMs: rec.sec * 1000 + rec.nsec / 1e6, arrivedMs, decided: false });
     }
     this.drain(false);
   }
@@ -72,32 +73,54 @@ export class CapturePipeline {
   /** Re-judges waiting packets (after new events, or on a timer). final: nothing will change any more. */
   drain(final: boolean): void {
     const now = this.now();
+    // Decide whatever can be decided anywhere in the queue; a first fragment found behind an
+    // undecided packet settles the later fragments ahead of it (fragments arrive reordered).
+    for (let pass = 0; pass < 2; pass++) {
+      this.firstFragmentSeen = false;
+      for (const w of this.queue) if (!w.decided) this.decide(w, now, final && pass === 1);
+      if (!this.firstFragmentSeen && !final) break;
+    }
+    // Write in capture order; an undecided packet holds the rest back for up to maxHoldMs.
     let i = 0;
     for (; i < this.queue.length; i++) {
       const w = this.queue[i];
-      if (this.settle(w, now, final)) continue;
+      if (w.decided) {
+        this.emit(w);
+        continue;
+      }
       if (now - w.arrivedMs < this.options.maxHoldMs) break;
-      this.late.push(w); // stop holding back the rest; written when decided
+      this.late.push(w); // written out of order once decided
     }
     this.queue = i === this.queue.length ? [] : this.queue.slice(i);
-    if (this.late.length) this.late = this.late.filter((w) => !this.settle(w, now, final));
+    if (this.late.length)
+      this.late = this.late.filter((w) => {
+        if (!this.decide(w, now, final)) return true;
+        this.emit(w);
+        return false;
+      });
   }
 
-  // Decides a packet if it can; returns whether it is decided (and written or dropped).
-  private settle(w: Waiting, now: number, final: boolean): boolean {
-    if (w.done) return true;
+  private firstFragmentSeen = false;
+
+  // Decides a packet if it can; returns whether it is decided.
+  private decide(w: Waiting, now: number, final: boolean): boolean {
+    if (w.decided) return true;
     const verdict = this.judge(w);
     if (verdict === 'pending' && !final) return false;
     if (verdict === undefined && !final && now - w.arrivedMs < this.options.eventLagMs) return false;
-    w.done = true;
-    if (verdict && verdict !== 'pending') {
+    w.decided = true;
+    if (verdict && verdict !== 'pending') w.owner = verdict;
+    return true;
+  }
+
+  private emit(w: Waiting): void {
+    if (w.owner) {
       this.counters.written++;
       this.counters.writtenBytes += w.rec.len;
-      this.sink(w.rec, verdict);
+      this.sink(w.rec, w.owner);
     } else {
       this.counters.rejected++;
     }
-    return true;
   }
 
   private judge(w: Waiting): Owner | 'pending' | undefined {
@@ -108,7 +131,10 @@ export class CapturePipeline {
       return f && w.tsMs - f.at < FRAGMENT_MEMORY_MS ? f.owner : undefined;
     }
     const v = this.table.judge(d, w.tsMs);
-    if (d.fragment && v && v !== 'pending') this.fragments.set(fragmentKey(d), { owner: v, at: w.tsMs });
+    if (d.fragment && v && v !== 'pending') {
+      this.fragments.set(fragmentKey(d), { owner: v, at: w.tsMs });
+      this.firstFragmentSeen = true;
+    }
     return v;
   }
 

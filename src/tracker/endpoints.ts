@@ -173,7 +173,9 @@ export class EndpointTable {
     // the same 4-tuple is a new connection (the old one was closed): not the program's.
     if ((d.tcpFlags & (TCP_SYN | TCP_ACK)) === TCP_SYN) {
       const first = (s.synSeq ??= new Map()).get(key);
-      if (first === undefined) s.synSeq.set(key, d.tcpSeq);
+      // after the socket is gone it cannot send a first SYN either
+      const afterGone = s.goneAt !== undefined && tsMs > s.goneAt;
+      if (first === undefined && !afterGone) s.synSeq.set(key, d.tcpSeq);
       else if (first !== d.tcpSeq) {
         s.superseded = true;
         return undefined;
