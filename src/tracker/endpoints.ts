@@ -4,7 +4,7 @@
 // this table has the last word, judged at each packet's capture time.
 import { addressBytes, isWildcard } from '../net/address';
 import type { Endpoint, TraceEvent } from '../native';
-import { type Dissected, IPPROTO_TCP, TCP_ACK, TCP_SYN } from '../capture/dissect';
+import { type Dissected, IPPROTO_TCP, TCP_ACK, TCP_RST, TCP_SYN } from '../capture/dissect';
 
 export interface Owner {
   pid: number;
@@ -38,6 +38,15 @@ interface SocketState {
   superseded?: boolean;
 }
 
+interface FailedConnect {
+  remotes: Set<string>;
+  from: number;
+  to: number;
+  owner: Owner;
+}
+const FAILED_CONNECT_MEMORY_MS = 30_000;
+const CLOCK_SLACK_MS = 2;
+
 const ALL_PROTOCOLS: ReadonlySet<number> = new Set([6, 17, 136]);
 
 export type Verdict = Owner | 'pending' | undefined;
@@ -59,7 +68,11 @@ export class EndpointTable {
   private readonly flows = new Map<string, SocketState>();
   private readonly binds = new Map<string, SocketState>();
   private readonly pending = new Map<string, number>();
-  private readonly pendingByTid = new Map<number, string[]>();
+  private readonly pendingByTid = new Map<number, { keys: string[]; since: number }>();
+  // TCP connects that failed inside the call: the socket lost its port before the exit stop
+  // could read it, so their SYNs (and the RST or ICMP error answering them) are recognised by
+  // destination and time instead.
+  private failedConnects: FailedConnect[] = [];
   private readonly sockets = new Map<number, SocketState>();
 
   /** The highest rule generation among the events applied (classic filter mode). */
@@ -92,11 +105,12 @@ export class EndpointTable {
         this.generation = Math.max(this.generation, e.ruleGeneration);
         const keys = e.rules.filter((r) => r.kind === 'pending' && r.remote).map((r) => endpointKey(r.proto, r.remote!).key);
         for (const k of keys) this.pending.set(k, (this.pending.get(k) ?? 0) + 1);
-        if (keys.length) this.pendingByTid.set(e.tid, keys);
+        if (keys.length) this.pendingByTid.set(e.tid, { keys, since: e.time });
         return;
       }
       case 'socket':
         this.generation = Math.max(this.generation, e.ruleGeneration);
+        this.noteFailedConnect(e);
         this.endPending(e.tid);
         if (e.rules.length) this.addRules(e);
         return;
@@ -106,8 +120,32 @@ export class EndpointTable {
     }
   }
 
+  private noteFailedConnect(e: Extract<TraceEvent, { kind: 'socket' }>): void {
+    const p = this.pendingByTid.get(e.tid);
+    if (!p || e.call !== 'connect' || e.proto !== 'tcp' || e.result === null || e.result >= 0) return;
+    if (e.errno === 'EINPROGRESS' || (e.local && e.local.port !== 0)) return;
+    const now = e.time;
+    this.failedConnects = this.failedConnects.filter((f) => now - f.to < FAILED_CONNECT_MEMORY_MS);
+    this.failedConnects.push({
+      remotes: new Set(p.keys),
+      from: p.since - CLOCK_SLACK_MS,
+      to: now + CLOCK_SLACK_MS,
+      owner: { pid: e.pid, tid: e.tid, comm: e.comm, inode: e.inode },
+    });
+  }
+
+  private judgeFailedConnect(d: Dissected, a: string, b: string, tsMs: number): Owner | undefined {
+    for (const f of this.failedConnects) {
+      if (tsMs < f.from || tsMs > f.to) continue;
+      const syn = (d.tcpFlags & (TCP_SYN | TCP_ACK)) === TCP_SYN;
+      if (f.remotes.has(b) && (syn || d.icmpError)) return f.owner; // our SYN, or an error quoting it
+      if (f.remotes.has(a) && d.tcpFlags & TCP_RST) return f.owner; // the refusal
+    }
+    return undefined;
+  }
+
   private endPending(tid: number): void {
-    const keys = this.pendingByTid.get(tid);
+    const keys = this.pendingByTid.get(tid)?.keys;
     if (!keys) return;
     this.pendingByTid.delete(tid);
     for (const k of keys) {
@@ -163,6 +201,7 @@ export class EndpointTable {
       if (s && this.alive(s, tsMs)) return s.owner;
     }
     if (this.pending.has(b) || this.pending.has(a)) return 'pending';
+    if (d.proto === IPPROTO_TCP && this.failedConnects.length) return this.judgeFailedConnect(d, a, b, tsMs);
     return undefined;
   }
 

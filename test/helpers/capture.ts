@@ -382,14 +382,21 @@ export function readRecords(file: string, owner: SockRec['owner']): SockRec[] {
 
 const WILDCARD = new Set(['0.0.0.0', '::']);
 
+const canonMemo = new Map<string, string>();
+function canon(a: string): string {
+  let c = canonMemo.get(a);
+  if (c === undefined) canonMemo.set(a, (c = canonIp(a)));
+  return c;
+}
+
 function epMatch(e: Endpoint, addr: string, port: number): boolean {
-  return e.port === port && (WILDCARD.has(canonIp(e.address)) || canonIp(e.address) === canonIp(addr));
+  return e.port === port && (WILDCARD.has(canon(e.address)) || canon(e.address) === canon(addr));
 }
 
 function sameLocal(a: Endpoint, b: Endpoint): boolean {
   if (a.port !== b.port) return false;
-  const x = canonIp(a.address);
-  const y = canonIp(b.address);
+  const x = canon(a.address);
+  const y = canon(b.address);
   return x === y || WILDCARD.has(x) || WILDCARD.has(y);
 }
 
@@ -412,9 +419,15 @@ export function recMatches(r: SockRec, p: Packet): boolean {
  * same local endpoint (port reuse).
  */
 export function windows(traced: SockRec[], others: SockRec[], tailMs = 5000): { r: SockRec; from: number; to: number }[] {
+  const othersByPort = new Map<number, SockRec[]>();
+  for (const o of others) {
+    const l = othersByPort.get(o.local.port);
+    if (l) l.push(o);
+    else othersByPort.set(o.local.port, [o]);
+  }
   return traced.map((r) => {
     let to = r.t1 + tailMs;
-    for (const o of others) {
+    for (const o of othersByPort.get(r.local.port) ?? []) {
       if (o.proto !== r.proto || o.t0 <= r.t0 || !sameLocal(o.local, r.local)) continue;
       if (r.remote && o.remote && !(sameLocal(r.remote, o.remote) && r.remote.port === o.remote.port)) continue;
       to = Math.min(to, o.t0);
@@ -430,11 +443,20 @@ export function classify(
   others: SockRec[],
   tailMs = 5000,
 ): { program: Packet[]; other: Packet[] } {
-  const w = windows(traced, others, tailMs);
+  // records indexed by protocol and local port: a packet can only match by its ports
+  const byPort = new Map<string, ReturnType<typeof windows>>();
+  for (const w of windows(traced, others, tailMs)) {
+    const k = `${w.r.proto}/${w.r.local.port}`;
+    const l = byPort.get(k);
+    if (l) l.push(w);
+    else byPort.set(k, [w]);
+  }
   const program: Packet[] = [];
   const other: Packet[] = [];
   for (const p of oracle) {
-    if (w.some(({ r, from, to }) => p.ms >= from && p.ms < to && recMatches(r, p))) program.push(p);
+    const u = tupleOf(p);
+    const cands = [...(byPort.get(`${u.proto}/${u.sport}`) ?? []), ...(byPort.get(`${u.proto}/${u.dport}`) ?? [])];
+    if (cands.some(({ r, from, to }) => p.ms >= from && p.ms < to && recMatches(r, p))) program.push(p);
     else other.push(p);
   }
   return { program, other };
@@ -592,14 +614,22 @@ export function checkCapture(t: Test, c: CaptureCheck): CaptureResult {
   const udpRecs = c.traced.filter((r) => r.proto === 'udp');
   const badUdp: string[] = [];
   const udp = program.filter((p) => tupleOf(p).proto === 'udp' && p.proto === 'udp');
+  const udpBySport = new Map<number, Packet[]>();
+  for (const p of udp) {
+    const l = udpBySport.get(p.sport);
+    if (l) l.push(p);
+    else udpBySport.set(p.sport, [p]);
+  }
   for (const r of udpRecs) {
-    const firstOut = udp.find((p) => p.ms >= r.t0 - 2 && epMatch(r.local, p.src, p.sport));
+    const firstOut = (udpBySport.get(r.local.port) ?? []).find((p) => p.ms >= r.t0 - 2 && epMatch(r.local, p.src, p.sport));
     if (!firstOut) badUdp.push(`oracle: no datagram from ${r.local.address}:${r.local.port}`);
     else if (!d.has(packetKey(firstOut, prefix))) badUdp.push(`first datagram missing: ${describe(firstOut)}`);
   }
   t.same(listed(badUdp), [], `the first datagram of every UDP socket of the program (${udpRecs.length}) is in the file`);
   if (c.udpSent !== undefined || c.udpReceived !== undefined) {
-    const local = (p: Packet) => udpRecs.some((r) => epMatch(r.local, p.src, p.sport));
+    const recsByPort = new Map<number, SockRec[]>();
+    for (const r of udpRecs) recsByPort.set(r.local.port, [...(recsByPort.get(r.local.port) ?? []), r]);
+    const local = (p: Packet) => (recsByPort.get(p.sport) ?? []).some((r) => epMatch(r.local, p.src, p.sport));
     if (c.udpSent !== undefined)
       t.equal(udp.filter(local).length, c.udpSent, `the program sent ${c.udpSent} datagrams (oracle)`);
     if (c.udpReceived !== undefined)
@@ -623,4 +653,59 @@ export function portFilter(ports: number[], icmp = false): string {
 export function sh(cmd: string): { status: number | null; out: string } {
   const r = spawnSync('sh', ['-c', cmd], { encoding: 'utf8', timeout: 30_000 });
   return { status: r.status, out: (r.stdout ?? '') + (r.stderr ?? '') };
+}
+
+export interface TestNetns {
+  name: string;
+  hostV4: string;
+  nsV4: string;
+  hostV6: string;
+  nsV6: string;
+}
+
+/**
+ * A network namespace with a veth pair to the host: 198.18.N.1/24 and fd00:198:18::N:1/112
+ * on the host side, .2 in the namespace (N is the first subnet no interface uses yet; 0 gives
+ * 198.18.0.1 and fd00:198:18::1). IPv6 addresses with nodad. At teardown, the processes left
+ * in the namespace are killed by pid and the namespace is deleted.
+ */
+export function makeNetns(t: Teardownable): TestNetns {
+  const tag = `${process.pid % 100000}${Math.floor(Math.random() * 90 + 10)}`;
+  const name = `tdtest${tag}`;
+  const hostIf = `tdh${tag}`;
+  const nsIf = `tdn${tag}`;
+  const used = sh('ip -o addr show').out;
+  let n = 0;
+  while (n < 255 && used.includes(`198.18.${n}.`)) n++;
+  const v6 = (h: number) => (n === 0 ? `fd00:198:18::${h}` : `fd00:198:18::${n.toString(16)}:${h}`);
+  const net: TestNetns = { name, hostV4: `198.18.${n}.1`, nsV4: `198.18.${n}.2`, hostV6: v6(1), nsV6: v6(2) };
+  t.teardown(() => {
+    const pids = sh(`ip netns pids ${name}`).out.split(/\s+/).filter((p) => /^\d+$/.test(p));
+    for (const p of pids) {
+      try {
+        process.kill(Number(p), 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    sh(`ip netns del ${name}`);
+    sh(`ip link del ${hostIf} 2>/dev/null`);
+  });
+  const steps = [
+    `ip netns add ${name}`,
+    `ip link add ${hostIf} type veth peer name ${nsIf}`,
+    `ip link set ${nsIf} netns ${name}`,
+    `ip addr add ${net.hostV4}/24 dev ${hostIf}`,
+    `ip -6 addr add ${net.hostV6}/112 dev ${hostIf} nodad`,
+    `ip link set ${hostIf} up`,
+    `ip netns exec ${name} ip link set lo up`,
+    `ip netns exec ${name} ip addr add ${net.nsV4}/24 dev ${nsIf}`,
+    `ip netns exec ${name} ip -6 addr add ${net.nsV6}/112 dev ${nsIf} nodad`,
+    `ip netns exec ${name} ip link set ${nsIf} up`,
+  ];
+  for (const s of steps) {
+    const r = sh(s);
+    if (r.status !== 0) throw new Error(`${s}: ${r.out}`);
+  }
+  return net;
 }
