@@ -9,16 +9,6 @@
 
 #include "bpf.h"
 
-bool is_v4_mapped(const Endpoint& e) {
-  static const uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  return e.family == AF_INET6 && memcmp(e.addr, prefix, 12) == 0;
-}
-
-bool is_wildcard(const Endpoint& e) {
-  static const uint8_t zero[16] = {};
-  return memcmp(e.addr, zero, e.family == AF_INET ? 4 : 16) == 0;
-}
-
 EndpointKey endpoint_key(const Endpoint& e, int socket_protocol) {
   EndpointKey k;
   memset(&k, 0, sizeof k);
@@ -115,6 +105,9 @@ void CaptureRules::add_socket_rules(const SocketInfo& s, const Endpoint* remote,
     FlowKey fk{endpoint_key(s.local, proto), endpoint_key(*remote, proto)};
     put(flows_.get(), flow_owners_, &fk, sizeof fk, s.inode);
     added->push_back({RuleKind::kFlow, wire_proto(proto), s.local, *remote});
+    // A connected socket only talks on its 4-tuple: a port rule from an earlier bind() would
+    // outlive its purpose and catch whoever takes the port next.
+    drop_binds(s.inode);
     return;
   }
   EndpointKey bk = endpoint_key(s.local, proto);
@@ -165,41 +158,63 @@ void CaptureRules::before_call(const SocketCallInfo& c, bool need_exit, std::vec
 
 void CaptureRules::after_call(const SocketCallInfo& c, int64_t result, const SocketInfo& after,
                               std::vector<RuleSpec>* added) {
-  if (c.call != SocketCall::kBind && c.call != SocketCall::kListen) add_pending(c, -1, nullptr);
   bool ok = result >= 0 || (c.call == SocketCall::kConnect && result == -EINPROGRESS);
-  if (!ok && after.local.port == 0) return;  // failed and unbound: nothing of it can flow
-  const Endpoint* remote = nullptr;
-  if (after.peer.valid())
-    remote = &after.peer;
-  else if (c.call == SocketCall::kConnect && ok && !c.dests.empty())
-    remote = &c.dests[0];  // a connect in progress has no peer name yet
-  if (c.call == SocketCall::kConnect && is_udp(after.protocol) && !ok) remote = nullptr;
-  add_socket_rules(after, remote, added);
+  // Failed and unbound: nothing of it can flow. Otherwise the socket's own rule goes in
+  // first and only then the pending one out: a reply arriving in between must still pass.
+  if (ok || after.local.port != 0) {
+    const Endpoint* remote = nullptr;
+    if (after.peer.valid())
+      remote = &after.peer;
+    else if (c.call == SocketCall::kConnect && ok && !c.dests.empty())
+      remote = &c.dests[0];  // a connect in progress has no peer name yet
+    if (c.call == SocketCall::kConnect && is_udp(after.protocol) && !ok) remote = nullptr;
+    add_socket_rules(after, remote, added);
+  }
+  if (c.call != SocketCall::kBind && c.call != SocketCall::kListen) add_pending(c, -1, nullptr);
 }
 
 void CaptureRules::adopt(const SocketInfo& s, std::vector<RuleSpec>* added) {
   add_socket_rules(s, s.peer.valid() ? &s.peer : nullptr, added);
 }
 
-int CaptureRules::release(uint64_t inode) {
-  std::lock_guard<std::mutex> lock(mutex_);
+// Removes the inode's hold on its rules of `kind` (all kinds when kind is null); returns how
+// many keys left the maps. mutex_ held.
+int CaptureRules::drop(uint64_t inode, const RuleKind* only) {
   auto it = by_inode_.find(inode);
   if (it == by_inode_.end()) return 0;
   int removed = 0;
-  for (auto& [kind, key] : it->second) {
-    Owners& owners = kind == RuleKind::kFlow ? flow_owners_ : bind_owners_;
-    auto o = owners.find(key);
-    if (o == owners.end()) continue;
-    o->second.erase(inode);
-    if (o->second.empty()) {
-      int fd = kind == RuleKind::kFlow ? flows_.get() : binds_.get();
-      if (fd >= 0) bpf::map_delete(fd, key.data());
-      owners.erase(o);
-      removed++;
+  auto& held = it->second;
+  for (auto h = held.begin(); h != held.end();) {
+    RuleKind kind = h->first;
+    if (only && kind != *only) {
+      ++h;
+      continue;
     }
+    Owners& owners = kind == RuleKind::kFlow ? flow_owners_ : bind_owners_;
+    auto o = owners.find(h->second);
+    if (o != owners.end()) {
+      o->second.erase(inode);
+      if (o->second.empty()) {
+        int fd = kind == RuleKind::kFlow ? flows_.get() : binds_.get();
+        if (fd >= 0) bpf::map_delete(fd, h->second.data());
+        owners.erase(o);
+        removed++;
+      }
+    }
+    h = held.erase(h);
   }
-  by_inode_.erase(it);
+  if (held.empty()) by_inode_.erase(it);
   return removed;
+}
+
+void CaptureRules::drop_binds(uint64_t inode) {
+  RuleKind bind = RuleKind::kBind;
+  drop(inode, &bind);
+}
+
+int CaptureRules::release(uint64_t inode) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return drop(inode, nullptr);
 }
 
 uint64_t CaptureRules::failed() {

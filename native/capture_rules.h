@@ -73,6 +73,8 @@ class CaptureRules : public SocketHook {
   void add_socket_rules(const SocketInfo& s, const Endpoint* remote, std::vector<RuleSpec>* added);
   void add_pending(const SocketCallInfo& call, int delta, std::vector<RuleSpec>* added);
   void put(int fd, Owners& owners, const void* key, size_t size, uint64_t inode);
+  int drop(uint64_t inode, const RuleKind* only);
+  void drop_binds(uint64_t inode);
 
   void changed();  // a rule was added (mutex held)
 

@@ -30,6 +30,4 @@ inline uint8_t wire_proto(int socket_protocol) {
   return socket_protocol == 262 ? 6 : static_cast<uint8_t>(socket_protocol);
 }
 
-bool is_v4_mapped(const Endpoint& e);
-bool is_wildcard(const Endpoint& e);
 EndpointKey endpoint_key(const Endpoint& e, int socket_protocol);

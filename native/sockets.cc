@@ -20,6 +20,16 @@
 #define SYS_pidfd_getfd 438
 #endif
 
+bool is_v4_mapped(const Endpoint& e) {
+  static const uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  return e.family == AF_INET6 && memcmp(e.addr, prefix, 12) == 0;
+}
+
+bool is_wildcard(const Endpoint& e) {
+  static const uint8_t zero[16] = {};
+  return memcmp(e.addr, zero, e.family == AF_INET ? 4 : 16) == 0;
+}
+
 std::string Endpoint::address_string() const {
   char buf[INET6_ADDRSTRLEN] = "";
   if (family == AF_INET) inet_ntop(AF_INET, addr, buf, sizeof buf);

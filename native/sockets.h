@@ -29,6 +29,10 @@ struct SocketInfo {
   bool v6only = false;  // IPV6_V6ONLY: an AF_INET6 socket that does not receive IPv4  // the socket's inode: its identity while it lives (sock_diag reports it)
 };
 
+bool is_v4_mapped(const Endpoint& e);
+// The any-address (0.0.0.0 or ::): the kernel picks the real local address at connect/send.
+bool is_wildcard(const Endpoint& e);
+
 // Decodes an AF_INET/AF_INET6 sockaddr; false for other families or short buffers.
 bool decode_sockaddr(const void* buf, size_t len, Endpoint* out);
 

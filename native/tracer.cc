@@ -447,8 +447,10 @@ void Tracer::on_seccomp(Tracee& t) {
   c.dests = call_destinations(t.tid, static_cast<long>(regs.orig_rax), args, kMaxDestinations);
 
   // The exit stop is taken only where entry cannot tell the socket's local endpoint:
-  // an unbound socket gets its port inside the call; bind can fail (EADDRINUSE).
-  bool need_exit = call == SocketCall::kBind || c.socket.local.port == 0;
+  // an unbound socket gets its port inside the call; bind can fail (EADDRINUSE); a socket
+  // bound to the any-address gets its real local address when it connects.
+  bool need_exit = call == SocketCall::kBind || c.socket.local.port == 0 ||
+                   (call == SocketCall::kConnect && is_wildcard(c.socket.local));
   std::vector<RuleSpec> rules;
   if (hook_) hook_->before_call(c, need_exit, &rules);
   t.expect_exit = need_exit;

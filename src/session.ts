@@ -46,6 +46,9 @@ const TICK_MS = 100;
 // connection hash; exact 4-tuples and new-SYN detection keep TCP precise meanwhile).
 const UDP_SWEEP_MS = 250;
 const TCP_SWEEP_MS = 2000;
+// A process's sockets are closed before its exit is reported: sweep right then (at most this
+// often), so a port it released is not claimed while another program takes it.
+const EXIT_SWEEP_MS = 100;
 const FLUSH_MS = 1000;
 
 export async function runSession(options: SessionOptions): Promise<number> {
@@ -107,9 +110,25 @@ export async function runSession(options: SessionOptions): Promise<number> {
     }
   };
 
+  let lastFlush = Date.now();
+  let lastUdpSweep = Date.now();
+  let lastTcpSweep = Date.now();
+  let exitSweepDue = false;
+  let lastExitSweep = 0;
+  const sweepAfterExit = (now: number) => {
+    if (!live || !exitSweepDue || now - lastExitSweep < EXIT_SWEEP_MS) return;
+    exitSweepDue = false;
+    lastExitSweep = lastUdpSweep = lastTcpSweep = now;
+    if (sweep(table, live, now, [6, 17, 136])) portsChanged = true;
+  };
+
   const onEvents = (batch: TraceEvent[]) => {
-    for (const e of batch) table.apply(e);
+    for (const e of batch) {
+      table.apply(e);
+      if (e.kind === 'exit' && e.tid === e.pid) exitSweepDue = true;
+    }
     if (live) {
+      sweepAfterExit(Date.now());
       pipeline.drain(false);
       refreshClassic();
     }
@@ -124,11 +143,9 @@ export async function runSession(options: SessionOptions): Promise<number> {
   };
 
   const timers: NodeJS.Timeout[] = [];
-  let lastFlush = Date.now();
-  let lastUdpSweep = Date.now();
-  let lastTcpSweep = Date.now();
   const tick = () => {
     const now = Date.now();
+    sweepAfterExit(now);
     pipeline.drain(false);
     refreshClassic();
     if (live && now - lastUdpSweep >= UDP_SWEEP_MS) {

@@ -6,7 +6,7 @@
 //     the file cover every byte 0..200 MB of its sequence space without a gap.
 import path from 'node:path';
 import t from 'tap';
-import { FLOWS, PY, checkCapture, portFilter, readRecords, runTracedump, startOracle, startServer, workDir } from './helpers/capture';
+import { FLOWS, PY, checkCapture, portFilter, readRecords, runTracedump, startOracle, startServer, workDir, noLeftovers } from './helpers/capture';
 import { TCP_SYN } from './helpers/pcap';
 
 const BYTES = 200 * 1000 * 1000;
@@ -75,3 +75,5 @@ t.test('200 MB over one loopback TCP connection', async (t) => {
   t.equal(covered, BYTES, 'and no byte beyond');
   t.comment(`tracedump run: ${run.elapsedMs} ms; oracle: captured ${stats.captured}, dropped ${stats.dropped}`);
 });
+
+noLeftovers(t);

@@ -18,6 +18,7 @@ import {
   startOracle,
   startServer,
   workDir,
+  noLeftovers,
 } from './helpers/capture';
 import { TCP_ACK, TCP_RST, TCP_SYN } from './helpers/pcap';
 
@@ -136,3 +137,5 @@ for (const host of ['127.0.0.1', '::1']) {
     t.equal(r.td.packets.length, 4, 'two datagrams and two errors, nothing else');
   });
 }
+
+noLeftovers(t);

@@ -13,6 +13,7 @@ import {
   startOracle,
   startServer,
   workDir,
+  noLeftovers,
 } from './helpers/capture';
 
 t.test('10,000 UDP sockets open at once, one datagram each', async (t) => {
@@ -49,3 +50,5 @@ t.test('10,000 UDP sockets open at once, one datagram each', async (t) => {
   t.equal(new Set(r.td.packets.map((p) => p.sport)).size, n, `from ${n} distinct source ports`);
   t.comment(`tracedump run: ${run.elapsedMs} ms`);
 });
+
+noLeftovers(t);

@@ -15,6 +15,7 @@ import {
   startOracle,
   startServer,
   workDir,
+  noLeftovers,
 } from './helpers/capture';
 
 let nsName = '';
@@ -67,3 +68,5 @@ t.test('the namespace and its processes are gone after the test', async (t) => {
   t.notMatch(sh('ip netns list').out, nsName, `${nsName} deleted`);
   t.notMatch(sh('ip -o link').out, `tdh${nsName.slice(6)}`, 'the veth pair is gone');
 });
+
+noLeftovers(t);

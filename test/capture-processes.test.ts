@@ -14,6 +14,7 @@ import {
   startOracle,
   startServer,
   workDir,
+  noLeftovers,
 } from './helpers/capture';
 
 t.test('3 forked children and 3 threads at once', async (t) => {
@@ -73,3 +74,5 @@ t.test("exec chain: sh -c 'a; b'", async (t) => {
     udpReceived: 10,
   });
 });
+
+noLeftovers(t);

@@ -18,6 +18,7 @@ import {
   FLOWS,
   PY,
   workDir,
+  noLeftovers,
 } from './helpers/capture';
 
 for (const host of ['127.0.0.1', '::1']) {
@@ -47,7 +48,7 @@ for (const host of ['127.0.0.1', '::1']) {
       },
     });
     const endAt = Date.now();
-    const reused = reuse ? await reuse : { code: null, err: 'not started' };
+    const reused = await ((reuse as Promise<{ code: number | null; err: string }> | null) ?? Promise.resolve({ code: null, err: 'not started' }));
     const stats = await oracle.stop();
     t.equal(run.status, 0, `the traced program succeeded (${run.stderr.slice(-300)})`);
     t.equal(reused.code, 0, `the untraced process reused the ports (${reused.err})`);
@@ -93,3 +94,5 @@ for (const host of ['127.0.0.1', '::1']) {
     t.ok(r.other.length >= 16, `the oracle saw the untraced process's packets (${r.other.length})`);
   });
 }
+
+noLeftovers(t);

@@ -16,6 +16,7 @@ import {
   startOracle,
   startServer,
   workDir,
+  noLeftovers,
 } from './helpers/capture';
 
 t.test('traced TCP server, untraced clients; an unrelated pair on another port', async (t) => {
@@ -39,7 +40,7 @@ t.test('traced TCP server, untraced clients; an unrelated pair on another port',
       ]);
     },
   });
-  const done = clients ? await clients : [];
+  const done = await (clients as Promise<{ code: number | null; err: string }[]> | null ?? Promise.resolve([]));
   const stats = await oracle.stop();
   t.equal(run.status, 0, `the traced server served its clients and exited 0 (${run.stderr.slice(-300)})`);
   t.same(
@@ -94,7 +95,7 @@ t.test('traced UDP echo server, untraced clients; an unrelated UDP pair on anoth
       },
     },
   );
-  const done = clients ? await clients : [];
+  const done = await (clients as Promise<{ code: number | null; err: string }[]> | null ?? Promise.resolve([]));
   const stats = await oracle.stop();
   t.equal(run.status, 0, `the traced server answered its clients and exited 0 (${run.stderr.slice(-300)})`);
   t.same(
@@ -119,3 +120,5 @@ t.test('traced UDP echo server, untraced clients; an unrelated UDP pair on anoth
     'every packet in the file is to or from the traced server port',
   );
 });
+
+noLeftovers(t);

@@ -15,6 +15,7 @@ import {
   startOracle,
   startServer,
   workDir,
+  noLeftovers,
 } from './helpers/capture';
 
 t.test('200 sequential TCP connections to an untraced server', async (t) => {
@@ -67,7 +68,7 @@ t.test('noise: an untraced process hits the same servers at the same time', asyn
       if (!noise && all.includes('start')) noise = startNoise();
     },
   });
-  const noiseDone = noise ? await noise : [];
+  const noiseDone = await (noise as Promise<{ code: number | null; err: string }[]> | null ?? Promise.resolve([]));
   const stats = await oracle.stop();
   t.equal(run.status, 0, `the traced client succeeded (${run.stderr.slice(-300)})`);
   t.same(
@@ -96,3 +97,5 @@ t.test('noise: an untraced process hits the same servers at the same time', asyn
   t.ok(overlapping >= 50, `the noise overlapped the traced client (${overlapping} noise sockets during it)`);
   t.ok(r.other.length >= 6 * n, `the oracle saw the noise (${r.other.length} packets)`);
 });
+
+noLeftovers(t);

@@ -16,6 +16,7 @@ import {
   startOracle,
   startServer,
   workDir,
+  noLeftovers,
 } from './helpers/capture';
 
 t.test('DNS-like UDP queries over 127.0.0.1: fresh, long-lived and connected sockets', async (t) => {
@@ -99,3 +100,5 @@ for (const host of ['127.0.0.1', '::1']) {
     });
   });
 }
+
+noLeftovers(t);

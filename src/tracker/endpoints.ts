@@ -33,6 +33,8 @@ interface SocketState {
   binds: string[];
   /** Realtime ms at which the socket was first seen gone (it closed before that). */
   goneAt?: number;
+  /** Its port rules (from bind) hold for packets up to this time: then it connected. */
+  bindsUntil?: number;
   /** Sequence number of the first SYN of each TCP flow: its own connection attempt. */
   synSeq?: Map<string, number>;
   superseded?: boolean;
@@ -169,6 +171,7 @@ export class EndpointTable {
       s.localPorts.push([r.proto, r.local.port]);
       this.generation = Math.max(this.generation, e.ruleGeneration);
       if (r.kind === 'flow' && r.remote) {
+        s.bindsUntil ??= e.time; // connected: from now on only its 4-tuple is its traffic
         const k = `${local.key}|${endpointKey(r.proto, r.remote).key}`;
         this.flows.set(k, s);
         (r.proto === IPPROTO_TCP ? s.tcpFlows : s.flows).push(k);
@@ -198,7 +201,7 @@ export class EndpointTable {
     }
     for (const k of [a, anyKey(d.family, d.proto, d.sport), b, anyKey(d.family, d.proto, d.dport)]) {
       const s = this.binds.get(k);
-      if (s && this.alive(s, tsMs)) return s.owner;
+      if (s && this.alive(s, tsMs) && (s.bindsUntil === undefined || tsMs <= s.bindsUntil)) return s.owner;
     }
     if (this.pending.has(b) || this.pending.has(a)) return 'pending';
     if (d.proto === IPPROTO_TCP && this.failedConnects.length) return this.judgeFailedConnect(d, a, b, tsMs);
