@@ -401,6 +401,8 @@ class CaptureHandle : public Napi::ObjectWrap<CaptureHandle> {
       if (opts.Get("blockSize").IsNumber()) o.block_size = opts.Get("blockSize").As<Napi::Number>().Uint32Value();
       if (opts.Get("blockCount").IsNumber()) o.block_count = opts.Get("blockCount").As<Napi::Number>().Uint32Value();
       if (opts.Get("retireMs").IsNumber()) o.retire_ms = opts.Get("retireMs").As<Napi::Number>().Uint32Value();
+      if (opts.Get("slabBytes").IsNumber())
+        o.max_in_flight = static_cast<uint64_t>(opts.Get("slabBytes").As<Napi::Number>().Int64Value());
     }
     if (!info[1].IsFunction()) throw Napi::TypeError::New(env, "new Capture(options, onBatch)");
     std::string syscall_name;
@@ -415,7 +417,7 @@ class CaptureHandle : public Napi::ObjectWrap<CaptureHandle> {
   struct Shared {
     std::mutex mutex;
     std::vector<CaptureBatch> batches;
-    Capture* capture = nullptr;
+    std::weak_ptr<Capture> capture;  // slabs go back to it while it lives
   };
 
   void Close() {
@@ -445,20 +447,25 @@ class CaptureHandle : public Napi::ObjectWrap<CaptureHandle> {
       batches.swap(s->batches);
     }
     for (auto& b : batches) {
-      uint64_t bytes = b.data.size();
-      uint32_t packets = b.packets;
-      auto* heap = new std::vector<uint8_t>(std::move(b.data));
-      Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::New(
-          env, heap->data(), heap->size(), [](Napi::Env, uint8_t*, std::vector<uint8_t>* v) { delete v; }, heap);
-      fn.Call({buf, Napi::Number::New(env, packets)});
-      if (s->capture) s->capture->consumed(bytes);
+      // Borrowed memory: valid during the call only (the controller copies what it keeps).
+      Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::New(env, b.slab.get(), b.size);
+      auto give_back = [&] {
+        if (auto c = s->capture.lock()) c->recycle(std::move(b.slab));
+      };
+      try {
+        fn.Call({buf, Napi::Number::New(env, b.packets)});
+      } catch (...) {
+        give_back();
+        throw;
+      }
+      give_back();
     }
   }
 
   Napi::Value Start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     shared_ = std::make_shared<Shared>();
-    shared_->capture = capture_.get();
+    shared_->capture = capture_;
     tsfn_ = Napi::ThreadSafeFunction::New(env, on_batch_.Value(), "tracedump.capture", 0, 1);
     tsfn_.Unref(env);  // the tracer and timers keep the loop alive, not the capture
     std::weak_ptr<Shared> weak = shared_;

@@ -1,6 +1,6 @@
-// TPACKET_V3 ring reader. The reader copies each retired block's packets into a batch and
-// returns the block to the kernel at once; when the controller falls behind by more than
-// max_in_flight bytes it stops returning blocks, so the kernel counts drops instead of this
+// TPACKET_V3 ring reader. The reader copies each retired block's packets into a reused slab
+// and returns the block to the kernel at once; when the controller holds every slab
+// (max_in_flight bytes) it stops returning blocks, so the kernel counts drops instead of this
 // process growing without bound.
 #include "capture.h"
 
@@ -15,12 +15,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 
 namespace {
 
-void put32(std::vector<uint8_t>& v, size_t at, uint32_t x) { memcpy(&v[at], &x, 4); }
-void put16(std::vector<uint8_t>& v, size_t at, uint16_t x) { memcpy(&v[at], &x, 2); }
+void put32(uint8_t* p, uint32_t x) { memcpy(p, &x, 4); }
+void put16(uint8_t* p, uint16_t x) { memcpy(p, &x, 2); }
 
 }  // namespace
 
@@ -77,6 +78,14 @@ int Capture::attach_classic(const std::vector<sock_filter>& p) {
 
 int Capture::start(Deliver deliver) {
   deliver_ = std::move(deliver);
+  // The slabs are made and touched now, before the command runs: page faults in the middle
+  // of a burst would slow the reader just when the ring fills.
+  size_t max_slabs = std::max<uint64_t>(2, options_.max_in_flight / options_.block_size);
+  for (; slabs_made_ < max_slabs; slabs_made_++) {
+    std::unique_ptr<uint8_t[]> s(new uint8_t[options_.block_size]);
+    memset(s.get(), 0, options_.block_size);
+    free_slabs_.push_back(std::move(s));
+  }
   sockaddr_ll sll;
   memset(&sll, 0, sizeof sll);
   sll.sll_family = AF_PACKET;
@@ -97,10 +106,23 @@ void Capture::stop() {
   thread_.join();
 }
 
-void Capture::consumed(uint64_t bytes) {
+void Capture::recycle(std::unique_ptr<uint8_t[]> slab) {
   std::lock_guard<std::mutex> lock(mutex_);
-  in_flight_ = bytes > in_flight_ ? 0 : in_flight_ - bytes;
+  free_slabs_.push_back(std::move(slab));
   room_.notify_all();
+}
+
+std::unique_ptr<uint8_t[]> Capture::take_slab() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  size_t max_slabs = std::max<uint64_t>(2, options_.max_in_flight / options_.block_size);
+  room_.wait(lock, [&] { return !free_slabs_.empty() || slabs_made_ < max_slabs || stopping_; });
+  if (!free_slabs_.empty()) {
+    auto s = std::move(free_slabs_.back());
+    free_slabs_.pop_back();
+    return s;
+  }
+  slabs_made_++;  // beyond max only while stopping: the last blocks must still be handed over
+  return std::unique_ptr<uint8_t[]>(new uint8_t[options_.block_size]);  // not zeroed: filled below
 }
 
 void Capture::read_kernel_stats() {
@@ -126,11 +148,9 @@ bool Capture::process_ready_blocks() {
                                                                     options_.block_size);
     if (!(__atomic_load_n(&block->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER))
       return any;
-    {
-      std::unique_lock<std::mutex> lock(mutex_);
-      room_.wait(lock, [this] { return in_flight_ < options_.max_in_flight || stopping_; });
-    }
     CaptureBatch batch;
+    batch.slab = take_slab();
+    uint8_t* out = batch.slab.get();
     uint32_t n = block->hdr.bh1.num_pkts;
     auto* hdr = reinterpret_cast<tpacket3_hdr*>(reinterpret_cast<uint8_t*>(block) +
                                                 block->hdr.bh1.offset_to_first_pkt);
@@ -140,34 +160,32 @@ bool Capture::process_ready_blocks() {
       total += kRecordHeaderSize + h->tp_snaplen;
       off += h->tp_next_offset;
     }
-    batch.data.resize(total);
+    batch.size = total;  // a record is never larger than its frame in the block
     size_t at = 0;
     auto* h = hdr;
     for (uint32_t i = 0; i < n; i++) {
       auto* sll = reinterpret_cast<sockaddr_ll*>(reinterpret_cast<uint8_t*>(h) +
                                                  TPACKET_ALIGN(sizeof(tpacket3_hdr)));
-      put32(batch.data, at, h->tp_sec);
-      put32(batch.data, at + 4, h->tp_nsec);
-      put32(batch.data, at + 8, h->tp_snaplen);
-      put32(batch.data, at + 12, h->tp_len);
-      put32(batch.data, at + 16, static_cast<uint32_t>(sll->sll_ifindex));
-      put16(batch.data, at + 20, ntohs(sll->sll_protocol));
-      put16(batch.data, at + 22, sll->sll_hatype);
-      batch.data[at + 24] = sll->sll_pkttype;
-      batch.data[at + 25] = batch.data[at + 26] = batch.data[at + 27] = 0;
-      memcpy(&batch.data[at + kRecordHeaderSize], reinterpret_cast<uint8_t*>(h) + h->tp_mac,
-             h->tp_snaplen);
+      put32(out + at, h->tp_sec);
+      put32(out + at + 4, h->tp_nsec);
+      put32(out + at + 8, h->tp_snaplen);
+      put32(out + at + 12, h->tp_len);
+      put32(out + at + 16, static_cast<uint32_t>(sll->sll_ifindex));
+      put16(out + at + 20, ntohs(sll->sll_protocol));
+      put16(out + at + 22, sll->sll_hatype);
+      out[at + 24] = sll->sll_pkttype;
+      out[at + 25] = out[at + 26] = out[at + 27] = 0;
+      memcpy(out + at + kRecordHeaderSize, reinterpret_cast<uint8_t*>(h) + h->tp_mac, h->tp_snaplen);
       at += kRecordHeaderSize + h->tp_snaplen;
       h = reinterpret_cast<tpacket3_hdr*>(reinterpret_cast<uint8_t*>(h) + h->tp_next_offset);
     }
     batch.packets = n;
     __atomic_store_n(&block->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
     next_block_ = (next_block_ + 1) % options_.block_count;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      in_flight_ += total;
-    }
-    if (n > 0) deliver_(std::move(batch));
+    if (n > 0)
+      deliver_(std::move(batch));
+    else
+      recycle(std::move(batch.slab));
     any = true;
   }
 }

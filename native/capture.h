@@ -19,7 +19,7 @@ struct CaptureOptions {
   uint32_t block_size = 4 << 20;  // bytes, a multiple of the page size
   uint32_t block_count = 16;
   uint32_t retire_ms = 20;        // a partly filled block is handed over after this long
-  uint64_t max_in_flight = 256ull << 20;  // bytes handed over but not yet consumed
+  uint64_t max_in_flight = 16ull << 20;  // bytes handed over but not yet consumed (slabs)
 };
 
 // One packet record in a batch (little endian), followed by caplen bytes of packet data:
@@ -27,8 +27,11 @@ struct CaptureOptions {
 //   u16 hatype (ARPHRD_*), u8 pkttype (PACKET_*), u8[3] padding
 constexpr size_t kRecordHeaderSize = 28;
 
+// A batch lives in a reused slab (no allocation, no page faults per block): the controller
+// must be done with it when its callback returns, and gives the slab back with recycle().
 struct CaptureBatch {
-  std::vector<uint8_t> data;
+  std::unique_ptr<uint8_t[]> slab;
+  size_t size = 0;
   uint32_t packets = 0;
 };
 
@@ -51,7 +54,7 @@ class Capture {
   int start(Deliver deliver);                             // binds to all interfaces
   // Hands over every packet captured so far, then stops the reader thread.
   void stop();
-  void consumed(uint64_t bytes);  // the controller is done with this many bytes of batches
+  void recycle(std::unique_ptr<uint8_t[]> slab);  // the controller is done with a batch
   CaptureStats stats();
 
  private:
@@ -70,8 +73,11 @@ class Capture {
   std::thread thread_;
   std::atomic<bool> stopping_{false};
 
-  std::mutex mutex_;  // guards in_flight_ and stats_
+  std::unique_ptr<uint8_t[]> take_slab();  // waits while every slab is handed over
+
+  std::mutex mutex_;  // guards the slabs and stats_
   std::condition_variable room_;
-  uint64_t in_flight_ = 0;
+  std::vector<std::unique_ptr<uint8_t[]>> free_slabs_;
+  size_t slabs_made_ = 0;
   CaptureStats stats_;
 };

@@ -126,6 +126,8 @@ export interface CaptureOptions {
   blockSize?: number;
   blockCount?: number;
   retireMs?: number;
+  /** Bytes of reused buffers between the ring and the controller. */
+  slabBytes?: number;
 }
 
 export interface NativeCapture {

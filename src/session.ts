@@ -83,7 +83,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
       live = new LiveCapture({
         snaplen: cap.snaplen,
         ringBytes: cap.ringBytes,
-        maxRules: 1 << 20,
+        maxRules: 1 << 17,
         filter: cap.filter,
         onBatch: (batch) => {
           pipeline.addBatch(batch);

@@ -33,6 +33,7 @@ interface Waiting {
   tsMs: number;
   arrivedMs: number;
   decided: boolean;
+  emitted?: boolean;
   owner?: Owner; // decided: the program's packet (else rejected)
 }
 
@@ -56,7 +57,12 @@ export class CapturePipeline {
     return this.queue.length + this.late.length;
   }
 
+  /**
+   * Judges and writes a batch. The batch is only valid during this call (its memory is
+   * reused): packets still waiting afterwards keep copies.
+   */
   addBatch(batch: Buffer): void {
+    const first = this.queue.length;
     const arrivedMs = this.now();
     for (const rec of readRecords(batch)) {
       this.counters.seen++;
@@ -67,7 +73,10 @@ export class CapturePipeline {
       }
       this.queue.push({ rec, d: dissect(rec.data), tsMs: rec.sec * 1000 + rec.nsec / 1e6, arrivedMs, decided: false });
     }
+    const added = this.queue.slice(first);
     this.drain(false);
+    // still queued (or moved to late): own the bytes before the batch memory is reused
+    for (const w of added) if (!w.emitted) w.rec = { ...w.rec, data: Buffer.from(w.rec.data) };
   }
 
   /** Re-judges waiting packets (after new events, or on a timer). final: nothing will change any more. */
@@ -114,6 +123,7 @@ export class CapturePipeline {
   }
 
   private emit(w: Waiting): void {
+    w.emitted = true;
     if (w.owner) {
       this.counters.written++;
       this.counters.writtenBytes += w.rec.len;
