@@ -211,7 +211,9 @@ function sweep(table: EndpointTable, live: LiveCapture, now: number, protocols: 
     printError((err as Error).message);
     return false;
   }
-  const expired = table.sweep(new Set(inodes), now, new Set(protocols));
+  // `now` is a whole millisecond (Date.now()) while packets carry nanoseconds: round up, so a
+  // packet sent earlier in the same millisecond is not judged to come after the close.
+  const expired = table.sweep(new Set(inodes), Math.floor(now) + 1, new Set(protocols));
   for (const inode of expired) live.rules.release(inode);
   return expired.length > 0;
 }
