@@ -5,6 +5,8 @@
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 
+#include <time.h>
+
 #include <cstring>
 #include <memory>
 
@@ -554,21 +556,38 @@ Napi::Value TestRun(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, ret);
 }
 
-// socketInodes([protocols]) -> Float64Array of the inodes of all sockets of those protocols
-// (default TCP, UDP, UDP-Lite) in this network namespace
-Napi::Value SocketInodes(const Napi::CallbackInfo& info) {
+double realtime_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+// liveSockets([protocols]) -> {sockets: Float64Array of (inode, protocol, local port) triples,
+// before, after}: all sockets of those protocols (default TCP, UDP, UDP-Lite) in this network
+// namespace, and the realtime clock (ms, the packets' clock) just before and after the dump.
+Napi::Value LiveSockets(const Napi::CallbackInfo& info) {
   std::vector<int> protocols = {IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE};
   if (info[0].IsArray()) {
     protocols.clear();
     Napi::Array a = info[0].As<Napi::Array>();
     for (uint32_t i = 0; i < a.Length(); i++) protocols.push_back(a.Get(i).As<Napi::Number>().Int32Value());
   }
-  std::vector<uint64_t> inodes;
-  int r = list_socket_inodes(protocols, &inodes);
+  std::vector<LiveSocket> sockets;
+  double before = realtime_ms();
+  int r = list_sockets(protocols, &sockets);
+  double after = realtime_ms();
   if (r < 0) throw make_error(info.Env(), "cannot list sockets", "sock_diag", -r);
-  Napi::Float64Array out = Napi::Float64Array::New(info.Env(), inodes.size());
-  for (size_t i = 0; i < inodes.size(); i++) out[i] = static_cast<double>(inodes[i]);
-  return out;
+  Napi::Float64Array out = Napi::Float64Array::New(info.Env(), sockets.size() * 3);
+  for (size_t i = 0; i < sockets.size(); i++) {
+    out[3 * i] = static_cast<double>(sockets[i].inode);
+    out[3 * i + 1] = sockets[i].protocol;
+    out[3 * i + 2] = sockets[i].port;
+  }
+  Napi::Object result = Napi::Object::New(info.Env());
+  result.Set("sockets", out);
+  result.Set("before", before);
+  result.Set("after", after);
+  return result;
 }
 
 Napi::Value CloseFd(const Napi::CallbackInfo& info) {
@@ -629,7 +648,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Capture", capture_class);
   exports.Set("loadSocketFilter", Napi::Function::New(env, LoadSocketFilter, "loadSocketFilter"));
   exports.Set("testRun", Napi::Function::New(env, TestRun, "testRun"));
-  exports.Set("socketInodes", Napi::Function::New(env, SocketInodes, "socketInodes"));
+  exports.Set("liveSockets", Napi::Function::New(env, LiveSockets, "liveSockets"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
   exports.Set("interfaceName", Napi::Function::New(env, InterfaceName, "interfaceName"));
 #endif

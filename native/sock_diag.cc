@@ -4,6 +4,7 @@
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -15,7 +16,7 @@
 
 namespace {
 
-int dump(int fd, int family, int protocol, std::vector<uint64_t>* out) {
+int dump(int fd, int family, int protocol, std::vector<LiveSocket>* out) {
   struct {
     nlmsghdr nlh;
     inet_diag_req_v2 req;
@@ -47,14 +48,14 @@ int dump(int fd, int family, int protocol, std::vector<uint64_t>* out) {
         return e->error == -ENOENT ? 0 : e->error;  // protocol not available (udplite module)
       }
       auto* m = static_cast<inet_diag_msg*>(NLMSG_DATA(h));
-      if (m->idiag_inode) out->push_back(m->idiag_inode);
+      if (m->idiag_inode) out->push_back({m->idiag_inode, protocol, ntohs(m->id.idiag_sport)});
     }
   }
 }
 
 }  // namespace
 
-int list_socket_inodes(const std::vector<int>& protocols, std::vector<uint64_t>* out) {
+int list_sockets(const std::vector<int>& protocols, std::vector<LiveSocket>* out) {
   UniqueFd fd(socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
   if (!fd.valid()) return -errno;
   for (int family : {AF_INET, AF_INET6})

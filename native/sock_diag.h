@@ -8,4 +8,10 @@
 // IPv4 and IPv6, in this network namespace. Orphaned sockets (closed, still finishing) and
 // TIME_WAIT entries report inode 0 and are skipped. A TCP dump walks the kernel's whole
 // connection hash (milliseconds on a large machine); UDP dumps are cheap. Returns 0 or -errno.
-int list_socket_inodes(const std::vector<int>& protocols, std::vector<uint64_t>* out);
+// Appends (inode, protocol, local port) for each.
+struct LiveSocket {
+  uint64_t inode;
+  int protocol;
+  uint16_t port;
+};
+int list_sockets(const std::vector<int>& protocols, std::vector<LiveSocket>* out);

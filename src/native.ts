@@ -145,6 +145,14 @@ export interface NativeTracer {
   signal(sig: number): number;
 }
 
+/** A sock_diag snapshot and the realtime clock (ms, the packets' clock) around it. */
+export interface LiveSockets {
+  /** (inode, protocol, local port) triples. */
+  sockets: Float64Array;
+  before: number;
+  after: number;
+}
+
 interface Addon {
   launch(options: LaunchOptions, onEvents: (events: TraceEvent[]) => void): NativeTracer;
   seccompProgram(): string;
@@ -154,8 +162,11 @@ interface Addon {
   loadSocketFilter(insns: Buffer): number;
   /** Runs a filter on a packet that starts at its network header; returns the bytes kept. */
   testRun(progFd: number, packet: Buffer): number;
-  /** Inodes of all sockets of these wire protocols (default 6, 17, 136) in this network namespace. */
-  socketInodes(protocols?: number[]): Float64Array;
+  /**
+   * (inode, protocol, local port) triples of all sockets of these wire protocols (default 6,
+   * 17, 136) in this network namespace.
+   */
+  liveSockets(protocols?: number[]): LiveSockets;
   closeFd(fd: number): void;
   interfaceName(ifindex: number): string | null;
   unsupported?: string;

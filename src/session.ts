@@ -4,10 +4,11 @@ import { type EventFormat, formatter } from './events/format';
 import { printError, writeAll } from './output/fd-writer';
 import { type CommandSpec, TracedCommand } from './traced-command';
 import { TracedumpError, EXIT_TRACEDUMP_FAILURE } from './errors';
-import { type TraceEvent, native } from './native';
+import type { TraceEvent } from './native';
 import { PcapFile } from './output/capture-file';
 import { type FilterChoice, LiveCapture } from './capture/live-capture';
-import { EndpointTable } from './tracker/endpoints';
+import { DEFAULT_GRACE, EndpointTable } from './tracker/endpoints';
+import { Sweeper } from './tracker/sweeper';
 import { CapturePipeline } from './capture/pipeline';
 import { formatSummary } from './summary';
 
@@ -41,14 +42,6 @@ export interface SessionOptions {
 }
 
 const TICK_MS = 100;
-// How often sockets are checked for being gone: UDP often (a released port may be reused by
-// another program at once; the dump is cheap), TCP rarely (the dump walks the kernel's whole
-// connection hash; exact 4-tuples and new-SYN detection keep TCP precise meanwhile).
-const UDP_SWEEP_MS = 250;
-const TCP_SWEEP_MS = 2000;
-// A process's sockets are closed before its exit is reported: sweep right then (at most this
-// often), so a port it released is not claimed while another program takes it.
-const EXIT_SWEEP_MS = 100;
 const FLUSH_MS = 1000;
 
 export async function runSession(options: SessionOptions): Promise<number> {
@@ -58,7 +51,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
 
   // Output first: an unwritable path fails before the command starts.
   const file = cap ? PcapFile.open(cap.output, cap.snaplen) : undefined;
-  const table = new EndpointTable();
+  const table = new EndpointTable(DEFAULT_GRACE, true);
   let stopRequested: string | undefined;
   let command: TracedCommand | undefined;
   let killTimer: NodeJS.Timeout | undefined;
@@ -87,6 +80,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
         filter: cap.filter,
         onBatch: (batch) => {
           pipeline.addBatch(batch);
+          if (table.sweepWanted) settle(Date.now());
           if (cap.flushEveryBatch) file.flush();
         },
       });
@@ -98,40 +92,33 @@ export async function runSession(options: SessionOptions): Promise<number> {
     }
   }
 
+  const sweeper = live ? new Sweeper(table, live.rules, printError) : undefined;
   let classicBuilt = -1;
-  let portsChanged = false;
   // Classic mode: a fresh exact program once the table has moved on (the stop path keeps the
   // wide program in place meanwhile).
   const refreshClassic = () => {
-    if (live?.filterMode !== 'classic' || (!portsChanged && classicBuilt === table.generation)) return;
+    if (live?.filterMode !== 'classic' || !sweeper || (!sweeper.released && classicBuilt === table.generation)) return;
     if (live.refreshClassic(table.localPorts(), table.generation)) {
       classicBuilt = table.generation;
-      portsChanged = false;
+      sweeper.released = false;
     }
+  };
+  // Judge what can be judged; a sweep first when one is due (it may decide waiting packets).
+  const settle = (now: number) => {
+    sweeper?.poke(now);
+    pipeline.drain(false);
+    if (table.sweepWanted && sweeper?.poke(now)) pipeline.drain(false);
+    refreshClassic();
   };
 
   let lastFlush = Date.now();
-  let lastUdpSweep = Date.now();
-  let lastTcpSweep = Date.now();
-  let exitSweepDue = false;
-  let lastExitSweep = 0;
-  const sweepAfterExit = (now: number) => {
-    if (!live || !exitSweepDue || now - lastExitSweep < EXIT_SWEEP_MS) return;
-    exitSweepDue = false;
-    lastExitSweep = lastUdpSweep = lastTcpSweep = now;
-    if (sweep(table, live, now, [6, 17, 136])) portsChanged = true;
-  };
 
   const onEvents = (batch: TraceEvent[]) => {
     for (const e of batch) {
       table.apply(e);
-      if (e.kind === 'exit' && e.tid === e.pid) exitSweepDue = true;
+      if (e.kind === 'exit' && e.tid === e.pid) sweeper?.processExited();
     }
-    if (live) {
-      sweepAfterExit(Date.now());
-      pipeline.drain(false);
-      refreshClassic();
-    }
+    if (live) settle(Date.now());
     for (const e of batch) if (e.kind === 'warning' && !format) printError(`pid ${e.pid}: ${e.message}`);
     if (!format) return;
     let out = '';
@@ -145,16 +132,8 @@ export async function runSession(options: SessionOptions): Promise<number> {
   const timers: NodeJS.Timeout[] = [];
   const tick = () => {
     const now = Date.now();
-    sweepAfterExit(now);
-    pipeline.drain(false);
-    refreshClassic();
-    if (live && now - lastUdpSweep >= UDP_SWEEP_MS) {
-      lastUdpSweep = now;
-      const tcp = now - lastTcpSweep >= TCP_SWEEP_MS;
-      if (tcp) lastTcpSweep = now;
-      if (sweep(table, live, now, tcp ? [6, 17, 136] : [17, 136])) portsChanged = true;
-      pipeline.expireFragments(now);
-    }
+    settle(now);
+    pipeline.expireFragments(now);
     if (file && now - lastFlush >= FLUSH_MS) {
       lastFlush = now;
       file.flush();
@@ -179,6 +158,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
     if (live && file && cap) {
       if (!outcome.failure) await sleep(cap.lingerMs);
       live.close(); // hands over the last packets synchronously
+      sweeper?.final(Date.now());
       pipeline.drain(true);
       file.close();
       const stats = live.stats();
@@ -200,22 +180,6 @@ export async function runSession(options: SessionOptions): Promise<number> {
     live?.close();
     file?.close();
   }
-}
-
-/** Releases the rules of sockets whose grace ended; returns whether any went. */
-function sweep(table: EndpointTable, live: LiveCapture, now: number, protocols: number[]): boolean {
-  let inodes: Float64Array;
-  try {
-    inodes = native().socketInodes(protocols);
-  } catch (err) {
-    printError((err as Error).message);
-    return false;
-  }
-  // `now` is a whole millisecond (Date.now()) while packets carry nanoseconds: round up, so a
-  // packet sent earlier in the same millisecond is not judged to come after the close.
-  const expired = table.sweep(new Set(inodes), Math.floor(now) + 1, new Set(protocols));
-  for (const inode of expired) live.rules.release(inode);
-  return expired.length > 0;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -3,7 +3,7 @@
 // the output stays in capture order unless a packet waits longer than maxHoldMs.
 import { type Dissected, dissect } from './dissect';
 import { ARPHRD_LOOPBACK, PACKET_OUTGOING, type PacketRecord, readRecords } from './records';
-import type { EndpointTable, Owner } from '../tracker/endpoints';
+import type { EndpointTable, Owner, Verdict } from '../tracker/endpoints';
 
 export interface PipelineOptions {
   /** How long a packet nobody claims waits for a late tracer event. */
@@ -115,10 +115,10 @@ export class CapturePipeline {
   private decide(w: Waiting, now: number, final: boolean): boolean {
     if (w.decided) return true;
     const verdict = this.judge(w);
-    if (verdict === 'pending' && !final) return false;
+    if ((verdict === 'pending' || verdict === 'recheck') && !final) return false;
     if (verdict === undefined && !final && now - w.arrivedMs < this.options.eventLagMs) return false;
     w.decided = true;
-    if (verdict && verdict !== 'pending') w.owner = verdict;
+    if (typeof verdict === 'object') w.owner = verdict;
     return true;
   }
 
@@ -133,7 +133,7 @@ export class CapturePipeline {
     }
   }
 
-  private judge(w: Waiting): Owner | 'pending' | undefined {
+  private judge(w: Waiting): Verdict {
     const d = w.d;
     if (!d) return undefined;
     if (d.fragment && !d.fragment.first) {
@@ -141,7 +141,7 @@ export class CapturePipeline {
       return f && w.tsMs - f.at < FRAGMENT_MEMORY_MS ? f.owner : undefined;
     }
     const v = this.table.judge(d, w.tsMs);
-    if (d.fragment && v && v !== 'pending') {
+    if (d.fragment && typeof v === 'object') {
       this.fragments.set(fragmentKey(d), { owner: v, at: w.tsMs });
       this.firstFragmentSeen = true;
     }

@@ -1,4 +1,5 @@
 // Reads the packet records of a capture batch (layout in native/capture.h).
+import type { SllPacket } from '../output/pcap';
 
 export const RECORD_HEADER_SIZE = 28;
 
@@ -6,19 +7,10 @@ export const PACKET_HOST = 0;
 export const PACKET_OUTGOING = 4;
 export const ARPHRD_LOOPBACK = 772;
 
-export interface PacketRecord {
-  sec: number;
-  nsec: number;
-  /** Bytes captured (data.length) and bytes on the wire. */
+/** A captured packet: what a pcap record needs, plus its captured length. */
+export interface PacketRecord extends SllPacket {
+  /** Bytes captured (data.length; data is a view into the batch). */
   caplen: number;
-  len: number;
-  ifindex: number;
-  /** Ethertype of the network layer (0x0800 IPv4, 0x86dd IPv6). */
-  protocol: number;
-  hatype: number;
-  pkttype: number;
-  /** The packet from its network header; a view into the batch. */
-  data: Buffer;
 }
 
 export function* readRecords(batch: Buffer): Generator<PacketRecord> {

@@ -24,9 +24,13 @@ export interface SllPacket {
   /** Length on the wire of the network-layer packet. */
   len: number;
   ifindex: number;
+  /** Ethertype of the network layer (0x0800 IPv4, 0x86dd IPv6). */
   protocol: number;
+  /** ARPHRD_* type of the interface. */
   hatype: number;
+  /** PACKET_* direction (0 to us, 4 outgoing). */
   pkttype: number;
+  /** The packet from its network header. */
   data: Buffer;
 }
 

@@ -22,6 +22,15 @@ export interface GracePolicy {
 
 export const DEFAULT_GRACE: GracePolicy = { tcpFlowMs: 60_000, closedMarginMs: 2_000 };
 
+/** A sock_diag snapshot: which sockets existed between `before` and `after` (realtime ms). */
+export interface SocketSnapshot {
+  inodes: Set<number>;
+  /** "proto/port" -> inodes holding that local port. */
+  ports?: Map<string, Set<number>>;
+  before: number;
+  after: number;
+}
+
 interface SocketState {
   owner: Owner;
   /** Wire protocol of the socket (6, 17, 136). */
@@ -33,6 +42,10 @@ interface SocketState {
   binds: string[];
   /** Realtime ms at which the socket was first seen gone (it closed before that). */
   goneAt?: number;
+  /** Realtime ms at which it was last seen alive. */
+  lastAlive: number;
+  /** When it was seen gone, another socket held its local port. */
+  portTaken?: boolean;
   /** Its port rules (from bind) hold for packets up to this time: then it connected. */
   bindsUntil?: number;
   /** Sequence number of the first SYN of each TCP flow: its own connection attempt. */
@@ -51,7 +64,11 @@ const CLOCK_SLACK_MS = 2;
 
 const ALL_PROTOCOLS: ReadonlySet<number> = new Set([6, 17, 136]);
 
-export type Verdict = Owner | 'pending' | undefined;
+/**
+ * Owner, nobody (undefined), or not yet: 'pending' (a call in flight decides it) or 'recheck'
+ * (a UDP packet newer than the last proof that its socket was alive: the next sweep decides).
+ */
+export type Verdict = Owner | 'pending' | 'recheck' | undefined;
 
 function key(family: number, proto: number, bytes: string, port: number): string {
   return `${family}/${proto}/${port}/${bytes}`;
@@ -80,7 +97,18 @@ export class EndpointTable {
   /** The highest rule generation among the events applied (classic filter mode). */
   generation = 0;
 
-  constructor(private readonly grace: GracePolicy = DEFAULT_GRACE) {}
+  /** A packet waits for a sweep ('recheck'): sweep soon. */
+  sweepWanted = false;
+
+  /**
+   * confirmUdp: judge UDP packets by sweeps, not just rules: a packet counts when its socket was
+   * seen alive after it, or, once the socket is gone, when no other socket took its port —
+   * so a program that takes a released UDP port at once is never mistaken for the traced one.
+   */
+  constructor(
+    private readonly grace: GracePolicy = DEFAULT_GRACE,
+    private readonly confirmUdp = false,
+  ) {}
 
   /** Local ports of every socket in the table, per wire protocol. */
   localPorts(): Map<number, number[]> {
@@ -161,7 +189,15 @@ export class EndpointTable {
     let s = this.sockets.get(e.inode);
     if (!s || s.goneAt !== undefined) {
       const proto = e.rules.find((r) => r.local)?.proto ?? 0;
-      s = { owner: { pid: e.pid, tid: e.tid, comm: e.comm, inode: e.inode }, proto, localPorts: [], tcpFlows: [], flows: [], binds: [] };
+      s = {
+        owner: { pid: e.pid, tid: e.tid, comm: e.comm, inode: e.inode },
+        proto,
+        lastAlive: -Infinity, // confirmed by the next sweep
+        localPorts: [],
+        tcpFlows: [],
+        flows: [],
+        binds: [],
+      };
       this.sockets.set(e.inode, s);
       this.socketsSeen++;
     }
@@ -201,16 +237,23 @@ export class EndpointTable {
     }
     for (const k of [a, anyKey(d.family, d.proto, d.sport), b, anyKey(d.family, d.proto, d.dport)]) {
       const s = this.binds.get(k);
-      if (s && this.alive(s, tsMs) && (s.bindsUntil === undefined || tsMs <= s.bindsUntil)) return s.owner;
+      if (!s || (s.bindsUntil !== undefined && tsMs > s.bindsUntil)) continue;
+      if (s.proto !== IPPROTO_TCP && this.confirmUdp) {
+        const v = this.judgeUdp(s, tsMs);
+        if (v) return v;
+      } else if (this.alive(s, tsMs)) return s.owner;
     }
     if (this.pending.has(b) || this.pending.has(a)) return 'pending';
     if (d.proto === IPPROTO_TCP && this.failedConnects.length) return this.judgeFailedConnect(d, a, b, tsMs);
     return undefined;
   }
 
-  private judgeFlow(s: SocketState, key: string, d: Dissected, tsMs: number): Owner | undefined {
+  private judgeFlow(s: SocketState, key: string, d: Dissected, tsMs: number): Owner | 'recheck' | undefined {
     if (s.superseded) return undefined;
-    if (d.proto !== IPPROTO_TCP) return this.alive(s, tsMs) ? s.owner : undefined;
+    if (d.proto !== IPPROTO_TCP) {
+      if (this.confirmUdp) return this.judgeUdp(s, tsMs);
+      return this.alive(s, tsMs) ? s.owner : undefined;
+    }
     // A closed TCP socket keeps its FIN/ACK tail, but a SYN with another sequence number on
     // the same 4-tuple is a new connection (the old one was closed): not the program's.
     if ((d.tcpFlags & (TCP_SYN | TCP_ACK)) === TCP_SYN) {
@@ -226,6 +269,16 @@ export class EndpointTable {
     return s.owner;
   }
 
+  private judgeUdp(s: SocketState, tsMs: number): Owner | 'recheck' | undefined {
+    if (tsMs <= s.lastAlive) return s.owner;
+    if (s.goneAt === undefined) {
+      this.sweepWanted = true;
+      return 'recheck';
+    }
+    // closed somewhere between lastAlive and goneAt: ours unless another socket took the port
+    return tsMs <= s.goneAt && !s.portTaken ? s.owner : undefined;
+  }
+
   private alive(s: SocketState, tsMs: number): boolean {
     return s.goneAt === undefined || tsMs <= s.goneAt;
   }
@@ -236,10 +289,25 @@ export class EndpointTable {
    * kernel rules should be released.
    */
   sweep(liveInodes: Set<number>, nowMs: number, protocols: ReadonlySet<number> = ALL_PROTOCOLS): number[] {
+    return this.observe({ inodes: liveInodes, before: nowMs, after: nowMs }, protocols);
+  }
+
+  /** sweep() with a snapshot: alive sockets are confirmed at `before`, gone ones at `after`. */
+  observe(snap: SocketSnapshot, protocols: ReadonlySet<number> = ALL_PROTOCOLS): number[] {
+    this.sweepWanted = false;
     const expired: number[] = [];
+    const nowMs = snap.after;
     for (const [inode, s] of this.sockets) {
       if (s.goneAt === undefined) {
-        if (protocols.has(s.proto) && !liveInodes.has(inode)) s.goneAt = nowMs;
+        if (!protocols.has(s.proto)) continue;
+        if (snap.inodes.has(inode)) {
+          s.lastAlive = snap.before;
+          continue;
+        }
+        s.goneAt = snap.after;
+        const port = s.localPorts[0]?.[1];
+        const holders = port === undefined ? undefined : snap.ports?.get(`${s.proto}/${port}`);
+        s.portTaken = !!holders && [...holders].some((i) => i !== inode);
         continue;
       }
       const grace = s.tcpFlows.length && !s.superseded ? this.grace.tcpFlowMs : this.grace.closedMarginMs;

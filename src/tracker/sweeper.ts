@@ -1,0 +1,82 @@
+// When to ask the kernel which sockets still exist (sock_diag), and what follows from it: the
+// endpoint table learns which sockets are gone, and their kernel rules are released after
+// their grace. UDP dumps are cheap and decide UDP packets, so they run often and on demand;
+// a TCP dump walks the kernel's whole connection hash (~6 ms here), so it runs rarely (exact
+// 4-tuples and new-SYN detection keep TCP precise meanwhile).
+import { native } from '../native';
+import type { NativeRuleSet } from '../native';
+import type { EndpointTable } from './endpoints';
+
+export const SWEEP = {
+  udpEveryMs: 250,
+  tcpEveryMs: 2000,
+  /** A process's sockets are closed before its exit is reported: sweep then, at most this often. */
+  afterExitMs: 100,
+  /** Packets waiting for proof that their UDP socket was alive: at most this often. */
+  onDemandMs: 10,
+};
+
+const TCP = [6];
+const UDP = [17, 136];
+
+export class Sweeper {
+  private lastUdp = 0;
+  private lastTcp = 0;
+  private exitDue = false;
+  /** Rules were released since the last look (the classic filter then rebuilds). */
+  released = false;
+
+  constructor(
+    private readonly table: EndpointTable,
+    private readonly rules: NativeRuleSet,
+    private readonly onError: (message: string) => void,
+  ) {}
+
+  processExited(): void {
+    this.exitDue = true;
+  }
+
+  /** Sweeps if something is due at `now` (ms); returns whether it swept. */
+  poke(now: number): boolean {
+    let protocols: number[] | undefined;
+    if (this.exitDue && now - Math.max(this.lastUdp, this.lastTcp) >= SWEEP.afterExitMs) {
+      protocols = [...TCP, ...UDP];
+      this.exitDue = false;
+    } else if (now - this.lastTcp >= SWEEP.tcpEveryMs) protocols = [...TCP, ...UDP];
+    else if (now - this.lastUdp >= SWEEP.udpEveryMs) protocols = UDP;
+    else if (this.table.sweepWanted && now - this.lastUdp >= SWEEP.onDemandMs) protocols = UDP;
+    if (!protocols) return false;
+    this.sweep(protocols, now);
+    return true;
+  }
+
+  /** The last sweep, after the capture ended: every socket is judged alive or gone. */
+  final(now: number): void {
+    this.sweep([...TCP, ...UDP], now);
+  }
+
+  private sweep(protocols: number[], now: number): void {
+    this.lastUdp = now;
+    if (protocols.includes(6)) this.lastTcp = now;
+    let snap;
+    try {
+      snap = native().liveSockets(protocols);
+    } catch (err) {
+      this.onError((err as Error).message);
+      return;
+    }
+    const inodes = new Set<number>();
+    const ports = new Map<string, Set<number>>();
+    const s = snap.sockets;
+    for (let i = 0; i < s.length; i += 3) {
+      inodes.add(s[i]);
+      const key = `${s[i + 1]}/${s[i + 2]}`;
+      let holders = ports.get(key);
+      if (!holders) ports.set(key, (holders = new Set()));
+      holders.add(s[i]);
+    }
+    const expired = this.table.observe({ inodes, ports, before: snap.before, after: snap.after }, new Set(protocols));
+    for (const inode of expired) this.rules.release(inode);
+    if (expired.length) this.released = true;
+  }
+}
