@@ -507,6 +507,7 @@ class CaptureHandle : public Napi::ObjectWrap<CaptureHandle> {
     CaptureStats s = capture_ ? capture_->stats() : CaptureStats{};
     o.Set("packets", static_cast<double>(s.packets));
     o.Set("drops", static_cast<double>(s.drops));
+    o.Set("stalls", static_cast<double>(s.stalls));
     return o;
   }
 

@@ -78,10 +78,11 @@ int Capture::attach_classic(const std::vector<sock_filter>& p) {
 
 int Capture::start(Deliver deliver) {
   deliver_ = std::move(deliver);
-  // The slabs are made and touched now, before the command runs: page faults in the middle
-  // of a burst would slow the reader just when the ring fills.
-  size_t max_slabs = std::max<uint64_t>(2, options_.max_in_flight / options_.block_size);
-  for (; slabs_made_ < max_slabs; slabs_made_++) {
+  // The first slabs are made and touched now, before the command runs: page faults in the
+  // middle of a burst would slow the reader just when the ring fills. More are made only
+  // when the controller falls behind.
+  size_t ready = std::min<uint64_t>(options_.ready_slabs, options_.max_in_flight / options_.block_size);
+  for (; slabs_made_ < ready; slabs_made_++) {
     std::unique_ptr<uint8_t[]> s(new uint8_t[options_.block_size]);
     memset(s.get(), 0, options_.block_size);
     free_slabs_.push_back(std::move(s));
@@ -115,6 +116,7 @@ void Capture::recycle(std::unique_ptr<uint8_t[]> slab) {
 std::unique_ptr<uint8_t[]> Capture::take_slab() {
   std::unique_lock<std::mutex> lock(mutex_);
   size_t max_slabs = std::max<uint64_t>(2, options_.max_in_flight / options_.block_size);
+  if (free_slabs_.empty() && slabs_made_ >= max_slabs) stats_.stalls++;
   room_.wait(lock, [&] { return !free_slabs_.empty() || slabs_made_ < max_slabs || stopping_; });
   if (!free_slabs_.empty()) {
     auto s = std::move(free_slabs_.back());

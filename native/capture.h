@@ -19,7 +19,8 @@ struct CaptureOptions {
   uint32_t block_size = 4 << 20;  // bytes, a multiple of the page size
   uint32_t block_count = 16;
   uint32_t retire_ms = 20;        // a partly filled block is handed over after this long
-  uint64_t max_in_flight = 16ull << 20;  // bytes handed over but not yet consumed (slabs)
+  uint64_t max_in_flight = 64ull << 20;  // bytes handed over but not yet consumed (slabs)
+  uint32_t ready_slabs = 4;               // slabs made and touched before capture starts
 };
 
 // One packet record in a batch (little endian), followed by caplen bytes of packet data:
@@ -38,6 +39,7 @@ struct CaptureBatch {
 struct CaptureStats {
   uint64_t packets = 0;  // packets the kernel passed through the filter
   uint64_t drops = 0;    // packets lost because the ring was full
+  uint64_t stalls = 0;   // times the reader waited for the controller (every slab handed over)
 };
 
 class Capture {

@@ -136,7 +136,7 @@ export interface NativeCapture {
   start(): void;
   /** Delivers the packets still in the ring (synchronously), then stops. */
   stop(): void;
-  stats(): { packets: number; drops: number };
+  stats(): { packets: number; drops: number; stalls: number };
 }
 
 export interface NativeTracer {

@@ -129,7 +129,7 @@ export class LiveCapture {
     return this.rules.offerClassic(prog, generation);
   }
 
-  stats(): { packets: number; drops: number } {
+  stats(): { packets: number; drops: number; stalls: number } {
     return this.capture.stats();
   }
 
