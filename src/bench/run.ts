@@ -76,8 +76,8 @@ async function main() {
   const hasStrace = spawnSync('strace', ['-V']).status === 0;
   const modes: Record<string, (w: string[]) => string[]> = {
     untraced: (w) => [bin, ...w],
-    tracedump: (w) => [CLI, '-q', '-w', pcap, '--linger', '0', '--', bin, ...w],
-    'tracedump-classic': (w) => [CLI, '-q', '-w', pcap, '--linger', '0', '--kernel-filter=classic', '--', bin, ...w],
+    tracedump: (w) => [CLI, '-w', pcap, '--linger', '0', '--', bin, ...w],
+    'tracedump-classic': (w) => [CLI, '-w', pcap, '--linger', '0', '--kernel-filter=classic', '--', bin, ...w],
     ...(hasStrace ? { strace: (w: string[]) => ['strace', '-f', '--seccomp-bpf', '-e', 'trace=network', '-o', '/dev/null', bin, ...w] } : {}),
   };
   const workloads: Array<{ name: string; argv: string[]; modes: string[] }> = [
@@ -88,8 +88,9 @@ async function main() {
     { name: '1 GiB TCP bulk', argv: ['bulk', '1024', String(port)], modes: ['untraced', 'tracedump'] },
   ];
   const rows: Row[] = [];
+  const only = process.env.BENCH_ONLY; // a workload's first word, e.g. bulk
   try {
-    for (const w of workloads) {
+    for (const w of workloads.filter((x) => !only || x.argv[0] === only)) {
       const active = w.modes.filter((m) => modes[m]);
       const results: Record<string, Run[]> = Object.fromEntries(active.map((m) => [m, []]));
       for (let round = 0; round < ROUNDS; round++) for (const m of active) results[m].push(run(modes[m](w.argv)));
@@ -107,11 +108,8 @@ async function main() {
         };
         if (w.argv[0] === 'bulk') {
           row.extra = `${(1024 / (row.medianMs / 1000)).toFixed(0)} MiB/s`;
-          if (m.startsWith('tracedump')) {
-            const sum = results[m].map((r) => /(\d+) packets .* (\d+) dropped/.exec(r.stderr));
-            row.extra += `, drops ${results[m].map((r) => /(\d+) dropped by the kernel/.exec(r.stderr)?.[1] ?? '?').join('/')}`;
-            void sum;
-          }
+          if (m.startsWith('tracedump'))
+            row.extra += `, kernel drops ${results[m].map((r) => /(\d+) dropped by the kernel/.exec(r.stderr)?.[1] ?? '?').join('/')}`;
         }
         if (w.argv[0] === 'connect') row.extra = `${(((row.medianMs - base) * 1000) / 1000).toFixed(1)} µs extra per connect`;
         rows.push(row);
