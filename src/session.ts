@@ -64,10 +64,11 @@ export async function runSession(options: SessionOptions): Promise<number> {
   };
 
   const pipeline = new CapturePipeline(table, (rec, _owner) => {
-    if (!file) return;
-    if (cap?.count !== undefined && pipeline.counters.written > cap.count) return;
+    if (!file) return false;
+    if (cap?.count !== undefined && pipeline.counters.written >= cap.count) return false;
     file.write(rec);
-    if (cap?.count !== undefined && pipeline.counters.written >= cap.count) requestStop(`${cap.count} packets written`);
+    if (cap?.count !== undefined && pipeline.counters.written + 1 >= cap.count) requestStop(`${cap.count} packets written`);
+    return true;
   });
 
   let live: LiveCapture | undefined;

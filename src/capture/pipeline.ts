@@ -25,7 +25,8 @@ export interface PipelineCounters {
   duplicates: number;
 }
 
-export type PacketSink = (p: PacketRecord, owner: Owner) => void;
+/** Writes a packet of the program; returns false when it was not written (e.g. -c reached). */
+export type PacketSink = (p: PacketRecord, owner: Owner) => boolean | void;
 
 interface Waiting {
   rec: PacketRecord;
@@ -125,9 +126,9 @@ export class CapturePipeline {
   private emit(w: Waiting): void {
     w.emitted = true;
     if (w.owner) {
+      if (this.sink(w.rec, w.owner) === false) return;
       this.counters.written++;
       this.counters.writtenBytes += w.rec.len;
-      this.sink(w.rec, w.owner);
     } else {
       this.counters.rejected++;
     }
