@@ -24,6 +24,11 @@ static long long now_ns(void) {
   return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+static int cmp_ll(const void *a, const void *b) {
+  long long x = *(const long long *)a, y = *(const long long *)b;
+  return (x > y) - (x < y);
+}
+
 static struct sockaddr_in loopback(int port) {
   struct sockaddr_in a;
   memset(&a, 0, sizeof a);
@@ -70,12 +75,18 @@ int main(int argc, char **argv) {
       if (read(fd, &c, 1) != 1) return 1;
   } else if (!strcmp(what, "connect")) {
     struct sockaddr_in a = loopback(port);
+    long long *each = calloc(n, sizeof *each);  // each connect() on its own: median and p99
     for (long i = 0; i < n; i++) {
       int s = socket(AF_INET, SOCK_STREAM, 0);
+      long long c0 = now_ns();
       if (connect(s, (struct sockaddr *)&a, sizeof a)) return perror("connect"), 1;
+      each[i] = now_ns() - c0;
       if (write(s, "x", 1) != 1) return 1;
       close(s);
     }
+    qsort(each, n, sizeof *each, cmp_ll);
+    printf("connect_p50_ns %lld\nconnect_p99_ns %lld\n", each[n / 2], each[n * 99 / 100]);
+    free(each);
   } else if (!strcmp(what, "send") || !strcmp(what, "sendto")) {
     struct sockaddr_in a = loopback(port);
     int s = socket(AF_INET, SOCK_DGRAM, 0);

@@ -107,3 +107,14 @@ t.test('without privileges: the capability is named, the command does not run', 
   t.match(r.stderr, /sudo/, 'says how');
   t.notOk(fs.existsSync(marker), 'the command did not run');
 });
+
+t.test('the command keeps the scheduling priority it would have had', (t) => {
+  for (const nice of [0, 5]) {
+    const r = spawnSync('nice', ['-n', String(nice), process.execPath, CLI, '--events', '--', 'sh', '-c', "cut -d' ' -f19 /proc/self/stat"], {
+      encoding: 'utf8',
+    });
+    t.equal(r.status, 0);
+    t.equal(r.stdout.trim(), String(nice), `started with nice ${nice}: the command runs at ${nice}`);
+  }
+  t.end();
+});

@@ -13,6 +13,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 
 interface Run {
   elapsedMs: number; // the workload's own loop
+  p50Us?: number; // connect(): each call, median and 99th percentile
+  p99Us?: number;
   cpuMs: number; // user+sys of everything the run started (tracer included)
   stderr: string;
 }
@@ -31,7 +33,15 @@ function run(argv: string[]): Run {
   const m = /elapsed_ns (\d+)/.exec(r.stdout);
   const cpu = /cpu_s ([\d.]+)/.exec(r.stderr);
   if (!m || r.status !== 0) throw new Error(`bench run failed (${argv.join(' ')}): ${r.stdout}\n${r.stderr}`);
-  return { elapsedMs: Number(m[1]) / 1e6, cpuMs: Number(cpu?.[1] ?? 0) * 1000, stderr: r.stderr };
+  const p50 = /connect_p50_ns (\d+)/.exec(r.stdout);
+  const p99 = /connect_p99_ns (\d+)/.exec(r.stdout);
+  return {
+    elapsedMs: Number(m[1]) / 1e6,
+    cpuMs: Number(cpu?.[1] ?? 0) * 1000,
+    stderr: r.stderr,
+    p50Us: p50 ? Number(p50[1]) / 1e3 : undefined,
+    p99Us: p99 ? Number(p99[1]) / 1e3 : undefined,
+  };
 }
 
 function compile(): string {
@@ -85,6 +95,7 @@ async function main() {
     { name: '1,000 TCP connects', argv: ['connect', '1000', String(port)], modes: ['untraced', 'tracedump', 'tracedump-classic', 'strace'] },
     { name: '200k send() connected UDP', argv: ['send', '200000', String(port)], modes: ['untraced', 'tracedump', 'strace'] },
     { name: '100k sendto() bound UDP', argv: ['sendto', '100000', String(port)], modes: ['untraced', 'tracedump', 'strace'] },
+    { name: '200 MiB TCP bulk', argv: ['bulk', '200', String(port)], modes: ['untraced', 'tracedump'] },
     { name: '1 GiB TCP bulk', argv: ['bulk', '1024', String(port)], modes: ['untraced', 'tracedump'] },
   ];
   const rows: Row[] = [];
@@ -107,11 +118,21 @@ async function main() {
           cpuMs: median(results[m].map((r) => r.cpuMs)),
         };
         if (w.argv[0] === 'bulk') {
-          row.extra = `${(1024 / (row.medianMs / 1000)).toFixed(0)} MiB/s`;
-          if (m.startsWith('tracedump'))
+          const mib = Number(w.argv[1]);
+          row.extra = `${(mib / (row.medianMs / 1000)).toFixed(0)} MiB/s`;
+          if (m.startsWith('tracedump')) {
+            const pkts = median(results[m].map((r) => Number(/(\d+) packets/.exec(r.stderr)?.[1] ?? NaN)));
+            row.extra += `, ${((pkts / row.medianMs) * 1000).toFixed(0)} packets/s written`;
             row.extra += `, kernel drops ${results[m].map((r) => /(\d+) dropped by the kernel/.exec(r.stderr)?.[1] ?? '?').join('/')}`;
+          }
         }
-        if (w.argv[0] === 'connect') row.extra = `${(((row.medianMs - base) * 1000) / 1000).toFixed(1)} µs extra per connect`;
+        if (w.argv[0] === 'connect') {
+          const p50 = median(results[m].map((r) => r.p50Us ?? NaN));
+          const p99 = median(results[m].map((r) => r.p99Us ?? NaN));
+          const b50 = median(results.untraced.map((r) => r.p50Us ?? NaN));
+          const b99 = median(results.untraced.map((r) => r.p99Us ?? NaN));
+          row.extra = `connect() p50 ${p50.toFixed(1)} µs (+${(p50 - b50).toFixed(1)}), p99 ${p99.toFixed(1)} µs (+${(p99 - b99).toFixed(1)})`;
+        }
         rows.push(row);
       }
     }
