@@ -55,6 +55,10 @@ export function formatText(e: TraceEvent): string | undefined {
 
 export function formatJson(e: TraceEvent): string | undefined {
   if (e.kind === 'done' || e.kind === 'pending') return undefined;
+  if (e.kind === 'socket') {
+    const { ruleGeneration: _internal, ...shown } = e; // bookkeeping of the classic filter
+    return JSON.stringify(shown);
+  }
   return JSON.stringify(e);
 }
 
