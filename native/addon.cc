@@ -208,7 +208,11 @@ class TracerHandle : public Napi::ObjectWrap<TracerHandle> {
     auto state = std::make_shared<Shared>();
     state->tsfn = Napi::ThreadSafeFunction::New(
         env, on_events, "tracedump.tracer", 0, 1, [state](Napi::Env) {
-          if (state->tracer) state->tracer->release_thread();
+          if (!state->tracer) return;
+          // Torn down while the tracer still runs (process.exit): the detached thread keeps
+          // using the tracer until the process ends, so it must never be freed.
+          if (!state->tracer->finished()) new std::shared_ptr<Tracer>(state->tracer);
+          state->tracer->release_thread();
         });
     std::weak_ptr<Shared> weak = state;
     state->queue = std::make_shared<EventQueue>([weak] {

@@ -99,7 +99,11 @@ int Capture::start(Deliver deliver) {
 
 void Capture::stop() {
   if (!thread_.joinable()) return;
-  stopping_ = true;
+  {
+    // under the mutex: a reader between checking its wait condition and sleeping must see it
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
   uint64_t one = 1;
   ssize_t ignored = write(wake_fd_.get(), &one, sizeof one);
   (void)ignored;

@@ -397,9 +397,14 @@ void Tracer::on_exec(Tracee& t) {
   unsigned long former = 0;
   ptrace(PTRACE_GETEVENTMSG, t.tid, nullptr, &former);
   pid_t tid = t.tid;
-  // A non-leader thread that execs takes over the leader's tid; its old tid is gone.
+  // A non-leader thread that execs takes over the leader's tid; its old tid is gone, and so is
+  // the old leader, silently (a call it was inside of never returns: its pending rule goes).
   if (static_cast<pid_t>(former) != tid) tracees_.erase(static_cast<pid_t>(former));
   Tracee& n = tracee(tid);
+  if (static_cast<pid_t>(former) != tid && n.expect_exit && hook_) {
+    std::vector<RuleSpec> ignored;
+    hook_->after_call(n.pending, -ESRCH, n.pending.socket, &ignored);
+  }
   n.tgid = tid;
   n.expect_exit = false;
   Process& p = processes_[tid];

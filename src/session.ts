@@ -56,11 +56,23 @@ export async function runSession(options: SessionOptions): Promise<number> {
   let command: TracedCommand | undefined;
   let killTimer: NodeJS.Timeout | undefined;
 
+  // Processes of the command still alive (from the tracer's events): after --kill-after they
+  // all get SIGKILL, so a command whose children ignore or outlive SIGTERM still ends.
+  const alive = new Set<number>();
   const requestStop = (why: string) => {
     if (stopRequested || !command) return;
     stopRequested = why;
     command.signal(15);
-    killTimer = setTimeout(() => command?.signal(9), cap?.killAfterMs ?? 5000);
+    killTimer = setTimeout(() => {
+      command?.signal(9);
+      for (const pid of alive) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    }, cap?.killAfterMs ?? 5000);
   };
 
   const pipeline = new CapturePipeline(table, (rec, _owner) => {
@@ -117,7 +129,11 @@ export async function runSession(options: SessionOptions): Promise<number> {
   const onEvents = (batch: TraceEvent[]) => {
     for (const e of batch) {
       table.apply(e);
-      if (e.kind === 'exit' && e.tid === e.pid) sweeper?.processExited();
+      if (e.kind === 'spawn' && !e.thread) alive.add(e.child);
+      if (e.kind === 'exit' && e.tid === e.pid) {
+        alive.delete(e.pid);
+        sweeper?.processExited();
+      }
     }
     if (live) settle(Date.now());
     for (const e of batch) if (e.kind === 'warning' && !format) printError(`pid ${e.pid}: ${e.message}`);
@@ -151,7 +167,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
   }
   if (live) timers.push(setInterval(tick, TICK_MS));
   if (cap?.durationSec !== undefined) timers.push(setTimeout(() => requestStop('duration reached'), cap.durationSec * 1000));
-  const stopSignals = forwardSignals(command, requestStop);
+  const stopSignals = forwardSignals(command, requestStop, () => file?.flush());
 
   try {
     const outcome = await command.done;
@@ -190,10 +206,11 @@ function sleep(ms: number): Promise<void> {
 // Ctrl-C reaches the command from the terminal itself (same process group): tracedump waits for
 // it to finish; a second Ctrl-C ends tracedump at once (EXITKILL ends the tracees with it).
 // SIGTERM and SIGHUP sent to tracedump alone are passed on to the command.
-function forwardSignals(command: TracedCommand, requestStop: (why: string) => void): () => void {
+function forwardSignals(command: TracedCommand, requestStop: (why: string) => void, beforeExit: () => void): () => void {
   let interrupts = 0;
   const onInt = () => {
     if (++interrupts >= 2) {
+      beforeExit(); // whole records only: the file stays readable
       printError('interrupted twice: stopping now');
       process.exit(130);
     }

@@ -3,7 +3,7 @@
 // the output stays in capture order unless a packet waits longer than maxHoldMs.
 import { type Dissected, dissect } from './dissect';
 import { ARPHRD_LOOPBACK, PACKET_OUTGOING, type PacketRecord, readRecords } from './records';
-import type { EndpointTable, Owner, Verdict } from '../tracker/endpoints';
+import type { EndpointTable, LocalSide, Owner, Verdict } from '../tracker/endpoints';
 
 export interface PipelineOptions {
   /** How long a packet nobody claims waits for a late tracer event. */
@@ -141,7 +141,7 @@ export class CapturePipeline {
       const f = this.fragments.get(fragmentKey(d));
       return f && w.tsMs - f.at < FRAGMENT_MEMORY_MS ? f.owner : undefined;
     }
-    const v = this.table.judge(d, w.tsMs);
+    const v = this.table.judge(d, w.tsMs, localSide(w.rec, d));
     if (d.fragment && typeof v === 'object') {
       this.fragments.set(fragmentKey(d), { owner: v, at: w.tsMs });
       this.firstFragmentSeen = true;
@@ -153,6 +153,14 @@ export class CapturePipeline {
   expireFragments(nowMs: number): void {
     for (const [k, f] of this.fragments) if (nowMs - f.at > FRAGMENT_MEMORY_MS) this.fragments.delete(k);
   }
+}
+
+// A packet sent from here has its local end in the source, one received in the destination;
+// an ICMP error quotes the packet it answers, so the other way round; loopback is both.
+function localSide(rec: PacketRecord, d: Dissected): LocalSide {
+  if (rec.hatype === ARPHRD_LOOPBACK) return 'both';
+  const sent = rec.pkttype === PACKET_OUTGOING;
+  return sent !== d.icmpError ? 'src' : 'dst';
 }
 
 function fragmentKey(d: Dissected): string {

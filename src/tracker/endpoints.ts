@@ -68,6 +68,9 @@ const ALL_PROTOCOLS: ReadonlySet<number> = new Set([6, 17, 136]);
  * Owner, nobody (undefined), or not yet: 'pending' (a call in flight decides it) or 'recheck'
  * (a UDP packet newer than the last proof that its socket was alive: the next sweep decides).
  */
+/** Which end of a packet's (or a quoted packet's) endpoints belongs to this host. */
+export type LocalSide = 'src' | 'dst' | 'both';
+
 export type Verdict = Owner | 'pending' | 'recheck' | undefined;
 
 function key(family: number, proto: number, bytes: string, port: number): string {
@@ -147,6 +150,10 @@ export class EndpointTable {
       case 'exit':
         this.endPending(e.tid);
         return;
+      case 'exec':
+        // a thread that execs takes the pid: the old leader (tid = pid) is gone mid-call
+        if (e.formerTid !== e.pid) this.endPending(e.pid);
+        return;
     }
   }
 
@@ -224,7 +231,12 @@ export class EndpointTable {
   }
 
   /** Whose packet this is: an owner, 'pending' (decided when a call in flight ends), or nobody. */
-  judge(d: Dissected, tsMs: number): Verdict {
+  /**
+   * local: which end of the packet's endpoints is on this host ('src' for a packet sent here,
+   * 'dst' for one received, 'both' on loopback). Port rules (binds) match only that end: a
+   * listener on *:443 must not claim another program's connection to some remote :443.
+   */
+  judge(d: Dissected, tsMs: number, local: LocalSide = 'both'): Verdict {
     const a = key(d.family, d.proto, d.src, d.sport);
     const b = key(d.family, d.proto, d.dst, d.dport);
     const ab = `${a}|${b}`;
@@ -235,7 +247,10 @@ export class EndpointTable {
       const v = this.judgeFlow(flow, flowKey, d, tsMs);
       if (v) return v;
     }
-    for (const k of [a, anyKey(d.family, d.proto, d.sport), b, anyKey(d.family, d.proto, d.dport)]) {
+    const sides: string[] = [];
+    if (local !== 'dst') sides.push(a, anyKey(d.family, d.proto, d.sport));
+    if (local !== 'src') sides.push(b, anyKey(d.family, d.proto, d.dport));
+    for (const k of sides) {
       const s = this.binds.get(k);
       if (!s || (s.bindsUntil !== undefined && tsMs > s.bindsUntil)) continue;
       if (s.proto !== IPPROTO_TCP && this.confirmUdp) {

@@ -16,7 +16,7 @@ export const SWEEP = {
   onDemandMs: 10,
 };
 
-const TCP = [6];
+const TCP = [6, 262]; // MPTCP sockets are listed apart from TCP ones
 const UDP = [17, 136];
 
 export class Sweeper {
