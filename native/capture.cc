@@ -160,13 +160,8 @@ bool Capture::process_ready_blocks() {
     uint32_t n = block->hdr.bh1.num_pkts;
     auto* hdr = reinterpret_cast<tpacket3_hdr*>(reinterpret_cast<uint8_t*>(block) +
                                                 block->hdr.bh1.offset_to_first_pkt);
-    size_t total = 0;
-    for (uint32_t i = 0, off = 0; i < n; i++) {
-      auto* h = reinterpret_cast<tpacket3_hdr*>(reinterpret_cast<uint8_t*>(hdr) + off);
-      total += kRecordHeaderSize + h->tp_snaplen;
-      off += h->tp_next_offset;
-    }
-    batch.size = total;  // a record is never larger than its frame in the block
+    // A record (28-byte header + data) is never larger than its frame in the block (tpacket3
+    // header + sockaddr_ll + data), so a block-sized slab always holds the whole batch.
     size_t at = 0;
     auto* h = hdr;
     for (uint32_t i = 0; i < n; i++) {
@@ -185,6 +180,7 @@ bool Capture::process_ready_blocks() {
       at += kRecordHeaderSize + h->tp_snaplen;
       h = reinterpret_cast<tpacket3_hdr*>(reinterpret_cast<uint8_t*>(h) + h->tp_next_offset);
     }
+    batch.size = at;
     batch.packets = n;
     __atomic_store_n(&block->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
     next_block_ = (next_block_ + 1) % options_.block_count;

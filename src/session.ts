@@ -3,7 +3,7 @@
 import { type EventFormat, formatter } from './events/format';
 import { printError, writeAll } from './output/fd-writer';
 import { type CommandSpec, TracedCommand } from './traced-command';
-import { TracedumpError, EXIT_TRACEDUMP_FAILURE } from './errors';
+import { EXIT_TRACEDUMP_FAILURE } from './errors';
 import type { TraceEvent } from './native';
 import { PcapFile } from './output/capture-file';
 import { type FilterChoice, LiveCapture } from './capture/live-capture';
@@ -159,7 +159,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
   };
 
   try {
-    command = new TracedCommand({ ...options.command, stdio: options.command.stdio }, onEvents, live?.rules);
+    command = new TracedCommand(options.command, onEvents, live?.rules);
   } catch (err) {
     live?.close();
     file?.close();
@@ -226,5 +226,3 @@ function forwardSignals(command: TracedCommand, requestStop: (why: string) => vo
     process.off('SIGHUP', onHup);
   };
 }
-
-export { TracedumpError };

@@ -70,7 +70,6 @@ export class LiveCapture {
   private readonly classicConfig: { snaplen: number; loopbackIfindex: number };
   private progFd = -1;
   private stopped = false;
-  private lastClassicPorts = '';
 
   constructor(opts: LiveCaptureOptions) {
     const addon = native();
