@@ -212,7 +212,6 @@ export class EndpointTable {
       if (!r.local) continue;
       const local = endpointKey(r.proto, r.local);
       s.localPorts.push([r.proto, r.local.port]);
-      this.generation = Math.max(this.generation, e.ruleGeneration);
       if (r.kind === 'flow' && r.remote) {
         s.bindsUntil ??= e.time; // connected: from now on only its 4-tuple is its traffic
         const k = `${local.key}|${endpointKey(r.proto, r.remote).key}`;
