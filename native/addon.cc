@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include <cstring>
+#include <functional>
 #include <memory>
 
 #ifndef TRACEDUMP_UNSUPPORTED_PLATFORM
@@ -22,6 +23,7 @@
 #include "seccomp.h"
 #include "sock_diag.h"
 #include "tracer.h"
+#include "users.h"
 #endif
 
 namespace {
@@ -56,6 +58,7 @@ const char* call_name(SocketCall c) {
     case SocketCall::kSendto: return "sendto";
     case SocketCall::kSendmsg: return "sendmsg";
     case SocketCall::kSendmmsg: return "sendmmsg";
+    case SocketCall::kExisting: return "existing";
   }
   return "?";
 }
@@ -67,6 +70,7 @@ const char* stage_name(LaunchStage s) {
     case LaunchStage::kChdir: return "chdir";
     case LaunchStage::kSync: return "read";
     case LaunchStage::kSeccomp: return "seccomp";
+    case LaunchStage::kCredentials: return "setuid";
     case LaunchStage::kExec: return "execve";
   }
   return nullptr;
@@ -139,6 +143,12 @@ Napi::Object event_value(Napi::Env env, const TraceEvent& e) {
       }
       break;
     }
+    case EventKind::kAttach:
+      o.Set("kind", "attach");
+      o.Set("comm", e.comm);
+      o.Set("exe", e.exe);
+      o.Set("threads", e.threads);
+      break;
     case EventKind::kSpawn:
       o.Set("kind", "spawn");
       o.Set("child", e.child);
@@ -198,11 +208,14 @@ class TracerHandle : public Napi::ObjectWrap<TracerHandle> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Tracer",
                        {InstanceAccessor<&TracerHandle::Pid>("pid"),
-                        InstanceMethod<&TracerHandle::Signal>("signal")});
+                        InstanceMethod<&TracerHandle::Signal>("signal"),
+                        InstanceMethod<&TracerHandle::Detach>("detach")});
   }
   explicit TracerHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TracerHandle>(info) {}
 
-  void Start(Napi::Env env, const LaunchOptions& options, Napi::Function on_events,
+  // start(tracer, error) launches or attaches; returns the pid, or -1 with *error filled.
+  using Starter = std::function<pid_t(Tracer&, TracerError*)>;
+  void Start(Napi::Env env, const Starter& start, Napi::Function on_events,
              std::shared_ptr<SocketHook> hook) {
     // The TSFN's finalizer owns the tracer's thread: it runs once the last batch was delivered.
     auto state = std::make_shared<Shared>();
@@ -220,10 +233,12 @@ class TracerHandle : public Napi::ObjectWrap<TracerHandle> {
     });
     state->tracer = std::make_shared<Tracer>(state->queue, std::move(hook));
     TracerError err;
-    pid_ = state->tracer->launch(options, &err);
+    pid_ = start(*state->tracer, &err);
     if (pid_ < 0) {
       state->tsfn.Release();
-      throw make_error(env, err.message, err.syscall.c_str(), err.err);
+      Napi::Error e = make_error(env, err.message, err.syscall.c_str(), err.err);
+      if (err.pid) e.Set("pid", Napi::Number::New(env, err.pid));
+      throw e;
     }
     shared_ = state;
   }
@@ -259,6 +274,12 @@ class TracerHandle : public Napi::ObjectWrap<TracerHandle> {
     int sig = info[0].As<Napi::Number>().Int32Value();
     int r = shared_ ? shared_->tracer->signal_root(sig) : -ESRCH;
     return Napi::Number::New(info.Env(), r);
+  }
+
+  // Attach mode: detach from every tracee; the 'done' event follows.
+  Napi::Value Detach(const Napi::CallbackInfo& info) {
+    if (shared_) shared_->tracer->request_detach();
+    return info.Env().Undefined();
   }
 
   pid_t pid_ = -1;
@@ -608,7 +629,9 @@ Napi::Value InterfaceName(const Napi::CallbackInfo& info) {
 
 
 
-// launch({path, argv, env, cwd, stdio}, onEvents) -> Tracer
+Napi::Value start_tracer(const Napi::CallbackInfo& info, const TracerHandle::Starter& start);
+
+// launch({path, argv, env, cwd, stdio, user?, rules?}, onEvents) -> Tracer
 Napi::Value Launch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject() || !info[1].IsFunction())
@@ -624,12 +647,60 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
     for (uint32_t i = 0; i < 3 && i < a.Length(); i++)
       options.stdio[i] = a.Get(i).As<Napi::Number>().Int32Value();
   }
+  if (o.Get("user").IsObject()) {
+    Napi::Object u = o.Get("user").As<Napi::Object>();
+    options.set_credentials = true;
+    options.uid = u.Get("uid").As<Napi::Number>().Uint32Value();
+    options.gid = u.Get("gid").As<Napi::Number>().Uint32Value();
+    Napi::Array groups = u.Get("groups").As<Napi::Array>();
+    for (uint32_t i = 0; i < groups.Length(); i++)
+      options.groups.push_back(groups.Get(i).As<Napi::Number>().Uint32Value());
+  }
+  return start_tracer(info, [options](Tracer& t, TracerError* err) { return t.launch(options, err); });
+}
+
+// attach({pids, rules}, onEvents) -> Tracer (pid: the first process)
+Napi::Value Attach(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject() || !info[1].IsFunction() || !info[0].As<Napi::Object>().Get("pids").IsArray())
+    throw Napi::TypeError::New(env, "attach({pids}, onEvents) expects an object and a function");
+  Napi::Array a = info[0].As<Napi::Object>().Get("pids").As<Napi::Array>();
+  std::vector<pid_t> pids;
+  for (uint32_t i = 0; i < a.Length(); i++) pids.push_back(a.Get(i).As<Napi::Number>().Int32Value());
+  return start_tracer(info, [pids](Tracer& t, TracerError* err) {
+    return t.attach(pids, err) == 0 ? pids.front() : -1;
+  });
+}
+
+Napi::Value start_tracer(const Napi::CallbackInfo& info, const TracerHandle::Starter& start) {
+  Napi::Env env = info.Env();
+  Napi::Object o = info[0].As<Napi::Object>();
   AddonData* data = env.GetInstanceData<AddonData>();
   std::shared_ptr<SocketHook> hook;
   if (o.Get("rules").IsObject()) hook = RuleSetHandle::Unwrap(o.Get("rules").As<Napi::Object>())->rules;
   Napi::Object handle = data->tracer_class.New({});
-  TracerHandle::Unwrap(handle)->Start(env, options, info[1].As<Napi::Function>(), std::move(hook));
+  TracerHandle::Unwrap(handle)->Start(env, start, info[1].As<Napi::Function>(), std::move(hook));
   return handle;
+}
+
+// lookupUser(name | uid) -> {name, uid, gid, home, shell, groups} | null
+Napi::Value LookupUser(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  UserInfo u;
+  int r = info[0].IsNumber() ? lookup_user_by_uid(info[0].As<Napi::Number>().Uint32Value(), &u)
+                             : lookup_user_by_name(info[0].ToString().Utf8Value(), &u);
+  if (r == -ENOENT) return env.Null();
+  if (r < 0) throw make_error(env, "cannot look up the user", "getpwnam_r", -r);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("name", u.name);
+  o.Set("uid", u.uid);
+  o.Set("gid", u.gid);
+  o.Set("home", u.home);
+  o.Set("shell", u.shell);
+  Napi::Array groups = Napi::Array::New(env, u.groups.size());
+  for (size_t i = 0; i < u.groups.size(); i++) groups.Set(i, u.groups[i]);
+  o.Set("groups", groups);
+  return o;
 }
 
 Napi::Value SeccompProgram(const Napi::CallbackInfo& info) {
@@ -646,6 +717,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   data->tracer_class = Napi::Persistent(TracerHandle::Define(env));
   env.SetInstanceData(data);
   exports.Set("launch", Napi::Function::New(env, Launch, "launch"));
+  exports.Set("attach", Napi::Function::New(env, Attach, "attach"));
+  exports.Set("lookupUser", Napi::Function::New(env, LookupUser, "lookupUser"));
   exports.Set("seccompProgram", Napi::Function::New(env, SeccompProgram, "seccompProgram"));
   exports.Set("RuleSet", RuleSetHandle::Define(env));
   Napi::Function capture_class = CaptureHandle::Define(env);

@@ -57,7 +57,7 @@ class CaptureRules : public SocketHook {
   // Removes every rule held by the socket with this inode; returns how many map keys went.
   int release(uint64_t inode);
   // Adds the rules of a socket that already exists (attach mode, inherited sockets).
-  void adopt(const SocketInfo& socket, std::vector<RuleSpec>* added);
+  void adopt(const SocketInfo& socket, std::vector<RuleSpec>* added) override;
   size_t rule_count();
   // Rules the kernel map refused (full): their packets may be missing.
   uint64_t failed();

@@ -7,7 +7,8 @@
 
 #include "sockets.h"
 
-enum class SocketCall : uint8_t { kConnect, kBind, kListen, kSendto, kSendmsg, kSendmmsg };
+// kExisting: no call; a socket the process already had when tracedump attached.
+enum class SocketCall : uint8_t { kConnect, kBind, kListen, kSendto, kSendmsg, kSendmmsg, kExisting };
 
 struct SocketCallInfo {
   pid_t pid = 0;
@@ -42,6 +43,8 @@ class SocketHook {
   // `after` is the socket as inspected after the call; result is the return value or -errno.
   virtual void after_call(const SocketCallInfo& call, int64_t result, const SocketInfo& after,
                           std::vector<RuleSpec>* added) = 0;
+  // A socket that existed before tracing began (attach mode): its rules as they stand.
+  virtual void adopt(const SocketInfo& socket, std::vector<RuleSpec>* added) = 0;
   // A number that grows with every rule added; events carry it so the controller knows
   // which rules a filter it builds reflects.
   virtual uint64_t generation() { return 0; }

@@ -13,6 +13,7 @@
 enum class EventKind : uint8_t {
   kSocket,   // a traced socket call (connect, bind, listen, sendto, sendmsg, sendmmsg)
   kPending,  // a socket call entered whose local endpoint is known only at its exit
+  kAttach,   // attach mode: a running process is now traced (all its threads)
   kSpawn,    // a tracee created a process (fork/vfork/clone) or a thread (clone)
   kExec,     // a tracee replaced its program
   kExit,     // a tracee thread or process ended
@@ -21,7 +22,7 @@ enum class EventKind : uint8_t {
 };
 
 // Child-side failures before the command's program ran (reported with the root's exit).
-enum class LaunchStage : uint8_t { kNone, kStdio, kChdir, kSync, kSeccomp, kExec };
+enum class LaunchStage : uint8_t { kNone, kStdio, kChdir, kSync, kSeccomp, kCredentials, kExec };
 
 struct TraceEvent {
   EventKind kind = EventKind::kWarning;
@@ -43,6 +44,8 @@ struct TraceEvent {
   pid_t child = 0;
   bool thread = false;
   int spawn_event = 0;  // PTRACE_EVENT_FORK / VFORK / CLONE
+
+  int threads = 0;  // kAttach: threads attached
 
   // kExec (comm also names the process on kSocket events)
   pid_t former_tid = 0;

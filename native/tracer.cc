@@ -16,9 +16,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <dirent.h>
+#include <grp.h>
+#include <linux/audit.h>
+
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <set>
 
 #include "seccomp.h"
 
@@ -34,6 +39,23 @@ namespace {
 constexpr int kPtraceOptions = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACESECCOMP |
                                PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE |
                                PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL;
+// Attached programs must outlive tracedump (no EXITKILL) and have no filter of ours.
+constexpr int kAttachOptions = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEFORK |
+                               PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC;
+
+// Wakes the tracer thread out of waitpid (EINTR) when a detach is requested.
+const int kWakeSignal = SIGRTMIN + 4;
+
+void install_wake_handler() {
+  static bool installed = false;
+  if (installed) return;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = [](int) {};
+  sa.sa_flags = 0;  // no SA_RESTART: waitpid must return
+  sigaction(kWakeSignal, &sa, nullptr);
+  installed = true;
+}
 
 // At most this many distinct destinations are reported for one sendmmsg.
 constexpr size_t kMaxDestinations = 64;
@@ -140,6 +162,11 @@ struct ChildReport {
         syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, prog) < 0)
       fail(LaunchStage::kSeccomp, errno);
   }
+  // Drop to the user last: installing the filter without no_new_privs needed root.
+  if (o.set_credentials) {
+    if (setgroups(o.groups.size(), o.groups.data()) < 0 || setgid(o.gid) < 0 || setuid(o.uid) < 0)
+      fail(LaunchStage::kCredentials, errno);
+  }
   execve(o.path.c_str(), argv, envp);
   fail(LaunchStage::kExec, errno);
   _exit(127);
@@ -173,6 +200,46 @@ pid_t Tracer::launch(const LaunchOptions& options, TracerError* error) {
   return root_pid_;
 }
 
+int Tracer::attach(const std::vector<pid_t>& pids, TracerError* error) {
+  install_wake_handler();
+  attach_mode_ = true;
+  thread_ = std::thread(&Tracer::run_attach, this, pids);
+  std::unique_lock<std::mutex> lock(start_mutex_);
+  start_cv_.wait(lock, [this] { return start_done_; });
+  if (root_pid_ < 0) {
+    *error = start_error_;
+    lock.unlock();
+    thread_.join();
+    return -1;
+  }
+  return 0;
+}
+
+void Tracer::start_succeeded(pid_t root) {
+  std::lock_guard<std::mutex> lock(start_mutex_);
+  root_pid_ = root;
+  start_done_ = true;
+  start_cv_.notify_all();
+}
+
+void Tracer::start_failed(TracerError error) {
+  std::lock_guard<std::mutex> lock(start_mutex_);
+  start_error_ = std::move(error);
+  start_done_ = true;
+  finished_ = true;
+  start_cv_.notify_all();
+}
+
+void Tracer::request_detach() {
+  detach_requested_ = true;
+  // The flag may be read just before waitpid blocks: signal until the thread has seen it.
+  for (int i = 0; i < 500 && !detach_started_.load() && !finished_.load(); i++) {
+    pid_t tid = thread_tid_.load();
+    if (tid > 0) syscall(SYS_tgkill, getpid(), tid, kWakeSignal);
+    usleep(1000);
+  }
+}
+
 int Tracer::signal_root(int sig) {
   if (!root_pidfd_.valid()) return -ESRCH;
   if (syscall(SYS_pidfd_send_signal, root_pidfd_.get(), sig, nullptr, 0) < 0) return -errno;
@@ -181,11 +248,7 @@ int Tracer::signal_root(int sig) {
 
 void Tracer::run_launch(LaunchOptions o) {
   auto fail_start = [&](const char* syscall_name, int err, std::string message) {
-    std::lock_guard<std::mutex> lock(start_mutex_);
-    start_error_ = {syscall_name, err, std::move(message)};
-    start_done_ = true;
-    finished_ = true;
-    start_cv_.notify_all();
+    start_failed({syscall_name, err, std::move(message), 0});
   };
 
   // Everything the child needs is prepared before fork: after it, only syscalls.
@@ -237,17 +300,121 @@ void Tracer::run_launch(LaunchOptions o) {
     return fail_start("write", e, "cannot release the command");
   }
   sync_write.reset();
-  {
-    std::lock_guard<std::mutex> lock(start_mutex_);
-    root_pid_ = pid;
-    start_done_ = true;
-    start_cv_.notify_all();
-  }
+  start_succeeded(pid);
   loop();
+}
+
+// Seizes every thread of pid (re-reading the task list until no new thread shows up: one may
+// be created while we seize) and interrupts each, so that it stops and can be resumed with
+// syscall stops. Returns 0, or -errno when not even the first thread could be seized.
+int Tracer::seize_process(pid_t pid, std::vector<pid_t>* seized) {
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  std::set<pid_t> done;
+  for (bool grew = true; grew;) {
+    grew = false;
+    DIR* d = opendir(dir.c_str());
+    if (!d) return done.empty() ? -ESRCH : 0;
+    std::vector<pid_t> tids;
+    while (dirent* ent = readdir(d))
+      if (ent->d_name[0] != '.') tids.push_back(static_cast<pid_t>(atoi(ent->d_name)));
+    closedir(d);
+    for (pid_t tid : tids) {
+      if (done.count(tid)) continue;
+      if (ptrace(PTRACE_SEIZE, tid, nullptr, reinterpret_cast<void*>(kAttachOptions)) < 0) {
+        if (errno == ESRCH) continue;  // the thread ended meanwhile
+        if (done.empty()) return -errno;
+        warn(pid, tid, std::string("cannot attach to this thread: ") + strerror(errno));
+        done.insert(tid);
+        continue;
+      }
+      ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
+      tracees_[tid] = Tracee{tid, pid, false, {}};
+      done.insert(tid);
+      seized->push_back(tid);
+      grew = true;
+    }
+  }
+  return seized->empty() ? -ESRCH : 0;
+}
+
+void Tracer::run_attach(std::vector<pid_t> pids) {
+  thread_tid_ = static_cast<pid_t>(syscall(SYS_gettid));
+  setpriority(PRIO_PROCESS, static_cast<id_t>(thread_tid_.load()), -10);
+  std::vector<pid_t> seized;
+  for (pid_t pid : pids) {
+    size_t before = seized.size();
+    int r = seize_process(pid, &seized);
+    if (r < 0) {
+      // Leave every process we took as it was.
+      for (pid_t tid : seized) ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
+      tracees_.clear();
+      return start_failed({"ptrace(PTRACE_SEIZE)", -r, "cannot attach to process " + std::to_string(pid), pid});
+    }
+    Process& p = process(pid);
+    TraceEvent e;
+    e.kind = EventKind::kAttach;
+    e.time_ms = now_ms();
+    e.pid = pid;
+    e.tid = pid;
+    e.comm = p.comm;
+    e.exe = read_link("/proc/" + std::to_string(pid) + "/exe");
+    e.threads = static_cast<int>(seized.size() - before);
+    events_->push(std::move(e));
+  }
+  // Wait until every thread is stopped: the sockets read now are all there are, since no
+  // socket call can run before the first syscall stop. Stops seen meanwhile are handled after.
+  std::set<pid_t> running(seized.begin(), seized.end());
+  std::vector<std::pair<pid_t, int>> held;
+  while (!running.empty()) {
+    int status;
+    pid_t tid = waitpid(-1, &status, __WALL | __WNOTHREAD);
+    if (tid < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    running.erase(tid);
+    held.push_back({tid, status});
+  }
+  std::set<uint64_t> adopted;  // a socket shared by several processes is adopted once
+  for (pid_t pid : pids) adopt_sockets(pid, &adopted);
+  start_succeeded(pids.empty() ? -1 : pids[0]);
+  for (auto& [tid, status] : held) handle(tid, status);
+  loop();
+}
+
+// Attach mode: the sockets a process already has (from /proc/PID/fd) go into the filter.
+void Tracer::adopt_sockets(pid_t tgid, std::set<uint64_t>* adopted) {
+  Process& p = process(tgid);
+  const std::string dir = "/proc/" + std::to_string(tgid) + "/fd";
+  DIR* d = opendir(dir.c_str());
+  if (!d) return;
+  std::vector<int> fds;
+  while (dirent* ent = readdir(d)) {
+    if (ent->d_name[0] == '.') continue;
+    if (read_link(dir + "/" + ent->d_name).rfind("socket:[", 0) == 0) fds.push_back(atoi(ent->d_name));
+  }
+  closedir(d);
+  for (int fd : fds) {
+    SocketCallInfo c;
+    c.pid = tgid;
+    c.tid = tgid;
+    c.call = SocketCall::kExisting;
+    c.fd = fd;
+    if (inspect_socket(p.pidfd.get(), fd, &c.socket) < 0 || !is_followed(c.socket)) continue;
+    if (c.socket.local.port == 0) continue;  // unbound: its first call will tell
+    if (!adopted->insert(c.socket.inode).second) continue;
+    std::vector<RuleSpec> rules;
+    if (hook_) hook_->adopt(c.socket, &rules);
+    emit_socket_event(EventKind::kSocket, c, c.socket, false, 0, std::move(rules));
+  }
 }
 
 void Tracer::loop() {
   while (!tracees_.empty()) {
+    if (detach_requested_.load()) {
+      detach_all();
+      break;
+    }
     int status;
     pid_t tid = waitpid(-1, &status, __WALL | __WNOTHREAD);
     if (tid < 0) {
@@ -262,6 +429,48 @@ void Tracer::loop() {
   done.time_ms = now_ms();
   finished_ = true;
   events_->push(std::move(done));
+}
+
+// Attach mode's end: every tracee is interrupted and detached at its next stop, with the signal
+// of a signal-delivery-stop passed on; children born meanwhile are detached too.
+void Tracer::detach_all() {
+  detach_started_ = true;
+  std::set<pid_t> waiting, detached;
+  for (auto& [tid, t] : tracees_) {
+    ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
+    waiting.insert(tid);
+  }
+  while (!waiting.empty()) {
+    int status;
+    pid_t tid = waitpid(-1, &status, __WALL | __WNOTHREAD);
+    if (tid < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (WIFEXITED(status) || WIFSIGNALED(status)) {
+      on_death(tid, status);
+      waiting.erase(tid);
+      continue;
+    }
+    if (!WIFSTOPPED(status)) continue;
+    int sig = WSTOPSIG(status);
+    int event = static_cast<unsigned>(status) >> 16;
+    unsigned long msg = 0;
+    if (event == PTRACE_EVENT_FORK || event == PTRACE_EVENT_VFORK || event == PTRACE_EVENT_CLONE) {
+      ptrace(PTRACE_GETEVENTMSG, tid, nullptr, &msg);
+      pid_t child = static_cast<pid_t>(msg);
+      if (!detached.count(child)) waiting.insert(child);  // its first stop is still to come
+    } else if (event == PTRACE_EVENT_EXEC) {
+      ptrace(PTRACE_GETEVENTMSG, tid, nullptr, &msg);
+      if (static_cast<pid_t>(msg) != tid) waiting.erase(static_cast<pid_t>(msg));  // gone silently
+    }
+    int inject = (event == 0 && sig != (SIGTRAP | 0x80) && sig != SIGTRAP) ? sig : 0;
+    ptrace(PTRACE_DETACH, tid, nullptr, reinterpret_cast<void*>(static_cast<long>(inject)));
+    detached.insert(tid);
+    waiting.erase(tid);
+  }
+  tracees_.clear();
+  processes_.clear();
 }
 
 Tracer::Tracee& Tracer::tracee(pid_t tid) {
@@ -293,7 +502,7 @@ Tracer::Process& Tracer::process(pid_t tgid) {
 }
 
 void Tracer::resume(Tracee& t, int sig) {
-  ptrace(t.expect_exit ? PTRACE_SYSCALL : PTRACE_CONT, t.tid, nullptr,
+  ptrace(t.expect_exit || attach_mode_ ? PTRACE_SYSCALL : PTRACE_CONT, t.tid, nullptr,
          reinterpret_cast<void*>(static_cast<long>(sig)));
 }
 
@@ -303,7 +512,7 @@ void Tracer::handle(pid_t tid, int status) {
   Tracee& t = tracee(tid);
   int sig = WSTOPSIG(status);
   int event = static_cast<unsigned>(status) >> 16;
-  if (sig == (SIGTRAP | 0x80)) return on_syscall_exit(t);
+  if (sig == (SIGTRAP | 0x80)) return attach_mode_ ? on_syscall_stop(t) : on_syscall_exit(t);
   switch (event) {
     case PTRACE_EVENT_SECCOMP:
       return on_seccomp(t);
@@ -423,28 +632,50 @@ void Tracer::on_exec(Tracee& t) {
   events_->push(std::move(e));
 }
 
+void Tracer::unsupported_abi(Tracee& t, pid_t pid) {
+  Process& p = process(pid);
+  bool first = !p.warned_abi;
+  p.warned_abi = true;
+  resume(t, 0);
+  if (first)
+    warn(pid, t.tid,
+         "uses the 32-bit (i386/x32) socket ABI, which tracedump does not follow; its "
+         "sockets are not captured");
+}
+
 void Tracer::on_seccomp(Tracee& t) {
   unsigned long reason = 0;
   ptrace(PTRACE_GETEVENTMSG, t.tid, nullptr, &reason);
   pid_t pid = tgid_of(t);
-  if (reason == seccomp::kStopUnsupportedAbi) {
-    Process& p = process(pid);
-    bool first = !p.warned_abi;
-    p.warned_abi = true;
-    resume(t, 0);
-    if (first)
-      warn(pid, t.tid,
-           "uses the 32-bit (i386/x32) socket ABI, which tracedump does not follow; its "
-           "sockets are not captured");
-    return;
-  }
+  if (reason == seccomp::kStopUnsupportedAbi) return unsupported_abi(t, pid);
   user_regs_struct regs;
-  SocketCall call;
-  if (ptrace(PTRACE_GETREGS, t.tid, nullptr, &regs) < 0 ||
-      !call_of(static_cast<long>(regs.orig_rax), &call))
-    return resume(t, 0);
+  if (ptrace(PTRACE_GETREGS, t.tid, nullptr, &regs) < 0) return resume(t, 0);
   const uint64_t args[6] = {regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9};
+  on_call_entry(t, static_cast<long>(regs.orig_rax), args);
+}
 
+// Attach mode: every syscall stops at entry and exit (no seccomp filter to pick them).
+void Tracer::on_syscall_stop(Tracee& t) {
+  __ptrace_syscall_info info;
+  memset(&info, 0, sizeof info);
+  if (ptrace(PTRACE_GET_SYSCALL_INFO, t.tid, sizeof info, &info) <= 0) return resume(t, 0);
+  if (info.op == PTRACE_SYSCALL_INFO_EXIT) return on_syscall_exit(t);
+  if (info.op != PTRACE_SYSCALL_INFO_ENTRY) return resume(t, 0);
+  long nr = static_cast<long>(info.entry.nr);
+  if (info.arch != AUDIT_ARCH_X86_64 || (nr & 0x40000000)) return unsupported_abi(t, tgid_of(t));
+  SocketCall call;
+  // The calls the launch-mode seccomp filter stops at, and no others.
+  if (!call_of(nr, &call) || (call == SocketCall::kSendto && info.entry.args[4] == 0))
+    return resume(t, 0);
+  uint64_t args[6];
+  for (int i = 0; i < 6; i++) args[i] = info.entry.args[i];
+  on_call_entry(t, nr, args);
+}
+
+void Tracer::on_call_entry(Tracee& t, long nr, const uint64_t args[6]) {
+  SocketCall call;
+  if (!call_of(nr, &call)) return resume(t, 0);
+  pid_t pid = tgid_of(t);
   SocketCallInfo c;
   c.pid = pid;
   c.tid = t.tid;
@@ -454,7 +685,7 @@ void Tracer::on_seccomp(Tracee& t) {
   // Not a socket, a closed fd, AF_UNIX, AF_NETLINK...: the call runs on, nothing to follow.
   if (inspect_socket(p.pidfd.get(), c.fd, &c.socket) < 0 || !is_followed(c.socket))
     return resume(t, 0);
-  c.dests = call_destinations(t.tid, static_cast<long>(regs.orig_rax), args, kMaxDestinations);
+  c.dests = call_destinations(t.tid, nr, args, kMaxDestinations);
 
   // The exit stop is taken only where entry cannot tell the socket's local endpoint:
   // an unbound socket gets its port inside the call; bind can fail (EADDRINUSE); a socket

@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -23,6 +24,11 @@ struct LaunchOptions {
   std::vector<std::string> env;
   std::string cwd;
   int stdio[3] = {0, 1, 2};       // fds of this process that become the command's 0, 1, 2
+  // Run as this user (setgroups/setgid/setuid after the seccomp filter is in place).
+  bool set_credentials = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
 };
 
 // A failure of the tracer itself, with the syscall and errno behind it.
@@ -30,6 +36,7 @@ struct TracerError {
   std::string syscall;
   int err = 0;
   std::string message;
+  pid_t pid = 0;  // attach: the process that could not be traced
 };
 
 class Tracer {
@@ -42,6 +49,15 @@ class Tracer {
   // Starts the tracer thread, which forks and seizes the command. Returns its pid once it is
   // traced; on failure returns -1 and fills *error. The command's program runs after this.
   pid_t launch(const LaunchOptions& options, TracerError* error);
+
+  // Attach mode: seizes every thread of these running processes, adopts the sockets they
+  // already have, and traces them with syscall stops (a running process cannot be given a
+  // seccomp filter from outside). Returns 0, or -1 with *error naming the pid.
+  int attach(const std::vector<pid_t>& pids, TracerError* error);
+
+  // Attach mode: stops tracing; every tracee is detached and runs on as before. Returns once
+  // the tracer thread has started detaching (the kDone event follows when it is over).
+  void request_detach();
 
   // Sends a signal to the launched command (race-free through its pidfd). Returns -errno or 0.
   int signal_root(int sig);
@@ -64,10 +80,19 @@ class Tracer {
   };
 
   void run_launch(LaunchOptions options);
+  void run_attach(std::vector<pid_t> pids);
+  int seize_process(pid_t pid, std::vector<pid_t>* seized);
+  void adopt_sockets(pid_t tgid, std::set<uint64_t>* adopted);
+  void start_succeeded(pid_t root);
+  void start_failed(TracerError error);
   void loop();
+  void detach_all();
+  void on_syscall_stop(Tracee& t);
+  void on_call_entry(Tracee& t, long nr, const uint64_t args[6]);
   void handle(pid_t tid, int status);
   void on_death(pid_t tid, int status);
   void on_seccomp(Tracee& t);
+  void unsupported_abi(Tracee& t, pid_t pid);
   void on_syscall_exit(Tracee& t);
   void on_spawn(Tracee& t, int event);
   void on_exec(Tracee& t);
@@ -93,6 +118,10 @@ class Tracer {
   TracerError start_error_;
 
   pid_t root_pid_ = -1;
+  bool attach_mode_ = false;
+  std::atomic<bool> detach_requested_{false};
+  std::atomic<bool> detach_started_{false};
+  std::atomic<pid_t> thread_tid_{0};
   UniqueFd root_pidfd_;     // for signal_root from other threads
   UniqueFd launch_report_;  // read end of the child's CLOEXEC error pipe
 

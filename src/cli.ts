@@ -4,6 +4,8 @@ import { EXIT_TRACEDUMP_FAILURE, TracedumpError } from './errors';
 import type { EventFormat } from './events/format';
 import { printError, writeAll } from './output/fd-writer';
 import { runSession } from './session';
+import { pidsByName } from './attached';
+import { chooseRunAs } from './run-as';
 import { version } from './version';
 
 const EXAMPLES = `
@@ -14,13 +16,26 @@ Examples:
       stream the capture live into Wireshark (the client's stdout goes to stderr)
   sudo tracedump -w app.pcap --duration 60 -c 10000 -- ./app --flag
       stop after 60 s or 10,000 packets, whichever comes first
+  sudo tracedump -w firefox.pcap -p 4242
+      attach to running process 4242 (every thread, every child it starts from now on);
+      Ctrl-C detaches, and the program runs on as before
+  sudo tracedump -w chrome.pcap --pname chrome --duration 30
+      attach to every process named chrome for 30 seconds
+  sudo tracedump -w app.pcap -- ./gui-app
+      under sudo the command runs as the user who ran sudo (their uid, groups, HOME); -u
+      chooses another user, -u root keeps root; the capture file belongs to that user
   sudo tracedump --events -- curl -s http://127.0.0.1:8080/
       print every socket call of curl (connect, bind, sendto...) with its endpoints, no capture
   sudo tracedump --events=json -w out.pcap -- sh -c 'curl -s http://[::1]:8080/'
       capture, and print JSON lines of the socket, fork, exec and exit events
 
-The exit status is the command's (128+N if a signal N killed it); 127: command not found,
-126: it cannot be executed, 125: tracedump itself failed.`;
+Stopping: Ctrl-C goes to the command as it would without tracedump, and tracedump finishes
+the file when the command exits; a second Ctrl-C stops at once. SIGTERM/SIGHUP, -c and
+--duration send SIGTERM to the command (SIGKILL after --kill-after); attached processes are
+detached instead. The file is readable after any stop, even a SIGKILL of tracedump.
+
+The exit status is the command's (128+N if a signal N killed it; 0 when attached); 127:
+command not found, 126: it cannot be executed, 125: tracedump itself failed.`;
 
 export interface CliOptions {
   events?: EventFormat;
@@ -34,6 +49,20 @@ export interface CliOptions {
   killAfter: number;
   quiet?: boolean;
   kernelFilter: 'auto' | 'ebpf' | 'classic';
+  pid?: number[];
+  pname?: string;
+  user?: string;
+}
+
+function pidList(value: string, previous: number[] | undefined): number[] {
+  const out = previous ? [...previous] : [];
+  for (const part of value.split(',')) {
+    const n = Number(part);
+    if (!/^\d+$/.test(part.trim()) || !Number.isSafeInteger(n) || n < 1)
+      throw new InvalidArgumentError(`'${part}' is not a process id`);
+    if (!out.includes(n)) out.push(n);
+  }
+  return out;
 }
 
 function integer(name: string, min: number, max: number) {
@@ -55,7 +84,7 @@ function seconds(name: string) {
 
 function buildProgram(): Command {
   return new Command('tracedump')
-    .usage('[options] [--] <command> [args...]')
+    .usage('[options] [--] <command> [args...]\n       tracedump [options] -p PID[,PID...] | --pname NAME')
     .description('Run a command and capture the network traffic of it and of every process and thread it starts.')
     .version(version, '-V, --version')
     .helpOption('-h, --help', 'show this help')
@@ -78,6 +107,9 @@ function buildProgram(): Command {
         .choices(['auto', 'ebpf', 'classic'])
         .default('auto'),
     )
+    .option('-p, --pid <pid[,pid...]>', 'attach to these running processes instead of running a command', pidList)
+    .option('--pname <name>', 'attach to every running process with this name')
+    .option('-u, --user <user>', 'run the command as this user (default under sudo: the user who ran sudo)')
     .argument('[command...]', 'the command to run, with its arguments')
     .passThroughOptions()
     .showSuggestionAfterError()
@@ -114,21 +146,46 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
   }
   const opts = program.opts<CliOptions>();
   const command: string[] = program.args;
-  if (command.length === 0) {
+  const attaching = opts.pid !== undefined || opts.pname !== undefined;
+  if (attaching && command.length > 0) {
+    printError('give either a command or -p/--pname, not both; try `tracedump --help`');
+    return EXIT_TRACEDUMP_FAILURE;
+  }
+  if (attaching && opts.user !== undefined) {
+    printError('-u applies to a launched command; attached processes keep their own user');
+    return EXIT_TRACEDUMP_FAILURE;
+  }
+  if (!attaching && command.length === 0) {
     printError('no command given; try `tracedump --help`');
     return EXIT_TRACEDUMP_FAILURE;
   }
   try {
+    let attach: number[] | undefined;
+    if (attaching) {
+      attach = [...(opts.pid ?? [])];
+      if (opts.pname !== undefined) {
+        const named = pidsByName(opts.pname);
+        if (named.length === 0) throw new TracedumpError(`no running process is named ${opts.pname}`, { code: 'ESRCH' });
+        for (const pid of named) if (!attach.includes(pid)) attach.push(pid);
+      }
+    }
+    const runAs = attaching ? undefined : chooseRunAs(opts.user, process.env);
     // --events alone traces without capturing; otherwise capture (tcpdump's default file name).
     const output = opts.write ?? (opts.events ? undefined : 'tracedump.pcap');
+    const owner = runAs && { uid: runAs.account.uid, gid: runAs.account.gid };
     return await runSession({
-      command: {
-        argv: command,
-        cwd: process.cwd(),
-        env: process.env,
-        // a capture on stdout must stay clean: the command's stdout goes to stderr
-        stdio: output === '-' ? [0, 2, 2] : [0, 1, 2],
-      },
+      attach,
+      fileOwner: owner,
+      command: attach
+        ? undefined
+        : {
+            argv: command,
+            cwd: process.cwd(),
+            env: runAs?.env ?? process.env,
+            // a capture on stdout must stay clean: the command's stdout goes to stderr
+            stdio: output === '-' ? [0, 2, 2] : [0, 1, 2],
+            user: runAs && { ...owner!, groups: runAs.account.groups },
+          },
       events: opts.events,
       summaryFd: opts.quiet ? undefined : 2,
       capture:

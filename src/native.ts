@@ -16,7 +16,8 @@ export interface FilterRule {
   remote: Endpoint | null;
 }
 
-export type SocketCallName = 'connect' | 'bind' | 'listen' | 'sendto' | 'sendmsg' | 'sendmmsg';
+/** 'existing': no call; a socket the process already had when tracedump attached to it. */
+export type SocketCallName = 'connect' | 'bind' | 'listen' | 'sendto' | 'sendmsg' | 'sendmmsg' | 'existing';
 
 interface EventBase {
   time: number; // ms since the epoch, µs precision
@@ -50,6 +51,14 @@ export interface PendingEvent extends Omit<SocketEvent, 'kind' | 'result' | 'err
   ruleGeneration: number;
   kind: 'pending';
   result: null;
+}
+
+/** Attach mode: a running process is traced from now on (every thread it has). */
+export interface AttachEvent extends EventBase {
+  kind: 'attach';
+  comm: string;
+  exe: string;
+  threads: number;
 }
 
 export interface SpawnEvent extends EventBase {
@@ -93,7 +102,7 @@ export interface DoneEvent extends EventBase {
   kind: 'done';
 }
 
-export type TraceEvent = SocketEvent | PendingEvent | SpawnEvent | ExecEvent | ExitEvent | WarningEvent | DoneEvent;
+export type TraceEvent = SocketEvent | PendingEvent | AttachEvent | SpawnEvent | ExecEvent | ExitEvent | WarningEvent | DoneEvent;
 
 export interface LaunchOptions {
   path: string;
@@ -101,8 +110,26 @@ export interface LaunchOptions {
   env: string[];
   cwd: string;
   stdio?: [number, number, number];
+  /** Run the command as this user (after the seccomp filter is in place). */
+  user?: { uid: number; gid: number; groups: number[] };
   /** Kernel filter rules kept in step by the tracer's stop path. */
   rules?: NativeRuleSet;
+}
+
+export interface AttachOptions {
+  pids: number[];
+  rules?: NativeRuleSet;
+}
+
+/** An account from the system's user databases. */
+export interface UserAccount {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+  shell: string;
+  /** Supplementary groups, the primary group included. */
+  groups: number[];
 }
 
 /** The eBPF maps of the kernel filter and the stop-path hook that fills them. */
@@ -143,6 +170,8 @@ export interface NativeTracer {
   readonly pid: number;
   /** Sends a signal to the launched command; returns 0 or -errno. */
   signal(sig: number): number;
+  /** Attach mode: detaches from every tracee (they run on); the 'done' event follows. */
+  detach(): void;
 }
 
 /** A sock_diag snapshot and the realtime clock (ms, the packets' clock) around it. */
@@ -155,6 +184,10 @@ export interface LiveSockets {
 
 interface Addon {
   launch(options: LaunchOptions, onEvents: (events: TraceEvent[]) => void): NativeTracer;
+  /** Seizes every thread of running processes; the error of a refused one carries pid. */
+  attach(options: AttachOptions, onEvents: (events: TraceEvent[]) => void): NativeTracer;
+  /** A user by name or uid; null when there is none. */
+  lookupUser(user: string | number): UserAccount | null;
   seccompProgram(): string;
   RuleSet: new (config: number | { capture: NativeCapture; wide: Buffer }) => NativeRuleSet;
   Capture: new (options: CaptureOptions, onBatch: (batch: Buffer, packets: number) => void) => NativeCapture;

@@ -3,7 +3,9 @@
 import { type EventFormat, formatter } from './events/format';
 import { printError, writeAll } from './output/fd-writer';
 import { type CommandSpec, TracedCommand } from './traced-command';
+import { AttachedProcesses } from './attached';
 import { EXIT_TRACEDUMP_FAILURE } from './errors';
+import { type Traced, attached, launched } from './traced';
 import type { TraceEvent } from './native';
 import { PcapFile } from './output/capture-file';
 import { type FilterChoice, LiveCapture } from './capture/live-capture';
@@ -32,7 +34,12 @@ export interface CaptureSettings {
 }
 
 export interface SessionOptions {
-  command: CommandSpec;
+  /** Launch this command... */
+  command?: CommandSpec;
+  /** ...or attach to these running processes. */
+  attach?: number[];
+  /** Owner of the capture file (the user the command runs as). */
+  fileOwner?: { uid: number; gid: number };
   /** Print tracer events in this format on `eventsFd` (default stderr). */
   events?: EventFormat;
   eventsFd?: number;
@@ -50,29 +57,18 @@ export async function runSession(options: SessionOptions): Promise<number> {
   const cap = options.capture;
 
   // Output first: an unwritable path fails before the command starts.
-  const file = cap ? PcapFile.open(cap.output, cap.snaplen) : undefined;
+  const file = cap ? PcapFile.open(cap.output, cap.snaplen, options.fileOwner) : undefined;
   const table = new EndpointTable(DEFAULT_GRACE, true);
   let stopRequested: string | undefined;
-  let command: TracedCommand | undefined;
-  let killTimer: NodeJS.Timeout | undefined;
+  let traced: Traced | undefined;
 
   // Processes of the command still alive (from the tracer's events): after --kill-after they
   // all get SIGKILL, so a command whose children ignore or outlive SIGTERM still ends.
   const alive = new Set<number>();
   const requestStop = (why: string) => {
-    if (stopRequested || !command) return;
+    if (stopRequested || !traced) return;
     stopRequested = why;
-    command.signal(15);
-    killTimer = setTimeout(() => {
-      command?.signal(9);
-      for (const pid of alive) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-    }, cap?.killAfterMs ?? 5000);
+    traced.stop(cap?.killAfterMs ?? 5000, alive);
   };
 
   const pipeline = new CapturePipeline(table, (rec, _owner) => {
@@ -129,7 +125,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
   const onEvents = (batch: TraceEvent[]) => {
     for (const e of batch) {
       table.apply(e);
-      if (e.kind === 'spawn' && !e.thread) alive.add(e.child);
+      if ((e.kind === 'spawn' && !e.thread) || e.kind === 'attach') alive.add(e.kind === 'spawn' ? e.child : e.pid);
       if (e.kind === 'exit' && e.tid === e.pid) {
         alive.delete(e.pid);
         sweeper?.processExited();
@@ -159,7 +155,9 @@ export async function runSession(options: SessionOptions): Promise<number> {
   };
 
   try {
-    command = new TracedCommand(options.command, onEvents, live?.rules);
+    if (options.attach) traced = attached(new AttachedProcesses(options.attach, onEvents, live?.rules));
+    else if (options.command) traced = launched(new TracedCommand(options.command, onEvents, live?.rules));
+    else throw new Error('runSession: neither a command nor processes to attach to');
   } catch (err) {
     live?.close();
     file?.close();
@@ -167,13 +165,15 @@ export async function runSession(options: SessionOptions): Promise<number> {
   }
   if (live) timers.push(setInterval(tick, TICK_MS));
   if (cap?.durationSec !== undefined) timers.push(setTimeout(() => requestStop('duration reached'), cap.durationSec * 1000));
-  const stopSignals = forwardSignals(command, requestStop, () => file?.flush());
+  const stopSignals = handleSignals(traced, requestStop, () => file?.flush());
 
   try {
-    const outcome = await command.done;
+    const outcome = await traced.done;
     if (outcome.failure) printError(outcome.failure.message);
     if (live && file && cap) {
-      if (!outcome.failure) await sleep(cap.lingerMs);
+      // Detached: the program's traffic goes on, ours stops now. Exited: its last packets
+      // (FIN/ACK, TIME_WAIT answers) are still on their way.
+      if (!outcome.failure && !outcome.detached) await sleep(cap.lingerMs);
       live.close(); // hands over the last packets synchronously
       sweeper?.final(Date.now());
       pipeline.drain(true);
@@ -192,7 +192,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
     return outcome.status;
   } finally {
     for (const t of timers) clearInterval(t);
-    if (killTimer) clearTimeout(killTimer);
+    traced.clearTimers();
     stopSignals();
     live?.close();
     file?.close();
@@ -203,10 +203,11 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-// Ctrl-C reaches the command from the terminal itself (same process group): tracedump waits for
-// it to finish; a second Ctrl-C ends tracedump at once (EXITKILL ends the tracees with it).
-// SIGTERM and SIGHUP sent to tracedump alone are passed on to the command.
-function forwardSignals(command: TracedCommand, requestStop: (why: string) => void, beforeExit: () => void): () => void {
+// Ctrl-C: the first is the tracees' business (a launched command got it from the terminal; an
+// attached program is detached); a second ends tracedump at once with a whole file (EXITKILL
+// ends a launched command with it; the kernel detaches an attached one).
+// SIGTERM and SIGHUP (timeout, a batch runner, a closed terminal) stop as -c/--duration do.
+function handleSignals(traced: Traced, requestStop: (why: string) => void, beforeExit: () => void): () => void {
   let interrupts = 0;
   const onInt = () => {
     if (++interrupts >= 2) {
@@ -214,9 +215,10 @@ function forwardSignals(command: TracedCommand, requestStop: (why: string) => vo
       printError('interrupted twice: stopping now');
       process.exit(130);
     }
+    traced.interrupted();
   };
   const onTerm = () => requestStop('terminated');
-  const onHup = () => command.signal(1);
+  const onHup = () => requestStop('hung up');
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
   process.on('SIGHUP', onHup);

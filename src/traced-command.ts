@@ -10,6 +10,8 @@ export interface CommandSpec {
   env: NodeJS.ProcessEnv;
   /** fds of tracedump that become the command's 0, 1 and 2. */
   stdio?: [number, number, number];
+  /** Run as this user (uid, gid, supplementary groups). */
+  user?: { uid: number; gid: number; groups: number[] };
 }
 
 export interface CommandOutcome {
@@ -38,7 +40,7 @@ export class TracedCommand {
       .map(([k, v]) => `${k}=${v}`);
     try {
       this.tracer = native().launch(
-        { path: file, argv: spec.argv, env, cwd: spec.cwd, stdio: spec.stdio ?? [0, 1, 2], rules },
+        { path: file, argv: spec.argv, env, cwd: spec.cwd, stdio: spec.stdio ?? [0, 1, 2], user: spec.user, rules },
         (batch) => {
           for (const e of batch) if (e.kind === 'exit' && e.tid === this.pid) rootExit = e;
           onEvents(batch);

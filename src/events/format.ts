@@ -37,6 +37,8 @@ export function formatText(e: TraceEvent): string | undefined {
       const local = formatEndpoint(e.local);
       return `${t} ${who(e, e.comm, e.threadName)} ${e.call}(${e.fd}) ${e.proto}${e.family} ${local}${remote}${result(e.result, e.errno)}`;
     }
+    case 'attach':
+      return `${t} ${who(e, e.comm)} attached (${e.threads} thread${e.threads === 1 ? '' : 's'}) ${e.exe}`;
     case 'spawn':
       return `${t} ${who(e, e.comm)} ${e.thread ? 'thread' : e.how} ${e.child}`;
     case 'exec':

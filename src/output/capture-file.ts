@@ -20,8 +20,11 @@ export class PcapFile {
     private readonly ownsFd: boolean,
   ) {}
 
-  /** Opens (creates or truncates) path, or stdout for '-'; writes the file header. */
-  static open(path: string, snaplen: number): PcapFile {
+  /**
+   * Opens (creates or truncates) path, or stdout for '-'; writes the file header. owner: the
+   * user the file is given to (the user the command runs as, like tcpdump -Z).
+   */
+  static open(path: string, snaplen: number, owner?: { uid: number; gid: number }): PcapFile {
     let file: PcapFile;
     if (path === '-') file = new PcapFile('-', 1, false);
     else {
@@ -36,6 +39,14 @@ export class PcapFile {
           path,
           hint: 'choose another path with -w, or -w - to write to stdout',
         });
+      }
+      if (owner) {
+        try {
+          fs.fchownSync(fd, owner.uid, owner.gid);
+        } catch (err) {
+          fs.closeSync(fd);
+          throw new TracedumpError(`cannot give ${path} to uid ${owner.uid}: ${(err as Error).message}`, { syscall: 'fchown', path });
+        }
       }
       file = new PcapFile(path, fd, true);
     }
