@@ -6,6 +6,8 @@
 //   sendto N PORT       N sendto(2)s with an address on one bound UDP socket
 //   bulk MB PORT        MB mebibytes over one TCP connection
 //   sink PORT           (server) accept TCP connections and read them to EOF, forever
+// With BENCH_WAIT_TRACER=1 in the environment a workload first waits (up to 20 s) until a
+// tracer has attached to it, so attach mode is timed from the attach on.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -47,6 +49,21 @@ static void *drain(void *arg) {
   return NULL;
 }
 
+static int traced(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  int pid = 0;
+  while (f && fgets(line, sizeof line, f))
+    if (!strncmp(line, "TracerPid:", 10)) pid = atoi(line + 10);
+  if (f) fclose(f);
+  return pid != 0;
+}
+
+static void wait_for_tracer(void) {
+  for (int i = 0; i < 20000 && !traced(); i++) usleep(1000);
+  usleep(100000);  // every thread seized and the capture settled
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) return 2;
   const char *what = argv[1];
@@ -67,6 +84,7 @@ int main(int argc, char **argv) {
       pthread_detach(t);
     }
   }
+  if (getenv("BENCH_WAIT_TRACER")) wait_for_tracer();
   long long t0 = now_ns();
   if (!strcmp(what, "syscalls")) {
     int fd = open("/dev/zero", O_RDONLY);

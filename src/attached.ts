@@ -52,8 +52,8 @@ function statusField(status: string | undefined, field: string): string | undefi
   return status?.match(new RegExp(`^${field}:\\s*(.*)$`, 'm'))?.[1];
 }
 
-// The failures we can tell before asking the kernel, with what to do about them.
-function checkTraceable(pid: number): void {
+/** The failures we can tell before asking the kernel (and before any file is written). */
+export function checkTraceable(pid: number): void {
   if (pid === process.pid) throw new TracedumpError(`cannot attach to process ${pid}: that is tracedump itself`, { pid });
   const status = readProc(pid, 'status');
   if (status === undefined) throw new TracedumpError(`cannot attach to process ${pid}: no such process`, { pid, code: 'ESRCH' });
@@ -61,6 +61,19 @@ function checkTraceable(pid: number): void {
     throw new TracedumpError(`cannot attach to process ${pid}: it is a kernel thread`, { pid, code: 'EPERM' });
   if (statusField(status, 'State')?.startsWith('Z'))
     throw new TracedumpError(`cannot attach to process ${pid}: it has exited (zombie)`, { pid, code: 'ESRCH' });
+  const traced = alreadyTraced(pid, status);
+  if (traced) throw traced;
+}
+
+function alreadyTraced(pid: number, status: string): TracedumpError | undefined {
+  const tracer = Number(statusField(status, 'TracerPid') ?? 0);
+  if (tracer <= 0) return undefined;
+  const comm = readProc(tracer, 'comm')?.trim();
+  return new TracedumpError(`cannot attach to process ${pid}: it is already traced by process ${tracer}${comm ? ` (${comm})` : ''}`, {
+    pid,
+    code: 'EPERM',
+    hint: 'a process can have one tracer only: stop the debugger or tracer (strace, gdb) first',
+  });
 }
 
 /** Why the kernel refused to let us trace pid, in words a user can act on. */
@@ -69,15 +82,8 @@ export function explainAttachFailure(err: TracedumpError, pid: number): Tracedum
   const base = `cannot attach to process ${pid}`;
   if (err.code === 'ESRCH' || status === undefined) return new TracedumpError(`${base}: no such process`, { pid, code: 'ESRCH' });
   if (err.code === 'EPERM') {
-    const tracer = Number(statusField(status, 'TracerPid') ?? 0);
-    if (tracer > 0) {
-      const comm = readProc(tracer, 'comm')?.trim();
-      return new TracedumpError(`${base}: it is already traced by process ${tracer}${comm ? ` (${comm})` : ''}`, {
-        pid,
-        code: 'EPERM',
-        hint: 'a process can have one tracer only: stop the debugger or tracer (strace, gdb) first',
-      });
-    }
+    const traced = alreadyTraced(pid, status);
+    if (traced) return traced;
     const yama = fs.existsSync('/proc/sys/kernel/yama/ptrace_scope') ? fs.readFileSync('/proc/sys/kernel/yama/ptrace_scope', 'utf8').trim() : '0';
     if (yama === '3')
       return new TracedumpError(`${base}: ptrace is disabled on this machine (kernel.yama.ptrace_scope = 3)`, {

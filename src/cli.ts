@@ -4,7 +4,7 @@ import { EXIT_TRACEDUMP_FAILURE, TracedumpError } from './errors';
 import type { EventFormat } from './events/format';
 import { printError, writeAll } from './output/fd-writer';
 import { runSession } from './session';
-import { pidsByName } from './attached';
+import { checkTraceable, pidsByName } from './attached';
 import { chooseRunAs } from './run-as';
 import { version } from './version';
 
@@ -168,6 +168,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
         if (named.length === 0) throw new TracedumpError(`no running process is named ${opts.pname}`, { code: 'ESRCH' });
         for (const pid of named) if (!attach.includes(pid)) attach.push(pid);
       }
+      for (const pid of attach) checkTraceable(pid);
     }
     const runAs = attaching ? undefined : chooseRunAs(opts.user, process.env);
     // --events alone traces without capturing; otherwise capture (tcpdump's default file name).

@@ -182,7 +182,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
       if (options.summaryFd !== undefined)
         writeAll(
           options.summaryFd,
-          formatSummary({ file: cap.output, counters: pipeline.counters, sockets: table.socketsSeen, kernel: stats, filter: live.filterMode, failedRules: live.rules.failed() }) + '\n',
+          formatSummary({ file: cap.output, counters: pipeline.counters, inFile: file.error ? file.packetsWritten : undefined, sockets: table.socketsSeen, kernel: stats, filter: live.filterMode, failedRules: live.rules.failed() }) + '\n',
         );
       if (file.error) {
         printError(file.error.message);

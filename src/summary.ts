@@ -4,6 +4,8 @@ import type { PipelineCounters } from './capture/pipeline';
 export interface SummaryInput {
   file: string;
   counters: PipelineCounters;
+  /** Packets the file holds, when writing it failed (fewer than counters.written). */
+  inFile?: number;
   sockets: number;
   kernel: { packets: number; drops: number };
   filter: string;
@@ -20,7 +22,9 @@ function size(bytes: number): string {
 export function formatSummary(s: SummaryInput): string {
   const where = s.file === '-' ? 'stdout' : s.file;
   const parts = [
-    `${s.counters.written} packets (${size(s.counters.writtenBytes)}) written to ${where}`,
+    s.inFile === undefined
+      ? `${s.counters.written} packets (${size(s.counters.writtenBytes)}) written to ${where}`
+      : `${s.inFile} packets in ${where} (${s.counters.written - s.inFile} captured after writing failed are lost)`,
     `${s.sockets} sockets`,
     `${s.kernel.drops} dropped by the kernel`,
   ];

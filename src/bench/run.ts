@@ -66,6 +66,12 @@ async function startSink(bin: string, port: number): Promise<() => void> {
   };
 }
 
+// sh: start the workload, attach the tracer to it, wait for both.
+function attachRun(bin: string, w: string[], tracer: string): string[] {
+  const script = `BENCH_WAIT_TRACER=1 "$0" "$@" & p=$!; ${tracer} $p & t=$!; wait $p; s=$?; wait $t; exit $s`;
+  return ['sh', '-c', script, bin, ...w];
+}
+
 interface Row {
   workload: string;
   mode: string;
@@ -89,10 +95,17 @@ async function main() {
     tracedump: (w) => [CLI, '-w', pcap, '--linger', '0', '--', bin, ...w],
     'tracedump-classic': (w) => [CLI, '-w', pcap, '--linger', '0', '--kernel-filter=classic', '--', bin, ...w],
     ...(hasStrace ? { strace: (w: string[]) => ['strace', '-f', '--seccomp-bpf', '-e', 'trace=network', '-o', '/dev/null', bin, ...w] } : {}),
+    // Attach mode: the workload waits for its tracer, then times its loop.
+    'tracedump-attach': (w) => attachRun(bin, w, `${CLI} -q -w ${pcap} --linger 0 -p`),
+    ...(hasStrace ? { 'strace-attach': (w: string[]) => attachRun(bin, w, 'strace -f -e trace=network -o /dev/null -p') } : {}),
   };
   const workloads: Array<{ name: string; argv: string[]; modes: string[] }> = [
-    { name: '2M read(/dev/zero)', argv: ['syscalls', '2000000'], modes: ['untraced', 'tracedump', 'strace'] },
-    { name: '1,000 TCP connects', argv: ['connect', '1000', String(port)], modes: ['untraced', 'tracedump', 'tracedump-classic', 'strace'] },
+    { name: '2M read(/dev/zero)', argv: ['syscalls', '2000000'], modes: ['untraced', 'tracedump', 'strace', 'tracedump-attach', 'strace-attach'] },
+    {
+      name: '1,000 TCP connects',
+      argv: ['connect', '1000', String(port)],
+      modes: ['untraced', 'tracedump', 'tracedump-classic', 'strace', 'tracedump-attach', 'strace-attach'],
+    },
     { name: '200k send() connected UDP', argv: ['send', '200000', String(port)], modes: ['untraced', 'tracedump', 'strace'] },
     { name: '100k sendto() bound UDP', argv: ['sendto', '100000', String(port)], modes: ['untraced', 'tracedump', 'strace'] },
     { name: '200 MiB TCP bulk', argv: ['bulk', '200', String(port)], modes: ['untraced', 'tracedump'] },

@@ -11,6 +11,8 @@ export class PcapFile {
   private readonly buf = Buffer.allocUnsafe(BUFFER_BYTES);
   private used = 0;
   private committed = 0; // bytes of whole records known to be in the file
+  private buffered = 0; // records in buf
+  private records = 0; // records known to be in the file
   private closed = false;
   private failed?: TracedumpError;
 
@@ -63,6 +65,11 @@ export class PcapFile {
     return this.committed;
   }
 
+  /** Packets in the file (after a failed write: the ones before it). */
+  get packetsWritten(): number {
+    return this.records;
+  }
+
   write(p: SllPacket): void {
     if (this.failed || this.closed) return;
     const size = pcapRecordSize(p);
@@ -70,17 +77,18 @@ export class PcapFile {
     if (size > BUFFER_BYTES) {
       const one = Buffer.allocUnsafe(size);
       writePcapRecord(one, 0, p);
-      this.append(one);
       this.flush();
+      this.writeOut(one, 1);
       return;
     }
     this.used = writePcapRecord(this.buf, this.used, p);
+    this.buffered++;
   }
 
   private append(b: Buffer): void {
     if (this.used + b.length > BUFFER_BYTES) this.flush();
     if (b.length > BUFFER_BYTES) {
-      this.writeOut(b);
+      this.writeOut(b, 0);
       return;
     }
     b.copy(this.buf, this.used);
@@ -90,14 +98,18 @@ export class PcapFile {
   flush(): void {
     if (this.used === 0 || this.failed) return;
     const chunk = this.buf.subarray(0, this.used);
+    const records = this.buffered;
     this.used = 0;
-    this.writeOut(chunk);
+    this.buffered = 0;
+    this.writeOut(chunk, records);
   }
 
-  private writeOut(chunk: Buffer): void {
+  private writeOut(chunk: Buffer, records: number): void {
+    if (this.failed) return;
     try {
       writeAll(this.fd, chunk);
       this.committed += chunk.length;
+      this.records += records;
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       // keep the file readable: cut a partly written record off
