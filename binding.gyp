@@ -10,7 +10,7 @@
         "native/bpf.cc",
         "native/capture.cc",
         "native/capture_rules.cc",
-        "native/sock_diag.cc", "native/users.cc"
+        "native/sock_diag.cc", "native/users.cc", "native/file_guard.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE"],
@@ -18,7 +18,7 @@
       "cflags_cc": ["-std=c++17", "-fexceptions", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
       "conditions": [
         ["OS!='linux' or target_arch!='x64'", {
-          "sources!": ["native/tracer.cc", "native/seccomp.cc", "native/sockets.cc", "native/bpf.cc", "native/capture.cc", "native/capture_rules.cc", "native/sock_diag.cc", "native/users.cc"],
+          "sources!": ["native/tracer.cc", "native/seccomp.cc", "native/sockets.cc", "native/bpf.cc", "native/capture.cc", "native/capture_rules.cc", "native/sock_diag.cc", "native/users.cc", "native/file_guard.cc"],
           "defines": ["TRACEDUMP_UNSUPPORTED_PLATFORM"]
         }]
       ]

@@ -24,6 +24,7 @@
 #include "sock_diag.h"
 #include "tracer.h"
 #include "users.h"
+#include "file_guard.h"
 #endif
 
 namespace {
@@ -185,6 +186,7 @@ Napi::Object event_value(Napi::Env env, const TraceEvent& e) {
       break;
     case EventKind::kDone:
       o.Set("kind", "done");
+      if (e.detached_at_ms > 0) o.Set("detachedAt", e.detached_at_ms);
       break;
   }
   return o;
@@ -406,6 +408,40 @@ class RuleSetHandle : public Napi::ObjectWrap<RuleSetHandle> {
     return Napi::Number::New(info.Env(), static_cast<double>(rules->rule_count()));
   }
   int fds_[3] = {-1, -1, -1};
+};
+
+// guardFile(fd) -> {writing(size), written(size), release()}: see file_guard.h.
+class FileGuardHandle : public Napi::ObjectWrap<FileGuardHandle> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "FileGuard",
+                       {InstanceMethod<&FileGuardHandle::Writing>("writing"),
+                        InstanceMethod<&FileGuardHandle::Written>("written"),
+                        InstanceMethod<&FileGuardHandle::Release>("release")});
+  }
+  explicit FileGuardHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FileGuardHandle>(info) {
+    int err = 0;
+    guard_ = FileGuard::start(info[0].As<Napi::Number>().Int32Value(), &err);
+    if (!guard_) throw make_error(info.Env(), "cannot start the capture file's guardian", "fork", err);
+  }
+
+ private:
+  static uint64_t size_arg(const Napi::CallbackInfo& info) {
+    return static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
+  }
+  Napi::Value Writing(const Napi::CallbackInfo& info) {
+    if (guard_) guard_->writing(size_arg(info));
+    return info.Env().Undefined();
+  }
+  Napi::Value Written(const Napi::CallbackInfo& info) {
+    if (guard_) guard_->written(size_arg(info));
+    return info.Env().Undefined();
+  }
+  Napi::Value Release(const Napi::CallbackInfo& info) {
+    guard_.reset();
+    return info.Env().Undefined();
+  }
+  std::unique_ptr<FileGuard> guard_;
 };
 
 // The live capture: a packet socket with its ring and reader thread.
@@ -703,6 +739,12 @@ Napi::Value LookupUser(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// Ends the process without Node's exit path, whose terminal reset aborts when the terminal has
+// hung up (nodejs/node#51519). Every file tracedump writes is written synchronously by then.
+Napi::Value ExitNow(const Napi::CallbackInfo& info) {
+  _exit(info[0].As<Napi::Number>().Int32Value());
+}
+
 Napi::Value SeccompProgram(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), seccomp::dump_program(seccomp::build_program()));
 }
@@ -718,6 +760,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(data);
   exports.Set("launch", Napi::Function::New(env, Launch, "launch"));
   exports.Set("attach", Napi::Function::New(env, Attach, "attach"));
+  exports.Set("FileGuard", FileGuardHandle::Define(env));
+  exports.Set("exitNow", Napi::Function::New(env, ExitNow, "exitNow"));
   exports.Set("lookupUser", Napi::Function::New(env, LookupUser, "lookupUser"));
   exports.Set("seccompProgram", Napi::Function::New(env, SeccompProgram, "seccompProgram"));
   exports.Set("RuleSet", RuleSetHandle::Define(env));

@@ -60,6 +60,8 @@ struct TraceEvent {
   int failed_errno = 0;
 
   std::string message;  // kWarning
+
+  double detached_at_ms = 0;  // kDone after a detach: when detaching began (0: not detached)
 };
 
 using EventQueue = WakeQueue<TraceEvent>;

@@ -341,6 +341,7 @@ void Tracer::run_attach(std::vector<pid_t> pids) {
   thread_tid_ = static_cast<pid_t>(syscall(SYS_gettid));
   setpriority(PRIO_PROCESS, static_cast<id_t>(thread_tid_.load()), -10);
   std::vector<pid_t> seized;
+  std::vector<std::pair<pid_t, int>> attached;  // pid, threads
   for (pid_t pid : pids) {
     size_t before = seized.size();
     int r = seize_process(pid, &seized);
@@ -350,16 +351,7 @@ void Tracer::run_attach(std::vector<pid_t> pids) {
       tracees_.clear();
       return start_failed({"ptrace(PTRACE_SEIZE)", -r, "cannot attach to process " + std::to_string(pid), pid});
     }
-    Process& p = process(pid);
-    TraceEvent e;
-    e.kind = EventKind::kAttach;
-    e.time_ms = now_ms();
-    e.pid = pid;
-    e.tid = pid;
-    e.comm = p.comm;
-    e.exe = read_link("/proc/" + std::to_string(pid) + "/exe");
-    e.threads = static_cast<int>(seized.size() - before);
-    events_->push(std::move(e));
+    attached.push_back({pid, static_cast<int>(seized.size() - before)});
   }
   // Wait until every thread is stopped: the sockets read now are all there are, since no
   // socket call can run before the first syscall stop. Stops seen meanwhile are handled after.
@@ -374,6 +366,19 @@ void Tracer::run_attach(std::vector<pid_t> pids) {
     }
     running.erase(tid);
     held.push_back({tid, status});
+  }
+  // Traced from now on: every thread is stopped, and no socket call went unseen.
+  for (auto& [pid, threads] : attached) {
+    Process& p = process(pid);
+    TraceEvent e;
+    e.kind = EventKind::kAttach;
+    e.time_ms = now_ms();
+    e.pid = pid;
+    e.tid = pid;
+    e.comm = p.comm;
+    e.exe = read_link("/proc/" + std::to_string(pid) + "/exe");
+    e.threads = threads;
+    events_->push(std::move(e));
   }
   std::set<uint64_t> adopted;  // a socket shared by several processes is adopted once
   for (pid_t pid : pids) adopt_sockets(pid, &adopted);
@@ -427,6 +432,7 @@ void Tracer::loop() {
   TraceEvent done;
   done.kind = EventKind::kDone;
   done.time_ms = now_ms();
+  done.detached_at_ms = detached_at_ms_;
   finished_ = true;
   events_->push(std::move(done));
 }
@@ -435,6 +441,8 @@ void Tracer::loop() {
 // of a signal-delivery-stop passed on; children born meanwhile are detached too.
 void Tracer::detach_all() {
   detach_started_ = true;
+  // Packets after this moment are no longer all seen: new sockets are not traced any more.
+  detached_at_ms_ = now_ms();
   std::set<pid_t> waiting, detached;
   for (auto& [tid, t] : tracees_) {
     ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);

@@ -122,6 +122,7 @@ class Tracer {
   std::atomic<bool> detach_requested_{false};
   std::atomic<bool> detach_started_{false};
   std::atomic<pid_t> thread_tid_{0};
+  double detached_at_ms_ = 0;  // tracer thread: when detach_all began
   UniqueFd root_pidfd_;     // for signal_root from other threads
   UniqueFd launch_report_;  // read end of the child's CLOEXEC error pipe
 

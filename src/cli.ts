@@ -1,4 +1,4 @@
-// The command line: the only reader of argv and the only caller of process.exit.
+// The command line: the only reader of argv, and where tracedump's exit status is decided.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { EXIT_TRACEDUMP_FAILURE, TracedumpError } from './errors';
 import type { EventFormat } from './events/format';
@@ -7,6 +7,7 @@ import { runSession } from './session';
 import { checkTraceable, pidsByName } from './attached';
 import { chooseRunAs } from './run-as';
 import { version } from './version';
+import { native } from './native';
 
 const EXAMPLES = `
 Examples:
@@ -214,12 +215,23 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
   }
 }
 
+// Node's own exit resets the terminal and aborts if the terminal has hung up (SIGHUP from a
+// closed terminal): the addon's _exit ends tracedump instead, once everything is written.
+function exit(status: number): never {
+  try {
+    native().exitNow(status);
+  } catch {
+    // the addon could not load: its error was printed already
+  }
+  process.exit(status);
+}
+
 if (require.main === module) {
   main().then(
-    (status) => process.exit(status),
+    (status) => exit(status),
     (err) => {
       printError(`internal error: ${(err as Error).stack ?? err}`);
-      process.exit(EXIT_TRACEDUMP_FAILURE);
+      exit(EXIT_TRACEDUMP_FAILURE);
     },
   );
 }

@@ -100,6 +100,8 @@ export interface WarningEvent extends EventBase {
 
 export interface DoneEvent extends EventBase {
   kind: 'done';
+  /** Attach mode: when detaching began (ms since the epoch); later packets are not all seen. */
+  detachedAt?: number;
 }
 
 export type TraceEvent = SocketEvent | PendingEvent | AttachEvent | SpawnEvent | ExecEvent | ExitEvent | WarningEvent | DoneEvent;
@@ -174,6 +176,15 @@ export interface NativeTracer {
   detach(): void;
 }
 
+export interface NativeFileGuard {
+  /** Before a write: the file's size once it completed. */
+  writing(sizeAfter: number): void;
+  /** After it: the size of the whole records in the file. */
+  written(size: number): void;
+  /** The file is finished; the guardian exits. */
+  release(): void;
+}
+
 /** A sock_diag snapshot and the realtime clock (ms, the packets' clock) around it. */
 export interface LiveSockets {
   /** (inode, protocol, local port) triples. */
@@ -186,6 +197,10 @@ interface Addon {
   launch(options: LaunchOptions, onEvents: (events: TraceEvent[]) => void): NativeTracer;
   /** Seizes every thread of running processes; the error of a refused one carries pid. */
   attach(options: AttachOptions, onEvents: (events: TraceEvent[]) => void): NativeTracer;
+  /** A guardian process that cuts the file back to its last whole record if tracedump dies. */
+  FileGuard: new (fd: number) => NativeFileGuard;
+  /** _exit(status): no exit handlers (all output is written synchronously before). */
+  exitNow(status: number): never;
   /** A user by name or uid; null when there is none. */
   lookupUser(user: string | number): UserAccount | null;
   seccompProgram(): string;

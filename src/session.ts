@@ -6,7 +6,7 @@ import { type CommandSpec, TracedCommand } from './traced-command';
 import { AttachedProcesses } from './attached';
 import { EXIT_TRACEDUMP_FAILURE } from './errors';
 import { type Traced, attached, launched } from './traced';
-import type { TraceEvent } from './native';
+import { type TraceEvent, native } from './native';
 import { PcapFile } from './output/capture-file';
 import { type FilterChoice, LiveCapture } from './capture/live-capture';
 import { DEFAULT_GRACE, EndpointTable } from './tracker/endpoints';
@@ -71,8 +71,12 @@ export async function runSession(options: SessionOptions): Promise<number> {
     traced.stop(cap?.killAfterMs ?? 5000, alive);
   };
 
+  // After a detach, the program's new sockets are no longer seen: nothing later is written, so
+  // the file ends cleanly instead of with some of the program's packets and not others.
+  let cutoffMs = Infinity;
   const pipeline = new CapturePipeline(table, (rec, _owner) => {
     if (!file) return false;
+    if (rec.sec * 1000 + rec.nsec / 1e6 > cutoffMs) return false;
     if (cap?.count !== undefined && pipeline.counters.written >= cap.count) return false;
     file.write(rec);
     if (cap?.count !== undefined && pipeline.counters.written + 1 >= cap.count) requestStop(`${cap.count} packets written`);
@@ -126,6 +130,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
     for (const e of batch) {
       table.apply(e);
       if ((e.kind === 'spawn' && !e.thread) || e.kind === 'attach') alive.add(e.kind === 'spawn' ? e.child : e.pid);
+      if (e.kind === 'done' && e.detachedAt !== undefined) cutoffMs = e.detachedAt;
       if (e.kind === 'exit' && e.tid === e.pid) {
         alive.delete(e.pid);
         sweeper?.processExited();
@@ -213,7 +218,7 @@ function handleSignals(traced: Traced, requestStop: (why: string) => void, befor
     if (++interrupts >= 2) {
       beforeExit(); // whole records only: the file stays readable
       printError('interrupted twice: stopping now');
-      process.exit(130);
+      native().exitNow(130); // EXITKILL ends a launched command; the kernel detaches attached ones
     }
     traced.interrupted();
   };

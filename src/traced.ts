@@ -17,21 +17,34 @@ export interface Traced {
 }
 
 export function launched(command: TracedCommand): Traced {
-  let killTimer: NodeJS.Timeout | undefined;
+  const timers: NodeJS.Timeout[] = [];
+  const signalAll = (alive: Set<number>, sig: NodeJS.Signals) => {
+    for (const pid of alive) {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        // already gone
+      }
+    }
+  };
   return {
     done: command.done,
     stop(killAfterMs, alive) {
       command.signal(15);
-      killTimer = setTimeout(() => {
-        command.signal(9);
-        for (const pid of alive) {
-          try {
-            process.kill(pid, 'SIGKILL');
-          } catch {
-            // already gone
-          }
-        }
-      }, killAfterMs);
+      // A shell or launcher that dies at once leaves its children running: they get SIGTERM
+      // as soon as it is gone, and everything still alive SIGKILL after --kill-after.
+      const orphans = setInterval(() => {
+        if (exists(command.pid)) return;
+        clearInterval(orphans);
+        signalAll(alive, 'SIGTERM');
+      }, 50);
+      timers.push(orphans);
+      timers.push(
+        setTimeout(() => {
+          command.signal(9);
+          signalAll(alive, 'SIGKILL');
+        }, killAfterMs),
+      );
     },
     interrupted() {
       // The terminal sent Ctrl-C to its whole foreground group, the command included; a
@@ -39,9 +52,18 @@ export function launched(command: TracedCommand): Traced {
       if (!inForegroundOfTerminal()) command.signal(2);
     },
     clearTimers() {
-      if (killTimer) clearTimeout(killTimer);
+      for (const t of timers) clearTimeout(t);
     },
   };
+}
+
+function exists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export function attached(procs: AttachedProcesses): Traced {

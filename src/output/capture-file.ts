@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import { TracedumpError } from '../errors';
 import { type SllPacket, pcapFileHeader, pcapRecordSize, writePcapRecord } from './pcap';
 import { writeAll } from './fd-writer';
+import { type NativeFileGuard, native } from '../native';
 
 const BUFFER_BYTES = 1 << 20;
 
@@ -20,6 +21,7 @@ export class PcapFile {
     readonly path: string,
     private readonly fd: number,
     private readonly ownsFd: boolean,
+    private readonly guard?: NativeFileGuard,
   ) {}
 
   /**
@@ -50,10 +52,25 @@ export class PcapFile {
           throw new TracedumpError(`cannot give ${path} to uid ${owner.uid}: ${(err as Error).message}`, { syscall: 'fchown', path });
         }
       }
-      file = new PcapFile(path, fd, true);
+      let guard: NativeFileGuard;
+      try {
+        guard = new (native().FileGuard)(fd);
+      } catch (err) {
+        fs.closeSync(fd);
+        throw err;
+      }
+      file = new PcapFile(path, fd, true, guard);
     }
     file.append(pcapFileHeader(snaplen));
     file.flush();
+    // Not even the header fits (a full disk): fail now, before the command starts.
+    if (file.failed) {
+      const err = file.failed;
+      file.close();
+      if (path !== '-') fs.rmSync(path, { force: true }); // an empty file is no capture
+      const why = err.code === 'ENOSPC' ? 'no space left on device' : err.message;
+      throw new TracedumpError(`cannot write ${path}: ${why}`, { code: err.code, syscall: 'write', path, hint: 'free some space, or choose another path with -w' });
+    }
     return file;
   }
 
@@ -107,15 +124,18 @@ export class PcapFile {
   private writeOut(chunk: Buffer, records: number): void {
     if (this.failed) return;
     try {
+      this.guard?.writing(this.committed + chunk.length);
       writeAll(this.fd, chunk);
       this.committed += chunk.length;
       this.records += records;
+      this.guard?.written(this.committed);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       // keep the file readable: cut a partly written record off
       if (this.ownsFd) {
         try {
           fs.ftruncateSync(this.fd, this.committed);
+          this.guard?.written(this.committed);
         } catch {
           // nothing more can be done for this file
         }
@@ -135,6 +155,7 @@ export class PcapFile {
     if (this.closed) return;
     this.flush();
     this.closed = true;
+    this.guard?.release();
     if (this.ownsFd) fs.closeSync(this.fd);
   }
 }
