@@ -189,6 +189,17 @@ void Tracer::release_thread() {
 
 pid_t Tracer::launch(const LaunchOptions& options, TracerError* error) {
   thread_ = std::thread(&Tracer::run_launch, this, options);
+  return wait_started(error);
+}
+
+int Tracer::attach(const std::vector<pid_t>& pids, TracerError* error) {
+  install_wake_handler();
+  attach_mode_ = true;
+  thread_ = std::thread(&Tracer::run_attach, this, pids);
+  return wait_started(error) < 0 ? -1 : 0;
+}
+
+pid_t Tracer::wait_started(TracerError* error) {
   std::unique_lock<std::mutex> lock(start_mutex_);
   start_cv_.wait(lock, [this] { return start_done_; });
   if (root_pid_ < 0) {
@@ -198,21 +209,6 @@ pid_t Tracer::launch(const LaunchOptions& options, TracerError* error) {
     return -1;
   }
   return root_pid_;
-}
-
-int Tracer::attach(const std::vector<pid_t>& pids, TracerError* error) {
-  install_wake_handler();
-  attach_mode_ = true;
-  thread_ = std::thread(&Tracer::run_attach, this, pids);
-  std::unique_lock<std::mutex> lock(start_mutex_);
-  start_cv_.wait(lock, [this] { return start_done_; });
-  if (root_pid_ < 0) {
-    *error = start_error_;
-    lock.unlock();
-    thread_.join();
-    return -1;
-  }
-  return 0;
 }
 
 void Tracer::start_succeeded(pid_t root) {

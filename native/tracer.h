@@ -83,6 +83,7 @@ class Tracer {
   void run_attach(std::vector<pid_t> pids);
   int seize_process(pid_t pid, std::vector<pid_t>* seized);
   void adopt_sockets(pid_t tgid, std::set<uint64_t>* adopted);
+  pid_t wait_started(TracerError* error);  // caller side of the start handshake
   void start_succeeded(pid_t root);
   void start_failed(TracerError error);
   void loop();

@@ -619,7 +619,10 @@ t.test(
     const err = fs.readFileSync(errFile, 'utf8');
     t.match(err, /tracedump: \d+ packets .* written to /, 'summary line: the file was finished');
     t.notMatch(err, /Assertion failed/, 'no crash on the way out');
-    t.equal(driverExit(term.out()), 143, 'SIGHUP stops as SIGTERM does: the command’s status 143');
+    // The hangup reaches the command too (same session), and its writes to the terminal fail:
+    // tracedump's SIGTERM (143), the kernel's SIGHUP (129) or an EIO (1), whichever comes first,
+    // ends it; tracedump passes that status on.
+    t.ok([143, 129, 1].includes(driverExit(term.out()) ?? -1), `the command's status is passed on (${driverExit(term.out())})`);
     tshark(t, file);
     t.same(conns(t, file, port), { syn: 1, fin: 2 });
     await noneLeft(t, [tdPid, cmdPid]);
