@@ -6,8 +6,15 @@ import { printError, writeAll } from './output/fd-writer';
 import { runSession } from './session';
 import { checkTraceable, pidsByName } from './attached';
 import { chooseRunAs } from './run-as';
+import { formatFor } from './output/formats';
+
 import { version } from './version';
 import { native } from './native';
+
+// A word as a shell would need it quoted (for the command line recorded in the file).
+function shellQuote(w: string): string {
+  return /^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`;
+}
 
 const EXAMPLES = `
 Examples:
@@ -53,6 +60,7 @@ export interface CliOptions {
   pid?: number[];
   pname?: string;
   user?: string;
+  format?: 'pcap' | 'pcapng';
 }
 
 function pidList(value: string, previous: number[] | undefined): number[] {
@@ -94,7 +102,8 @@ function buildProgram(): Command {
         .choices(['text', 'json'])
         .preset('text'),
     )
-    .option('-w, --write <file>', 'write the capture to file (pcap); - for stdout', undefined)
+    .option('-w, --write <file>', 'write the capture to file (pcapng if it ends in .pcapng, else pcap); - for stdout', undefined)
+    .addOption(new Option('--format <format>', 'capture file format (default: by the file name)').choices(['pcap', 'pcapng']))
     .option('-s, --snaplen <bytes>', 'bytes to keep of each packet', integer('snaplen', 64, 262144), 262144)
     .option('-c, --count <n>', 'stop after n packets are written', integer('count', 1, Number.MAX_SAFE_INTEGER))
     .option('--duration <seconds>', 'stop after this many seconds', seconds('duration'))
@@ -195,6 +204,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
           ? undefined
           : {
               output,
+              format: formatFor(output, opts.format),
+              description: attach ? `tracedump -p ${attach.join(',')}` : `tracedump -- ${command.map(shellQuote).join(' ')}`,
               snaplen: opts.snaplen,
               count: opts.count,
               durationSec: opts.duration,

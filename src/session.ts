@@ -7,7 +7,9 @@ import { AttachedProcesses } from './attached';
 import { EXIT_TRACEDUMP_FAILURE } from './errors';
 import { type Traced, attached, launched } from './traced';
 import { type TraceEvent, native } from './native';
-import { PcapFile } from './output/capture-file';
+import { CaptureFile } from './output/capture-file';
+import { type FormatName, makeFormat } from './output/formats';
+import { ProgramTable } from './tracker/programs';
 import { type FilterChoice, LiveCapture } from './capture/live-capture';
 import { DEFAULT_GRACE, EndpointTable } from './tracker/endpoints';
 import { Sweeper } from './tracker/sweeper';
@@ -17,6 +19,9 @@ import { formatSummary } from './summary';
 export interface CaptureSettings {
   /** Path of the capture file, or '-' for stdout. */
   output: string;
+  format: FormatName;
+  /** What is traced, in words, for the file's own comment (pcapng). */
+  description: string;
   snaplen: number;
   /** Stop after this many packets are written. */
   count?: number;
@@ -57,7 +62,16 @@ export async function runSession(options: SessionOptions): Promise<number> {
   const cap = options.capture;
 
   // Output first: an unwritable path fails before the command starts.
-  const file = cap ? PcapFile.open(cap.output, cap.snaplen, options.fileOwner) : undefined;
+  const programs = new ProgramTable();
+  const interfaceNames = new Map<number, string | undefined>();
+  const interfaceName = (ifindex: number) => {
+    if (!interfaceNames.has(ifindex)) interfaceNames.set(ifindex, native().interfaceName(ifindex) ?? undefined);
+    return interfaceNames.get(ifindex);
+  };
+  const fileFormat =
+    cap && makeFormat(cap.format, { snaplen: cap.snaplen, description: cap.description, interfaceName, exeOf: (pid) => programs.exeOf(pid) });
+  const file = cap && fileFormat ? CaptureFile.open(cap.output, fileFormat, options.fileOwner) : undefined;
+  const startedNs = BigInt(Date.now()) * 1_000_000n;
   const table = new EndpointTable(DEFAULT_GRACE, true);
   let stopRequested: string | undefined;
   let traced: Traced | undefined;
@@ -74,11 +88,11 @@ export async function runSession(options: SessionOptions): Promise<number> {
   // After a detach, the program's new sockets are no longer seen: nothing later is written, so
   // the file ends cleanly instead of with some of the program's packets and not others.
   let cutoffMs = Infinity;
-  const pipeline = new CapturePipeline(table, (rec, _owner) => {
+  const pipeline = new CapturePipeline(table, (rec, owner) => {
     if (!file) return false;
     if (rec.sec * 1000 + rec.nsec / 1e6 > cutoffMs) return false;
     if (cap?.count !== undefined && pipeline.counters.written >= cap.count) return false;
-    file.write(rec);
+    file.write(rec, owner);
     if (cap?.count !== undefined && pipeline.counters.written + 1 >= cap.count) requestStop(`${cap.count} packets written`);
     return true;
   });
@@ -129,6 +143,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
   const onEvents = (batch: TraceEvent[]) => {
     for (const e of batch) {
       table.apply(e);
+      programs.apply(e);
       if ((e.kind === 'spawn' && !e.thread) || e.kind === 'attach') alive.add(e.kind === 'spawn' ? e.child : e.pid);
       if (e.kind === 'done' && e.detachedAt !== undefined) cutoffMs = e.detachedAt;
       if (e.kind === 'exit' && e.tid === e.pid) {
@@ -182,8 +197,8 @@ export async function runSession(options: SessionOptions): Promise<number> {
       live.close(); // hands over the last packets synchronously
       sweeper?.final(Date.now());
       pipeline.drain(true);
-      file.close();
       const stats = live.stats();
+      file.close({ start: startedNs, end: BigInt(Date.now()) * 1_000_000n, kernelDrops: stats.drops });
       if (options.summaryFd !== undefined)
         writeAll(
           options.summaryFd,

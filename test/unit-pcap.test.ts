@@ -6,7 +6,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { LINKTYPE_LINUX_SLL2, type SllPacket, pcapFileHeader, pcapRecordSize, writePcapRecord } from '../src/output/pcap';
-import { PcapFile } from '../src/output/capture-file';
+import { CaptureFile } from '../src/output/capture-file';
+import { pcapFormat } from '../src/output/pcap-format';
 import { ARPHRD_ETHER, ARPHRD_LOOPBACK, ETH_P_IP, ETH_P_IPV6, PACKET_HOST, PACKET_OUTGOING, ip4, ip6, readPcap, tcp, udp } from './helpers/unit-packets';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tracedump-unit-pcap-'));
@@ -77,8 +78,9 @@ t.test('a small file read by tshark and capinfos', async (t) => {
     // a snapped packet: caplen 30 of 40 bytes
     { sec: 1_700_000_001, nsec: 999_999_999, len: v4back.length, ifindex: 3, protocol: ETH_P_IP, hatype: ARPHRD_ETHER, pkttype: PACKET_HOST, data: v4back.subarray(0, 30) },
   ];
-  const f = PcapFile.open(file, 30);
-  for (const r of recs) f.write(r);
+  const f = CaptureFile.open(file, pcapFormat(30));
+  const owner = { pid: 1, tid: 1, comm: 'x', inode: 1 };
+  for (const r of recs) f.write(r, owner);
   f.close();
   t.equal(f.error, undefined);
   t.equal(f.bytesWritten, fs.statSync(file).size, 'bytesWritten is the file size');
@@ -112,7 +114,7 @@ t.test('a small file read by tshark and capinfos', async (t) => {
     writePcapRecord(b, 0, r);
     return b;
   })]);
-  t.same(fs.readFileSync(file), expected, 'PcapFile writes exactly the header and records');
+  t.same(fs.readFileSync(file), expected, 'CaptureFile in pcap writes exactly the header and records');
 });
 
 t.test('records larger than the 1 MiB buffer read back', async (t) => {

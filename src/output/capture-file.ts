@@ -1,14 +1,15 @@
-// The capture file (or stdout): whole records only, buffered, flushed on demand. A failed
-// write (disk full) leaves the file cut back to its last whole record.
+// The capture file (or stdout) in a given format: whole records only, buffered, flushed on
+// demand. A failed write (disk full) leaves the file cut back to its last whole record.
 import * as fs from 'node:fs';
 import { TracedumpError } from '../errors';
-import { type SllPacket, pcapFileHeader, pcapRecordSize, writePcapRecord } from './pcap';
+import type { SllPacket } from './pcap';
+import type { CaptureFormat, CaptureTotals, PacketOwner } from './format';
 import { writeAll } from './fd-writer';
 import { type NativeFileGuard, native } from '../native';
 
 const BUFFER_BYTES = 1 << 20;
 
-export class PcapFile {
+export class CaptureFile {
   private readonly buf = Buffer.allocUnsafe(BUFFER_BYTES);
   private used = 0;
   private committed = 0; // bytes of whole records known to be in the file
@@ -21,6 +22,7 @@ export class PcapFile {
     readonly path: string,
     private readonly fd: number,
     private readonly ownsFd: boolean,
+    private readonly format: CaptureFormat,
     private readonly guard?: NativeFileGuard,
   ) {}
 
@@ -28,9 +30,9 @@ export class PcapFile {
    * Opens (creates or truncates) path, or stdout for '-'; writes the file header. owner: the
    * user the file is given to (the user the command runs as, like tcpdump -Z).
    */
-  static open(path: string, snaplen: number, owner?: { uid: number; gid: number }): PcapFile {
-    let file: PcapFile;
-    if (path === '-') file = new PcapFile('-', 1, false);
+  static open(path: string, format: CaptureFormat, owner?: { uid: number; gid: number }): CaptureFile {
+    let file: CaptureFile;
+    if (path === '-') file = new CaptureFile('-', 1, false, format);
     else {
       let fd: number;
       try {
@@ -59,9 +61,9 @@ export class PcapFile {
         fs.closeSync(fd);
         throw err;
       }
-      file = new PcapFile(path, fd, true, guard);
+      file = new CaptureFile(path, fd, true, format, guard);
     }
-    file.append(pcapFileHeader(snaplen));
+    file.append(format.header());
     file.flush();
     // Not even the header fits (a full disk): fail now, before the command starts.
     if (file.failed) {
@@ -87,19 +89,27 @@ export class PcapFile {
     return this.records;
   }
 
-  write(p: SllPacket): void {
+  get formatName(): CaptureFormat['name'] {
+    return this.format.name;
+  }
+
+  write(p: SllPacket, owner: PacketOwner): void {
     if (this.failed || this.closed) return;
-    const size = pcapRecordSize(p);
+    const before = this.format.before(p, owner);
+    if (before) this.append(before);
+    const size = this.format.recordSize(p, owner);
     if (this.used + size > BUFFER_BYTES) this.flush();
     if (size > BUFFER_BYTES) {
       const one = Buffer.allocUnsafe(size);
-      writePcapRecord(one, 0, p);
+      this.format.writeRecord(one, 0, p, owner);
       this.flush();
       this.writeOut(one, 1);
-      return;
+    } else {
+      this.used = this.format.writeRecord(this.buf, this.used, p, owner);
+      this.buffered++;
     }
-    this.used = writePcapRecord(this.buf, this.used, p);
-    this.buffered++;
+    const after = this.format.after(p, owner);
+    if (after) this.append(after);
   }
 
   private append(b: Buffer): void {
@@ -151,8 +161,11 @@ export class PcapFile {
     }
   }
 
-  close(): void {
+  /** totals: what the format writes at the end (pcapng statistics); none after a failure. */
+  close(totals?: CaptureTotals): void {
     if (this.closed) return;
+    const trailer = totals && !this.failed ? this.format.trailer(totals) : undefined;
+    if (trailer) this.append(trailer);
     this.flush();
     this.closed = true;
     this.guard?.release();

@@ -46,6 +46,13 @@ export function writePcapRecord(out: Buffer, at: number, p: SllPacket): number {
   out.writeUInt32LE(p.data.length + SLL2_HEADER_SIZE, at + 8);
   out.writeUInt32LE(p.len + SLL2_HEADER_SIZE, at + 12);
   const h = at + PCAP_RECORD_HEADER_SIZE;
+  writeSll2Header(out, h, p);
+  p.data.copy(out, h + SLL2_HEADER_SIZE);
+  return h + SLL2_HEADER_SIZE + p.data.length;
+}
+
+/** The 20-byte LINUX_SLL2 header of a packet (pcap and pcapng alike). */
+export function writeSll2Header(out: Buffer, h: number, p: SllPacket): void {
   out.writeUInt16BE(p.protocol, h);
   out.writeUInt16BE(0, h + 2);
   out.writeUInt32BE(p.ifindex >>> 0, h + 4);
@@ -53,6 +60,4 @@ export function writePcapRecord(out: Buffer, at: number, p: SllPacket): number {
   out.writeUInt8(p.pkttype, h + 10);
   out.writeUInt8(0, h + 11); // link-layer address length
   out.fill(0, h + 12, h + 20);
-  p.data.copy(out, h + SLL2_HEADER_SIZE);
-  return h + SLL2_HEADER_SIZE + p.data.length;
 }

@@ -1,0 +1,34 @@
+// What a capture file format makes of the packets: the bytes that open the file, one record
+// per packet (with any block it needs first or after), and the bytes that close it.
+import type { SllPacket } from './pcap';
+
+/** The process a packet belongs to, as the file records it. */
+export interface PacketOwner {
+  pid: number;
+  tid: number;
+  comm: string;
+  /** The socket's identity (flows of one socket share it). */
+  inode: number;
+}
+
+/** What the file says at its end about the capture. */
+export interface CaptureTotals {
+  /** ns since the epoch */
+  start: bigint;
+  end: bigint;
+  /** Packets the kernel dropped (its ring overflowed). */
+  kernelDrops: number;
+}
+
+export interface CaptureFormat {
+  readonly name: 'pcap' | 'pcapng';
+  header(): Buffer;
+  /** A block that must precede this packet's record (a new interface), if any. */
+  before(p: SllPacket, owner: PacketOwner): Buffer | undefined;
+  recordSize(p: SllPacket, owner: PacketOwner): number;
+  /** Writes the record at `at` in `out` (room checked by the caller); returns the end. */
+  writeRecord(out: Buffer, at: number, p: SllPacket, owner: PacketOwner): number;
+  /** A block that follows this packet's record (names it resolved), if any. */
+  after(p: SllPacket, owner: PacketOwner): Buffer | undefined;
+  trailer(totals: CaptureTotals): Buffer | undefined;
+}

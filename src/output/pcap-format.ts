@@ -1,0 +1,15 @@
+// Classic pcap as a CaptureFormat: one header, one record per packet, nothing at the end.
+import type { CaptureFormat } from './format';
+import { type SllPacket, pcapFileHeader, pcapRecordSize, writePcapRecord } from './pcap';
+
+export function pcapFormat(snaplen: number): CaptureFormat {
+  return {
+    name: 'pcap',
+    header: () => pcapFileHeader(snaplen),
+    before: () => undefined,
+    recordSize: (p: SllPacket) => pcapRecordSize(p),
+    writeRecord: (out, at, p) => writePcapRecord(out, at, p),
+    after: () => undefined,
+    trailer: () => undefined,
+  };
+}

@@ -1,0 +1,184 @@
+// pcapng blocks (little-endian sections): Section Header, Interface Description, Enhanced
+// Packet (with direction, process and thread), Name Resolution and Interface Statistics.
+// Pure: it only makes bytes. Layout: draft-ietf-opsawg-pcapng.
+import { LINKTYPE_LINUX_SLL2, SLL2_HEADER_SIZE, type SllPacket, writeSll2Header } from './pcap';
+
+export const BLOCK_SHB = 0x0a0d0d0a;
+export const BLOCK_IDB = 1;
+export const BLOCK_NRB = 4;
+export const BLOCK_ISB = 5;
+export const BLOCK_EPB = 6;
+export const BYTE_ORDER_MAGIC = 0x1a2b3c4d;
+
+export const OPT_COMMENT = 1;
+export const SHB_HARDWARE = 2;
+export const SHB_OS = 3;
+export const SHB_USERAPPL = 4;
+export const IF_NAME = 2;
+export const IF_TSRESOL = 9;
+export const EPB_FLAGS = 2;
+export const EPB_PROCESSID_THREADID = 8;
+export const ISB_STARTTIME = 2;
+export const ISB_ENDTIME = 3;
+export const ISB_IFRECV = 4;
+export const ISB_IFDROP = 5;
+export const NRB_IPV4 = 1;
+export const NRB_IPV6 = 2;
+
+const EPB_INBOUND = 1;
+const EPB_OUTBOUND = 2;
+const PACKET_OUTGOING = 4;
+
+const pad4 = (n: number) => (n + 3) & ~3;
+
+/** One option, padded: code, length, value. */
+export function option(code: number, value: Buffer | string): Buffer {
+  const v = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
+  const b = Buffer.alloc(4 + pad4(v.length));
+  b.writeUInt16LE(code, 0);
+  b.writeUInt16LE(v.length, 2);
+  v.copy(b, 4);
+  return b;
+}
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n >>> 0, 0);
+  return b;
+}
+
+function u64(n: number | bigint): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(BigInt(n), 0);
+  return b;
+}
+
+/** A pcapng timestamp in nanoseconds (if_tsresol 9): high word, then low word. */
+function timestamp(ns: bigint): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeUInt32LE(Number(ns >> 32n), 0);
+  b.writeUInt32LE(Number(ns & 0xffffffffn), 4);
+  return b;
+}
+
+const END_OF_OPTIONS = Buffer.alloc(4);
+
+/** type, length, body, options (with their end marker when there are any), length. */
+function block(type: number, body: Buffer, options: Buffer[] = []): Buffer {
+  const opts = options.length ? Buffer.concat([...options, END_OF_OPTIONS]) : Buffer.alloc(0);
+  const len = 12 + body.length + opts.length;
+  const b = Buffer.alloc(len);
+  b.writeUInt32LE(type, 0);
+  b.writeUInt32LE(len, 4);
+  body.copy(b, 8);
+  opts.copy(b, 8 + body.length);
+  b.writeUInt32LE(len, len - 4);
+  return b;
+}
+
+export interface SectionInfo {
+  hardware: string;
+  os: string;
+  userappl: string;
+  comment?: string;
+}
+
+export function sectionHeader(info: SectionInfo): Buffer {
+  const body = Buffer.alloc(16);
+  body.writeUInt32LE(BYTE_ORDER_MAGIC, 0);
+  body.writeUInt16LE(1, 4);
+  body.writeUInt16LE(0, 6);
+  body.writeBigInt64LE(-1n, 8); // section length not given
+  const opts = [option(SHB_HARDWARE, info.hardware), option(SHB_OS, info.os), option(SHB_USERAPPL, info.userappl)];
+  if (info.comment) opts.push(option(OPT_COMMENT, info.comment));
+  return block(BLOCK_SHB, body, opts);
+}
+
+/** An interface of LINUX_SLL2 packets with nanosecond timestamps. */
+export function interfaceDescription(name: string | undefined, snaplen: number): Buffer {
+  const body = Buffer.alloc(8);
+  body.writeUInt16LE(LINKTYPE_LINUX_SLL2, 0);
+  body.writeUInt32LE(snaplen + SLL2_HEADER_SIZE, 4);
+  const opts = [option(IF_TSRESOL, Buffer.from([9]))];
+  if (name) opts.unshift(option(IF_NAME, name));
+  return block(BLOCK_IDB, body, opts);
+}
+
+/**
+ * The options of a packet that belongs to a process: its pid and tid (epb_processid_threadid)
+ * and a comment that any Wireshark shows. Made once per owner and reused.
+ */
+export function processOptions(pid: number, tid: number, comment?: string): Buffer {
+  const ids = Buffer.alloc(8);
+  ids.writeUInt32LE(pid >>> 0, 0);
+  ids.writeUInt32LE(tid >>> 0, 4);
+  const parts = [option(EPB_PROCESSID_THREADID, ids)];
+  if (comment) parts.push(option(OPT_COMMENT, comment));
+  return Buffer.concat(parts);
+}
+
+/** Bytes an Enhanced Packet Block takes with these extra options. */
+export function enhancedPacketSize(p: SllPacket, extra: Buffer): number {
+  // type+len (8), ifid ts ts caplen origlen (20), data, flags option (8), extra, end (4), len (4)
+  return 8 + 20 + pad4(SLL2_HEADER_SIZE + p.data.length) + 8 + extra.length + 4 + 4;
+}
+
+/** Writes an Enhanced Packet Block at `at` in `out` (which must have room); returns the end. */
+export function writeEnhancedPacket(out: Buffer, at: number, p: SllPacket, ifid: number, extra: Buffer): number {
+  const len = enhancedPacketSize(p, extra);
+  const caplen = SLL2_HEADER_SIZE + p.data.length;
+  out.writeUInt32LE(BLOCK_EPB, at);
+  out.writeUInt32LE(len, at + 4);
+  out.writeUInt32LE(ifid, at + 8);
+  const ns = BigInt(p.sec) * 1_000_000_000n + BigInt(p.nsec);
+  out.writeUInt32LE(Number(ns >> 32n), at + 12);
+  out.writeUInt32LE(Number(ns & 0xffffffffn), at + 16);
+  out.writeUInt32LE(caplen, at + 20);
+  out.writeUInt32LE(p.len + SLL2_HEADER_SIZE, at + 24);
+  let o = at + 28;
+  writeSll2Header(out, o, p);
+  p.data.copy(out, o + SLL2_HEADER_SIZE);
+  o += caplen;
+  const padded = at + 28 + pad4(caplen);
+  out.fill(0, o, padded);
+  o = padded;
+  out.writeUInt16LE(EPB_FLAGS, o);
+  out.writeUInt16LE(4, o + 2);
+  out.writeUInt32LE(p.pkttype === PACKET_OUTGOING ? EPB_OUTBOUND : EPB_INBOUND, o + 4);
+  o += 8;
+  extra.copy(out, o);
+  o += extra.length;
+  out.writeUInt32LE(0, o); // end of options
+  out.writeUInt32LE(len, o + 4);
+  return o + 8;
+}
+
+/** Name Resolution Block: addresses (4 or 16 bytes) and the name each resolved from. */
+export function nameResolution(records: Array<{ address: Buffer; name: string }>): Buffer {
+  const parts: Buffer[] = [];
+  for (const r of records) {
+    const name = Buffer.from(r.name + '\0', 'utf8');
+    const value = Buffer.concat([r.address, name]);
+    parts.push(option(r.address.length === 4 ? NRB_IPV4 : NRB_IPV6, value));
+  }
+  parts.push(Buffer.alloc(4)); // nrb_record_end
+  return block(BLOCK_NRB, Buffer.concat(parts));
+}
+
+export interface InterfaceStats {
+  ifid: number;
+  /** ns since the epoch */
+  start: bigint;
+  end: bigint;
+  received: number;
+  dropped?: number;
+  comment?: string;
+}
+
+export function interfaceStatistics(s: InterfaceStats): Buffer {
+  const body = Buffer.concat([u32(s.ifid), timestamp(s.end)]);
+  const opts = [option(ISB_STARTTIME, timestamp(s.start)), option(ISB_ENDTIME, timestamp(s.end)), option(ISB_IFRECV, u64(s.received))];
+  if (s.dropped !== undefined) opts.push(option(ISB_IFDROP, u64(s.dropped)));
+  if (s.comment) opts.push(option(OPT_COMMENT, s.comment));
+  return block(BLOCK_ISB, body, opts);
+}
