@@ -10,6 +10,8 @@ import { CaptureFile } from '../src/output/capture-file';
 import { pcapFormat } from '../src/output/pcap-format';
 import { ARPHRD_ETHER, ARPHRD_LOOPBACK, ETH_P_IP, ETH_P_IPV6, PACKET_HOST, PACKET_OUTGOING, ip4, ip6, readPcap, tcp, udp } from './helpers/unit-packets';
 
+const OWNER = { pid: 1, tid: 1, comm: 'x', inode: 1 };
+
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tracedump-unit-pcap-'));
 t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
@@ -79,8 +81,7 @@ t.test('a small file read by tshark and capinfos', async (t) => {
     { sec: 1_700_000_001, nsec: 999_999_999, len: v4back.length, ifindex: 3, protocol: ETH_P_IP, hatype: ARPHRD_ETHER, pkttype: PACKET_HOST, data: v4back.subarray(0, 30) },
   ];
   const f = CaptureFile.open(file, pcapFormat(30));
-  const owner = { pid: 1, tid: 1, comm: 'x', inode: 1 };
-  for (const r of recs) f.write(r, owner);
+  for (const r of recs) f.write(r, OWNER);
   f.close();
   t.equal(f.error, undefined);
   t.equal(f.bytesWritten, fs.statSync(file).size, 'bytesWritten is the file size');
@@ -127,8 +128,8 @@ t.test('records larger than the 1 MiB buffer read back', async (t) => {
   const small = ip4('127.0.0.1', '127.0.0.1', 17, udp(1, 2, Buffer.from('x')));
   const mid = Buffer.alloc(700 * 1024, 0x33); // fills most of the buffer: the next one flushes it
   const data = [small, big, small, mid, mid, exact, small, big];
-  const f = PcapFile.open(file, 2 << 20);
-  data.forEach((d, i) => f.write({ sec: 100 + i, nsec: i, len: d.length, ifindex: 1, protocol: ETH_P_IP, hatype: ARPHRD_LOOPBACK, pkttype: PACKET_HOST, data: d }));
+  const f = CaptureFile.open(file, pcapFormat(2 << 20));
+  data.forEach((d, i) => f.write({ sec: 100 + i, nsec: i, len: d.length, ifindex: 1, protocol: ETH_P_IP, hatype: ARPHRD_LOOPBACK, pkttype: PACKET_HOST, data: d }, OWNER));
   f.close();
   t.equal(f.error, undefined);
   const r = readPcap(fs.readFileSync(file));
@@ -154,10 +155,10 @@ t.test('records larger than the 1 MiB buffer read back', async (t) => {
 
 t.test('writes after close are ignored; open fails with a TracedumpError', async (t) => {
   const file = path.join(tmp, 'closed.pcap');
-  const f = PcapFile.open(file, 100);
+  const f = CaptureFile.open(file, pcapFormat(100));
   f.close();
-  f.write({ sec: 1, nsec: 0, len: 1, ifindex: 1, protocol: ETH_P_IP, hatype: 1, pkttype: 0, data: Buffer.alloc(1) });
+  f.write({ sec: 1, nsec: 0, len: 1, ifindex: 1, protocol: ETH_P_IP, hatype: 1, pkttype: 0, data: Buffer.alloc(1) }, OWNER);
   f.close();
   t.equal(fs.statSync(file).size, 24);
-  t.throws(() => PcapFile.open(path.join(tmp, 'no', 'such', 'dir.pcap'), 100), { code: 'ENOENT', syscall: 'open' });
+  t.throws(() => CaptureFile.open(path.join(tmp, 'no', 'such', 'dir.pcap'), pcapFormat(100)), { code: 'ENOENT', syscall: 'open' });
 });
