@@ -25,6 +25,7 @@
 #include "tracer.h"
 #include "users.h"
 #include "file_guard.h"
+#include "pcap_filter.h"
 #endif
 
 namespace {
@@ -466,6 +467,11 @@ class CaptureHandle : public Napi::ObjectWrap<CaptureHandle> {
       if (opts.Get("retireMs").IsNumber()) o.retire_ms = opts.Get("retireMs").As<Napi::Number>().Uint32Value();
       if (opts.Get("slabBytes").IsNumber())
         o.max_in_flight = static_cast<uint64_t>(opts.Get("slabBytes").As<Napi::Number>().Int64Value());
+      if (opts.Get("interfaces").IsArray()) {
+        Napi::Array a = opts.Get("interfaces").As<Napi::Array>();
+        for (uint32_t i = 0; i < a.Length(); i++) o.interfaces.push_back(a.Get(i).As<Napi::Number>().Int32Value());
+      }
+      if (opts.Get("userFilter").IsBuffer()) o.user_filter = classic_program(opts.Get("userFilter"));
     }
     if (!info[1].IsFunction()) throw Napi::TypeError::New(env, "new Capture(options, onBatch)");
     std::string syscall_name;
@@ -657,6 +663,19 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// compileFilter(expr, snaplen) -> Buffer of classic BPF over IP packets; throws libpcap's message.
+Napi::Value CompileFilter(const Napi::CallbackInfo& info) {
+  std::vector<sock_filter> prog;
+  std::string error;
+  if (!compile_pcap_filter(info[0].ToString().Utf8Value(), info[1].ToNumber().Int32Value(), &prog, &error))
+    throw Napi::Error::New(info.Env(), error);
+  return Napi::Buffer<uint8_t>::Copy(info.Env(), reinterpret_cast<uint8_t*>(prog.data()), prog.size() * sizeof(sock_filter));
+}
+
+Napi::Value InterfaceIndex(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), if_nametoindex(info[0].ToString().Utf8Value().c_str()));
+}
+
 Napi::Value InterfaceName(const Napi::CallbackInfo& info) {
   char name[IF_NAMESIZE] = "";
   if (!if_indextoname(info[0].As<Napi::Number>().Uint32Value(), name)) return info.Env().Null();
@@ -772,6 +791,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("testRun", Napi::Function::New(env, TestRun, "testRun"));
   exports.Set("liveSockets", Napi::Function::New(env, LiveSockets, "liveSockets"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
+  exports.Set("compileFilter", Napi::Function::New(env, CompileFilter, "compileFilter"));
+  exports.Set("interfaceIndex", Napi::Function::New(env, InterfaceIndex, "interfaceIndex"));
   exports.Set("interfaceName", Napi::Function::New(env, InterfaceName, "interfaceName"));
 #endif
   return exports;

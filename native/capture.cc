@@ -4,6 +4,10 @@
 // process growing without bound.
 #include "capture.h"
 
+#include <algorithm>
+
+#include "pcap_filter.h"
+
 #include <arpa/inet.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
@@ -163,10 +167,18 @@ bool Capture::process_ready_blocks() {
     // A record (28-byte header + data) is never larger than its frame in the block (tpacket3
     // header + sockaddr_ll + data), so a block-sized slab always holds the whole batch.
     size_t at = 0;
+    uint32_t kept = 0;
     auto* h = hdr;
     for (uint32_t i = 0; i < n; i++) {
       auto* sll = reinterpret_cast<sockaddr_ll*>(reinterpret_cast<uint8_t*>(h) +
                                                  TPACKET_ALIGN(sizeof(tpacket3_hdr)));
+      auto* next = reinterpret_cast<tpacket3_hdr*>(reinterpret_cast<uint8_t*>(h) + h->tp_next_offset);
+      const uint8_t* data = reinterpret_cast<uint8_t*>(h) + h->tp_mac;
+      if (!wanted(sll->sll_ifindex, data, h->tp_len, h->tp_snaplen)) {
+        h = next;
+        continue;
+      }
+      kept++;
       put32(out + at, h->tp_sec);
       put32(out + at + 4, h->tp_nsec);
       put32(out + at + 8, h->tp_snaplen);
@@ -176,20 +188,30 @@ bool Capture::process_ready_blocks() {
       put16(out + at + 22, sll->sll_hatype);
       out[at + 24] = sll->sll_pkttype;
       out[at + 25] = out[at + 26] = out[at + 27] = 0;
-      memcpy(out + at + kRecordHeaderSize, reinterpret_cast<uint8_t*>(h) + h->tp_mac, h->tp_snaplen);
+      memcpy(out + at + kRecordHeaderSize, data, h->tp_snaplen);
       at += kRecordHeaderSize + h->tp_snaplen;
-      h = reinterpret_cast<tpacket3_hdr*>(reinterpret_cast<uint8_t*>(h) + h->tp_next_offset);
+      h = next;
     }
     batch.size = at;
-    batch.packets = n;
+    batch.packets = kept;
     __atomic_store_n(&block->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
     next_block_ = (next_block_ + 1) % options_.block_count;
-    if (n > 0)
+    if (kept > 0)
       deliver_(std::move(batch));
     else
       recycle(std::move(batch.slab));
     any = true;
   }
+}
+
+// -i and -f: the interfaces asked for, and the user's pcap-filter expression (libpcap's own
+// interpreter, on the IP packet as DLT_RAW sees it).
+bool Capture::wanted(int ifindex, const uint8_t* data, uint32_t len, uint32_t caplen) const {
+  if (!options_.interfaces.empty() &&
+      std::find(options_.interfaces.begin(), options_.interfaces.end(), ifindex) == options_.interfaces.end())
+    return false;
+  if (options_.user_filter.empty()) return true;
+  return pcap_filter_accepts(options_.user_filter, data, len, caplen);
 }
 
 void Capture::run() {

@@ -21,6 +21,8 @@ struct CaptureOptions {
   uint32_t retire_ms = 20;        // a partly filled block is handed over after this long
   uint64_t max_in_flight = 64ull << 20;  // bytes handed over but not yet consumed (slabs)
   uint32_t ready_slabs = 4;               // slabs made and touched before capture starts
+  std::vector<int> interfaces;            // -i: only packets of these ifindexes (empty: all)
+  std::vector<sock_filter> user_filter;   // -f: a pcap-filter program over the IP packet
 };
 
 // One packet record in a batch (little endian), followed by caplen bytes of packet data:
@@ -64,6 +66,7 @@ class Capture {
   void run();
   bool process_ready_blocks();
   void read_kernel_stats();
+  bool wanted(int ifindex, const uint8_t* data, uint32_t len, uint32_t caplen) const;
 
   CaptureOptions options_;
   UniqueFd fd_;

@@ -61,6 +61,26 @@ export interface CliOptions {
   pname?: string;
   user?: string;
   format?: 'pcap' | 'pcapng';
+  interface?: string;
+  filter?: string;
+}
+
+/** -i names to interface indexes; an unknown name is an error before anything starts. */
+function interfaceIndexes(list: string): number[] {
+  return list.split(',').map((name) => {
+    const index = native().interfaceIndex(name.trim());
+    if (!index) throw new TracedumpError(`-i ${name}: no such interface`, { code: 'ENODEV', hint: 'see `ip link` for the interfaces of this machine' });
+    return index;
+  });
+}
+
+/** -f: compiled by libpcap now, so a bad expression fails before the command starts. */
+function compileUserFilter(expression: string, snaplen: number): Buffer {
+  try {
+    return native().compileFilter(expression, snaplen);
+  } catch (err) {
+    throw new TracedumpError(`-f '${expression}': ${(err as Error).message}`, { code: 'EUSAGE', hint: 'the syntax is pcap-filter(7), as in tcpdump' });
+  }
 }
 
 function pidList(value: string, previous: number[] | undefined): number[] {
@@ -117,6 +137,8 @@ function buildProgram(): Command {
         .choices(['auto', 'ebpf', 'classic'])
         .default('auto'),
     )
+    .option('-i, --interface <iface[,iface...]>', 'capture only on these interfaces (default: all)')
+    .option('-f, --filter <expression>', 'keep only the packets that also match this pcap-filter expression (tcpdump syntax)')
     .option('-p, --pid <pid[,pid...]>', 'attach to these running processes instead of running a command', pidList)
     .option('--pname <name>', 'attach to every running process with this name')
     .option('-u, --user <user>', 'run the command as this user (default under sudo: the user who ran sudo)')
@@ -214,6 +236,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
               flushEveryBatch: !!opts.packetBuffered || output === '-',
               killAfterMs: opts.killAfter * 1000,
               filter: opts.kernelFilter,
+              interfaces: opts.interface === undefined ? undefined : interfaceIndexes(opts.interface),
+              userFilter: opts.filter === undefined ? undefined : compileUserFilter(opts.filter, opts.snaplen),
             },
     });
   } catch (err) {

@@ -157,6 +157,10 @@ export interface CaptureOptions {
   retireMs?: number;
   /** Bytes of reused buffers between the ring and the controller. */
   slabBytes?: number;
+  /** -i: only packets of these interfaces (ifindex). */
+  interfaces?: number[];
+  /** -f: a classic BPF program (from compileFilter) every packet must pass. */
+  userFilter?: Buffer;
 }
 
 export interface NativeCapture {
@@ -217,6 +221,10 @@ interface Addon {
   liveSockets(protocols?: number[]): LiveSockets;
   closeFd(fd: number): void;
   interfaceName(ifindex: number): string | null;
+  /** if_nametoindex: 0 when there is no such interface. */
+  interfaceIndex(name: string): number;
+  /** A pcap-filter expression compiled by libpcap for IP packets; throws libpcap's message. */
+  compileFilter(expression: string, snaplen: number): Buffer;
   unsupported?: string;
 }
 

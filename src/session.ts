@@ -36,6 +36,10 @@ export interface CaptureSettings {
   killAfterMs: number;
   /** Kernel filter: eBPF rule maps, the classic fallback, or eBPF when the kernel allows it. */
   filter: FilterChoice;
+  /** -i: interface indexes to capture on (all when absent). */
+  interfaces?: number[];
+  /** -f: compiled pcap-filter program, ANDed with the program's own filter. */
+  userFilter?: Buffer;
 }
 
 export interface SessionOptions {
@@ -105,6 +109,8 @@ export async function runSession(options: SessionOptions): Promise<number> {
         ringBytes: cap.ringBytes,
         maxRules: 1 << 17,
         filter: cap.filter,
+        interfaces: cap.interfaces,
+        userFilter: cap.userFilter,
         onBatch: (batch) => {
           pipeline.addBatch(batch);
           if (table.sweepWanted) settle(Date.now());

@@ -17,6 +17,10 @@ export interface LiveCaptureOptions {
   ringBytes: number;
   maxRules: number;
   filter: FilterChoice;
+  /** -i: only these interfaces (ifindex); all when absent. */
+  interfaces?: number[];
+  /** -f: a compiled pcap-filter program the program's packets must also pass. */
+  userFilter?: Buffer;
   onBatch: (batch: Buffer, packets: number) => void;
 }
 
@@ -86,7 +90,10 @@ export class LiveCapture {
     }
     const blockCount = Math.max(2, Math.round(opts.ringBytes / BLOCK_SIZE));
     try {
-      this.capture = new addon.Capture({ blockSize: BLOCK_SIZE, blockCount, retireMs: 20 }, opts.onBatch);
+      this.capture = new addon.Capture(
+        { blockSize: BLOCK_SIZE, blockCount, retireMs: 20, interfaces: opts.interfaces, userFilter: opts.userFilter },
+        opts.onBatch,
+      );
     } catch (err) {
       if (ebpf) addon.closeFd(ebpf.progFd);
       throw privilegeError(fromNative(err), 'cannot open the packet capture', 'CAP_NET_RAW');
