@@ -7,6 +7,7 @@ import { runSession } from './session';
 import { checkTraceable, pidsByName } from './attached';
 import { chooseRunAs } from './run-as';
 import { formatFor } from './output/formats';
+import type { RotationOptions } from './output/rotation';
 
 import { version } from './version';
 import { native } from './native';
@@ -63,6 +64,9 @@ export interface CliOptions {
   format?: 'pcap' | 'pcapng';
   interface?: string;
   filter?: string;
+  fileSize?: number;
+  rotateSeconds?: number;
+  fileCount?: number;
 }
 
 /** -i names to interface indexes; an unknown name is an error before anything starts. */
@@ -72,6 +76,15 @@ function interfaceIndexes(list: string): number[] {
     if (!index) throw new TracedumpError(`-i ${name}: no such interface`, { code: 'ENODEV', hint: 'see `ip link` for the interfaces of this machine' });
     return index;
   });
+}
+
+function rotationOf(opts: CliOptions, output: string): RotationOptions | undefined {
+  if (opts.fileSize === undefined && opts.rotateSeconds === undefined) {
+    if (opts.fileCount !== undefined) throw new TracedumpError('-W needs -C or -G', { code: 'EUSAGE' });
+    return undefined;
+  }
+  if (output === '-') throw new TracedumpError('-C and -G need a file name (-w FILE), not stdout', { code: 'EUSAGE' });
+  return { fileSizeMB: opts.fileSize, periodSec: opts.rotateSeconds, fileCount: opts.fileCount };
 }
 
 /** -f: compiled by libpcap now, so a bad expression fails before the command starts. */
@@ -137,6 +150,9 @@ function buildProgram(): Command {
         .choices(['auto', 'ebpf', 'classic'])
         .default('auto'),
     )
+    .option('-C, --file-size <MB>', 'start a new file once the current one is larger than MB million bytes (FILE, FILE1, FILE2...)', integer('file size', 1, 1_000_000))
+    .option('-G, --rotate-seconds <seconds>', 'start a new file every this many seconds; strftime(3) conversions in -w FILE name them', integer('rotation period', 1, 31_536_000))
+    .option('-W, --file-count <n>', 'with -C: keep at most n files, overwritten in turn; with -G: stop after n files', integer('file count', 1, 1_000_000))
     .option('-i, --interface <iface[,iface...]>', 'capture only on these interfaces (default: all)')
     .option('-f, --filter <expression>', 'keep only the packets that also match this pcap-filter expression (tcpdump syntax)')
     .option('-p, --pid <pid[,pid...]>', 'attach to these running processes instead of running a command', pidList)
@@ -238,6 +254,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
               filter: opts.kernelFilter,
               interfaces: opts.interface === undefined ? undefined : interfaceIndexes(opts.interface),
               userFilter: opts.filter === undefined ? undefined : compileUserFilter(opts.filter, opts.snaplen),
+              rotation: rotationOf(opts, output),
             },
     });
   } catch (err) {

@@ -7,7 +7,7 @@ import { AttachedProcesses } from './attached';
 import { EXIT_TRACEDUMP_FAILURE } from './errors';
 import { type Traced, attached, launched } from './traced';
 import { type TraceEvent, native } from './native';
-import { CaptureFile } from './output/capture-file';
+import { CaptureOutput, type RotationOptions } from './output/rotation';
 import { type FormatName, makeFormat } from './output/formats';
 import { ProgramTable } from './tracker/programs';
 import { type FilterChoice, LiveCapture } from './capture/live-capture';
@@ -40,6 +40,8 @@ export interface CaptureSettings {
   interfaces?: number[];
   /** -f: compiled pcap-filter program, ANDed with the program's own filter. */
   userFilter?: Buffer;
+  /** -C / -G / -W */
+  rotation?: RotationOptions;
 }
 
 export interface SessionOptions {
@@ -72,12 +74,21 @@ export async function runSession(options: SessionOptions): Promise<number> {
     if (!interfaceNames.has(ifindex)) interfaceNames.set(ifindex, native().interfaceName(ifindex) ?? undefined);
     return interfaceNames.get(ifindex);
   };
-  const fileFormat =
-    cap && makeFormat(cap.format, { snaplen: cap.snaplen, description: cap.description, interfaceName, exeOf: (pid) => programs.exeOf(pid) });
-  const file = cap && fileFormat ? CaptureFile.open(cap.output, fileFormat, options.fileOwner) : undefined;
   const startedNs = BigInt(Date.now()) * 1_000_000n;
-  const table = new EndpointTable(DEFAULT_GRACE, true);
   let stopRequested: string | undefined;
+  let requestStopFn: (why: string) => void = () => {};
+  const file =
+    cap &&
+    new CaptureOutput({
+      path: cap.output,
+      newFormat: () => makeFormat(cap.format, { snaplen: cap.snaplen, description: cap.description, interfaceName, exeOf: (pid) => programs.exeOf(pid) }),
+      owner: options.fileOwner,
+      rotation: cap.rotation,
+      onLimit: () => requestStopFn(`${cap.rotation?.fileCount} files written`),
+    });
+  // What a file says of the capture at its end (pcapng statistics).
+  const totals = () => ({ start: startedNs, end: BigInt(Date.now()) * 1_000_000n, kernelDrops: live?.stats().drops ?? 0 });
+  const table = new EndpointTable(DEFAULT_GRACE, true);
   let traced: Traced | undefined;
 
   // Processes of the command still alive (from the tracer's events): after --kill-after they
@@ -88,6 +99,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
     stopRequested = why;
     traced.stop(cap?.killAfterMs ?? 5000, alive);
   };
+  requestStopFn = requestStop;
 
   // After a detach, the program's new sockets are no longer seen: nothing later is written, so
   // the file ends cleanly instead of with some of the program's packets and not others.
@@ -96,7 +108,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
     if (!file) return false;
     if (rec.sec * 1000 + rec.nsec / 1e6 > cutoffMs) return false;
     if (cap?.count !== undefined && pipeline.counters.written >= cap.count) return false;
-    file.write(rec, owner);
+    file.write(rec, owner, totals);
     if (cap?.count !== undefined && pipeline.counters.written + 1 >= cap.count) requestStop(`${cap.count} packets written`);
     return true;
   });
@@ -204,11 +216,11 @@ export async function runSession(options: SessionOptions): Promise<number> {
       sweeper?.final(Date.now());
       pipeline.drain(true);
       const stats = live.stats();
-      file.close({ start: startedNs, end: BigInt(Date.now()) * 1_000_000n, kernelDrops: stats.drops });
+      file.close(totals());
       if (options.summaryFd !== undefined)
         writeAll(
           options.summaryFd,
-          formatSummary({ file: cap.output, counters: pipeline.counters, inFile: file.error ? file.packetsWritten : undefined, sockets: table.socketsSeen, kernel: stats, filter: live.filterMode, failedRules: live.rules.failed() }) + '\n',
+          formatSummary({ file: cap.output, counters: pipeline.counters, inFile: file.error ? file.packetsWritten : undefined, files: file.fileNames, sockets: table.socketsSeen, kernel: stats, filter: live.filterMode, failedRules: live.rules.failed() }) + '\n',
         );
       if (file.error) {
         printError(file.error.message);

@@ -6,6 +6,8 @@ export interface SummaryInput {
   counters: PipelineCounters;
   /** Packets the file holds, when writing it failed (fewer than counters.written). */
   inFile?: number;
+  /** With rotation: every file written, in order. */
+  files?: readonly string[];
   sockets: number;
   kernel: { packets: number; drops: number };
   filter: string;
@@ -20,7 +22,9 @@ function size(bytes: number): string {
 }
 
 export function formatSummary(s: SummaryInput): string {
-  const where = s.file === '-' ? 'stdout' : s.file;
+  const files = s.files ?? [];
+  const where =
+    s.file === '-' ? 'stdout' : files.length > 1 ? `${files.length} files (${files[0]} ... ${files[files.length - 1]})` : (files[0] ?? s.file);
   const parts = [
     s.inFile === undefined
       ? `${s.counters.written} packets (${size(s.counters.writtenBytes)}) written to ${where}`

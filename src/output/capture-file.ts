@@ -84,6 +84,11 @@ export class CaptureFile {
     return this.committed;
   }
 
+  /** Bytes in the file and in the buffer (what the file will hold once flushed). */
+  get pendingBytes(): number {
+    return this.committed + this.used;
+  }
+
   /** Packets in the file (after a failed write: the ones before it). */
   get packetsWritten(): number {
     return this.records;

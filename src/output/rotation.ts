@@ -1,0 +1,140 @@
+// Capture output that moves on to new files, with tcpdump's meanings: -C MB (a new file once
+// the current one holds more than MB million bytes), -G SECONDS (a new file every period, its
+// name made by strftime), -W N (with -C: a ring of N files, overwritten in turn; with -G alone:
+// stop after N files). Every file is whole on its own, with its own headers.
+import type { CaptureFormat, CaptureTotals, PacketOwner } from './format';
+import { CaptureFile } from './capture-file';
+import type { SllPacket } from './pcap';
+import type { TracedumpError } from '../errors';
+
+export interface RotationOptions {
+  /** -C: million bytes per file */
+  fileSizeMB?: number;
+  /** -G: seconds per file */
+  periodSec?: number;
+  /** -W: files kept (ring with -C) or made (with -G alone) */
+  fileCount?: number;
+}
+
+export interface CaptureOutputOptions {
+  path: string;
+  /** A fresh format (its own interface numbering, names) for every file. */
+  newFormat: () => CaptureFormat;
+  owner?: { uid: number; gid: number };
+  rotation?: RotationOptions;
+  /** -G with -W: the last file allowed is full. */
+  onLimit?: () => void;
+}
+
+export class CaptureOutput {
+  private file: CaptureFile;
+  private files = 0; // files opened so far
+  private period = 0; // -G: the period the current file belongs to
+  private packetsBefore = 0; // packets in files already closed
+  private stopped = false;
+  private readonly names: string[] = [];
+
+  constructor(private readonly o: CaptureOutputOptions) {
+    this.period = this.periodOf(Date.now());
+    this.file = this.open(Date.now());
+  }
+
+  get error(): TracedumpError | undefined {
+    return this.file.error;
+  }
+
+  /** Packets in the files written (after a failed write: the ones before it). */
+  get packetsWritten(): number {
+    return this.packetsBefore + this.file.packetsWritten;
+  }
+
+  /** Every file name opened, in order. */
+  get fileNames(): readonly string[] {
+    return this.names;
+  }
+
+  write(p: SllPacket, owner: PacketOwner, totals: () => CaptureTotals): void {
+    if (this.stopped) return;
+    const r = this.o.rotation;
+    if (r?.periodSec) {
+      const period = this.periodOf(p.sec * 1000);
+      if (period > this.period) {
+        if (r.fileCount && !r.fileSizeMB && this.files >= r.fileCount) {
+          this.stopped = true; // -G -W N: N files made
+          this.o.onLimit?.();
+          return;
+        }
+        this.period = period;
+        this.rotate(totals, p.sec * 1000);
+      }
+    }
+    if (r?.fileSizeMB && this.file.pendingBytes > r.fileSizeMB * 1e6) this.rotate(totals, p.sec * 1000);
+    this.file.write(p, owner);
+  }
+
+  flush(): void {
+    this.file.flush();
+  }
+
+  close(totals?: CaptureTotals): void {
+    this.file.close(totals);
+  }
+
+  private periodOf(ms: number): number {
+    const g = this.o.rotation?.periodSec;
+    return g ? Math.floor(ms / 1000 / g) : 0;
+  }
+
+  private rotate(totals: () => CaptureTotals, atMs: number): void {
+    this.file.close(totals());
+    this.packetsBefore += this.file.packetsWritten;
+    this.file = this.open(atMs);
+  }
+
+  private open(atMs: number): CaptureFile {
+    const name = fileName(this.o.path, this.files, this.o.rotation, atMs);
+    this.files++;
+    this.names.push(name);
+    return CaptureFile.open(name, this.o.newFormat(), this.o.owner);
+  }
+}
+
+/** The name of file number n (0-based), as tcpdump makes it. */
+export function fileName(path: string, n: number, r: RotationOptions | undefined, atMs: number): string {
+  if (path === '-' || !r) return path;
+  let name = r.periodSec ? strftime(path, new Date(atMs)) : path;
+  if (r.fileSizeMB) {
+    if (r.fileCount) name += String(n % r.fileCount).padStart(String(r.fileCount - 1).length, '0');
+    else if (n > 0) name += String(n);
+  }
+  return name;
+}
+
+const pad = (n: number, w = 2) => String(n).padStart(w, '0');
+const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** strftime(3) in local time, for the conversions file names use. */
+export function strftime(format: string, d: Date): string {
+  const dayOfYear = Math.floor((Date.UTC(d.getFullYear(), d.getMonth(), d.getDate()) - Date.UTC(d.getFullYear(), 0, 1)) / 864e5) + 1;
+  const map: Record<string, () => string> = {
+    Y: () => String(d.getFullYear()),
+    y: () => pad(d.getFullYear() % 100),
+    m: () => pad(d.getMonth() + 1),
+    d: () => pad(d.getDate()),
+    e: () => String(d.getDate()).padStart(2, ' '),
+    H: () => pad(d.getHours()),
+    I: () => pad(d.getHours() % 12 || 12),
+    M: () => pad(d.getMinutes()),
+    S: () => pad(d.getSeconds()),
+    j: () => pad(dayOfYear, 3),
+    s: () => String(Math.floor(d.getTime() / 1000)),
+    a: () => DAYS[d.getDay()],
+    b: () => MONTHS[d.getMonth()],
+    p: () => (d.getHours() < 12 ? 'AM' : 'PM'),
+    F: () => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`,
+    T: () => `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`,
+    '%': () => '%',
+  };
+  return format.replace(/%([A-Za-z%])/g, (all, c: string) => (map[c] ? map[c]() : all));
+}
