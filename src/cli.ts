@@ -7,6 +7,7 @@ import { runSession } from './session';
 import { checkTraceable, pidsByName } from './attached';
 import { chooseRunAs } from './run-as';
 import { formatFor } from './output/formats';
+import { runRead } from './read/command';
 import type { RotationOptions } from './output/rotation';
 
 import { version } from './version';
@@ -33,6 +34,8 @@ Examples:
   sudo tracedump -w app.pcap -- ./gui-app
       under sudo the command runs as the user who ran sudo (their uid, groups, HOME); -u
       chooses another user, -u root keeps root; the capture file belongs to that user
+  tracedump read out.pcapng --pid 4242
+      print a capture one line per packet, with the process of each (tracedump read --help)
   sudo tracedump --events -- curl -s http://127.0.0.1:8080/
       print every socket call of curl (connect, bind, sendto...) with its endpoints, no capture
   sudo tracedump --events=json -w out.pcap -- sh -c 'curl -s http://[::1]:8080/'
@@ -182,6 +185,8 @@ function normalizeArgs(args: string[]): string[] {
 }
 
 export async function main(argv: string[] = process.argv.slice(2)): Promise<number> {
+  // `tracedump read FILE`: print a capture (a program named read runs as `tracedump -- read`)
+  if (argv[0] === 'read') return runRead(argv.slice(1));
   const program = buildProgram();
   try {
     program.parse(normalizeArgs(argv), { from: 'user' });

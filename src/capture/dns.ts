@@ -38,14 +38,19 @@ function skipName(m: Buffer, at: number): number {
   return -1;
 }
 
-/** Reads an uncompressed name (the question's). */
+/**
+ * Reads an uncompressed name (the question's). Labels are UTF-8 (IDNs travel as ASCII
+ * punycode); a label with a NUL, a dot or a control byte is no host name and is refused.
+ */
 function readName(m: Buffer, at: number): { name: string; end: number } | undefined {
   const labels: string[] = [];
   for (let guard = 0; guard < 128 && at < m.length; guard++) {
     const len = m[at];
     if (len === 0) return { name: labels.join('.'), end: at + 1 };
     if (len & 0xc0 || at + 1 + len > m.length) return undefined;
-    labels.push(m.toString('latin1', at + 1, at + 1 + len));
+    const label = m.subarray(at + 1, at + 1 + len);
+    if (label.some((b) => b < 0x20 || b === 0x2e || b === 0x7f)) return undefined;
+    labels.push(label.toString('utf8'));
     at += 1 + len;
   }
   return undefined;
