@@ -34,7 +34,9 @@ function harness(options = OPTIONS) {
   const names = new Map<string, string>();
   const pipeline = new CapturePipeline(
     table,
-    (rec, owner) => out.push({ name: names.get(rec.data.toString('hex')) ?? `?${rec.data.toString('hex')}`, owner, ts: rec.sec * 1000 + rec.nsec / 1e6 }),
+    (rec, owner) => {
+      out.push({ name: names.get(rec.data.toString('hex')) ?? `?${rec.data.toString('hex')}`, owner, ts: rec.sec * 1000 + rec.nsec / 1e6 });
+    },
     options,
     () => clock.now,
   );

@@ -1,0 +1,409 @@
+// Decodes one captured frame for printing: the link layer (LINUX_SLL2, LINUX_SLL, Ethernet,
+// raw IP, BSD loopback), IPv4/IPv6 with extension headers and fragments, the transport ports
+// and TCP flags, ICMP/ICMPv6 messages (with the endpoints of the packet an error quotes) and ARP.
+
+export const LINKTYPE_NULL = 0;
+export const LINKTYPE_ETHERNET = 1;
+export const LINKTYPE_RAW = 101;
+export const LINKTYPE_LOOP = 108;
+export const LINKTYPE_LINUX_SLL = 113;
+export const LINKTYPE_IPV4 = 228;
+export const LINKTYPE_IPV6 = 229;
+export const LINKTYPE_LINUX_SLL2 = 276;
+/** DLT_RAW as some systems number it in files (12; OpenBSD 14). */
+const DLT_RAW_ALIASES = new Set([12, 14]);
+
+export type Direction = 'in' | 'out' | null;
+
+export interface Quoted {
+  proto: string;
+  src: string;
+  sport: number | null;
+  dst: string;
+  dport: number | null;
+}
+
+export interface Decoded {
+  /** From epb_flags, else from the SLL/SLL2 packet type; null when the file does not say. */
+  direction: Direction;
+  /** LINUX_SLL2 interface index. */
+  ifindex: number | null;
+  /** 'tcp', 'udp', 'icmp', 'icmp6', 'arp', ... */
+  proto: string;
+  src: string | null;
+  sport: number | null;
+  dst: string | null;
+  dport: number | null;
+  /** Length of the packet from its network header (the IP length when the header says it). */
+  len: number;
+  /** Bytes of it captured. */
+  caplen: number;
+  /** TCP flags ("S", "SA", "FPA"...), null for other protocols or when not captured. */
+  flags: string | null;
+  /** A short description: the ICMP message, a fragment, an ARP operation. */
+  info: string | null;
+  /** For an ICMP error: the packet it quotes. */
+  quoted: Quoted | null;
+}
+
+const ETHERTYPE_IPV4 = 0x0800;
+const ETHERTYPE_ARP = 0x0806;
+const ETHERTYPE_IPV6 = 0x86dd;
+
+const ETHERTYPES: Record<number, string> = {
+  0x0806: 'arp',
+  0x8035: 'rarp',
+  0x88cc: 'lldp',
+  0x888e: 'eapol',
+  0x8847: 'mpls',
+  0x8848: 'mpls',
+  0x8863: 'pppoed',
+  0x8864: 'pppoes',
+  0x88f7: 'ptp',
+  0x8906: 'fcoe',
+};
+
+const IP_PROTOCOLS: Record<number, string> = {
+  1: 'icmp',
+  2: 'igmp',
+  4: 'ipip',
+  6: 'tcp',
+  17: 'udp',
+  41: 'ipv6',
+  47: 'gre',
+  50: 'esp',
+  51: 'ah',
+  58: 'icmp6',
+  89: 'ospf',
+  103: 'pim',
+  112: 'vrrp',
+  132: 'sctp',
+  136: 'udplite',
+};
+
+const PORTED = new Set([6, 17, 132, 136]);
+
+/** TCP flags in bit order: FIN SYN RST PSH ACK URG ECE CWR. */
+const FLAG_LETTERS = 'FSRPAUEC';
+
+export function tcpFlagString(f: number): string {
+  let s = '';
+  for (let i = 0; i < 8; i++) if (f & (1 << i)) s += FLAG_LETTERS[i];
+  return s;
+}
+
+function protoName(n: number): string {
+  return IP_PROTOCOLS[n] ?? `ip-proto-${n}`;
+}
+
+export function ipv4Text(b: Buffer, o: number): string {
+  return `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
+}
+
+/** RFC 5952 text: lowercase, the longest run (≥ 2) of zero groups as ::, IPv4-mapped as ::ffff:a.b.c.d. */
+export function ipv6Text(b: Buffer, o: number): string {
+  const w: number[] = [];
+  for (let i = 0; i < 8; i++) w.push(b.readUInt16BE(o + 2 * i));
+  if (w[0] === 0 && w[1] === 0 && w[2] === 0 && w[3] === 0 && w[4] === 0 && w[5] === 0xffff)
+    return `::ffff:${ipv4Text(b, o + 12)}`;
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (w[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && w[j] === 0) j++;
+    if (j - i > bestLen) [best, bestLen] = [i, j - i];
+    i = j;
+  }
+  const hex = w.map((x) => x.toString(16));
+  if (best < 0) return hex.join(':');
+  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+}
+
+interface Link {
+  /** Offset of the network header. */
+  hdr: number;
+  /** Ethertype of the network layer; -1 when the link layer gives none (see net). */
+  ethertype: number;
+  direction: Direction;
+  ifindex: number | null;
+  /** When the link layer is not one we decode: a name for the protocol column. */
+  other?: string;
+}
+
+function sllDirection(pkttype: number): Direction {
+  if (pkttype <= 3) return 'in'; // host, broadcast, multicast, another host
+  if (pkttype === 4) return 'out';
+  return null;
+}
+
+function ipEthertype(b: Buffer, o: number): number {
+  if (b.length <= o) return -1;
+  const v = b[o] >> 4;
+  return v === 4 ? ETHERTYPE_IPV4 : v === 6 ? ETHERTYPE_IPV6 : -1;
+}
+
+function link(linktype: number, d: Buffer): Link {
+  const none: Link = { hdr: 0, ethertype: -1, direction: null, ifindex: null };
+  switch (linktype) {
+    case LINKTYPE_LINUX_SLL2:
+      if (d.length < 20) return { ...none, other: 'sll2' };
+      return { hdr: 20, ethertype: d.readUInt16BE(0), direction: sllDirection(d[10]), ifindex: d.readInt32BE(4) };
+    case LINKTYPE_LINUX_SLL:
+      if (d.length < 16) return { ...none, other: 'sll' };
+      return { hdr: 16, ethertype: d.readUInt16BE(14), direction: sllDirection(d.readUInt16BE(0)), ifindex: null };
+    case LINKTYPE_ETHERNET: {
+      if (d.length < 14) return { ...none, other: 'ether' };
+      let hdr = 14;
+      let et = d.readUInt16BE(12);
+      for (let tags = 0; tags < 4 && (et === 0x8100 || et === 0x88a8 || et === 0x9100) && d.length >= hdr + 4; tags++) {
+        et = d.readUInt16BE(hdr + 2);
+        hdr += 4;
+      }
+      if (et < 0x0600) return { ...none, hdr, other: 'llc' }; // an 802.3 length: LLC follows
+      return { hdr, ethertype: et, direction: null, ifindex: null };
+    }
+    case LINKTYPE_NULL:
+    case LINKTYPE_LOOP: {
+      if (d.length < 4) return { ...none, other: 'loop' };
+      // an address family, in the byte order of the machine that captured (NULL) or big-endian (LOOP)
+      const le = d.readUInt32LE(0);
+      const af = le <= 0xffff ? le : d.readUInt32BE(0);
+      const et = af === 2 ? ETHERTYPE_IPV4 : af === 10 || af === 24 || af === 28 || af === 30 ? ETHERTYPE_IPV6 : -1;
+      return { hdr: 4, ethertype: et, direction: null, ifindex: null, other: et < 0 ? `af-${af}` : undefined };
+    }
+    case LINKTYPE_RAW:
+      return { hdr: 0, ethertype: ipEthertype(d, 0), direction: null, ifindex: null };
+    case LINKTYPE_IPV4:
+      return { hdr: 0, ethertype: ETHERTYPE_IPV4, direction: null, ifindex: null };
+    case LINKTYPE_IPV6:
+      return { hdr: 0, ethertype: ETHERTYPE_IPV6, direction: null, ifindex: null };
+    default:
+      if (DLT_RAW_ALIASES.has(linktype)) return { hdr: 0, ethertype: ipEthertype(d, 0), direction: null, ifindex: null };
+      return { ...none, other: `linktype-${linktype}` };
+  }
+}
+
+/** epb_flags bits 0-1: 1 inbound, 2 outbound. */
+function flagsDirection(flags: number | undefined): Direction {
+  if (flags === undefined) return null;
+  const d = flags & 3;
+  return d === 1 ? 'in' : d === 2 ? 'out' : null;
+}
+
+const ICMP4_TYPES: Record<number, string> = {
+  0: 'echo reply',
+  3: 'unreachable',
+  4: 'source quench',
+  5: 'redirect',
+  8: 'echo request',
+  9: 'router advertisement',
+  10: 'router solicitation',
+  11: 'time exceeded',
+  12: 'parameter problem',
+  13: 'timestamp request',
+  14: 'timestamp reply',
+};
+const ICMP4_UNREACH: Record<number, string> = {
+  0: 'net unreachable',
+  1: 'host unreachable',
+  2: 'protocol unreachable',
+  3: 'port unreachable',
+  4: 'need to fragment',
+  9: 'net prohibited',
+  10: 'host prohibited',
+  13: 'administratively prohibited',
+};
+const ICMP6_TYPES: Record<number, string> = {
+  1: 'unreachable',
+  2: 'packet too big',
+  3: 'time exceeded',
+  4: 'parameter problem',
+  128: 'echo request',
+  129: 'echo reply',
+  130: 'multicast listener query',
+  131: 'multicast listener report',
+  132: 'multicast listener done',
+  133: 'router solicitation',
+  134: 'router advertisement',
+  135: 'neighbor solicitation',
+  136: 'neighbor advertisement',
+  137: 'redirect',
+  143: 'multicast listener report v2',
+};
+const ICMP6_UNREACH: Record<number, string> = {
+  0: 'no route',
+  1: 'administratively prohibited',
+  2: 'beyond scope',
+  3: 'address unreachable',
+  4: 'port unreachable',
+  5: 'source address failed policy',
+  6: 'reject route',
+};
+
+interface Ip {
+  proto: number;
+  src: string;
+  dst: string;
+  /** IP length from the header, or undefined when the header does not say (IPv6 jumbogram). */
+  len?: number;
+  /** Offset of the transport header (in the buffer given). */
+  l4: number;
+  /** A fragment that is not the first: no transport header in it. */
+  laterFragment: boolean;
+  fragment: boolean;
+}
+
+function ip(d: Buffer, o: number, ethertype: number): Ip | undefined {
+  if (ethertype === ETHERTYPE_IPV4) {
+    if (d.length < o + 20 || d[o] >> 4 !== 4) return undefined;
+    const ihl = (d[o] & 0x0f) * 4;
+    const frag = d.readUInt16BE(o + 6);
+    const offset = frag & 0x1fff;
+    return {
+      proto: d[o + 9],
+      src: ipv4Text(d, o + 12),
+      dst: ipv4Text(d, o + 16),
+      len: d.readUInt16BE(o + 2),
+      l4: o + Math.max(ihl, 20),
+      laterFragment: offset !== 0,
+      fragment: offset !== 0 || (frag & 0x2000) !== 0,
+    };
+  }
+  if (ethertype === ETHERTYPE_IPV6) {
+    if (d.length < o + 40 || d[o] >> 4 !== 6) return undefined;
+    const payload = d.readUInt16BE(o + 4);
+    let next = d[o + 6];
+    let at = o + 40;
+    let laterFragment = false;
+    let fragment = false;
+    for (let hops = 0; hops < 16; hops++) {
+      if (next === 0 || next === 43 || next === 60 || next === 135 || next === 139 || next === 140) {
+        if (d.length < at + 2) break;
+        const len = (d[at + 1] + 1) * 8;
+        next = d[at];
+        at += len;
+      } else if (next === 51) {
+        if (d.length < at + 2) break;
+        const len = (d[at + 1] + 2) * 4;
+        next = d[at];
+        at += len;
+      } else if (next === 44) {
+        if (d.length < at + 8) break;
+        fragment = true;
+        laterFragment = d.readUInt16BE(at + 2) >> 3 !== 0;
+        next = d[at];
+        at += 8;
+      } else break;
+    }
+    return {
+      proto: next,
+      src: ipv6Text(d, o + 8),
+      dst: ipv6Text(d, o + 24),
+      len: payload === 0 ? undefined : 40 + payload,
+      l4: at,
+      laterFragment,
+      fragment,
+    };
+  }
+  return undefined;
+}
+
+function ports(d: Buffer, h: Ip): { sport: number | null; dport: number | null } {
+  if (!PORTED.has(h.proto) || h.laterFragment || d.length < h.l4 + 4) return { sport: null, dport: null };
+  return { sport: d.readUInt16BE(h.l4), dport: d.readUInt16BE(h.l4 + 2) };
+}
+
+function icmpInfo(d: Buffer, h: Ip): { info: string | null; quoted: Quoted | null } {
+  if (h.laterFragment || d.length < h.l4 + 2) return { info: null, quoted: null };
+  const type = d[h.l4];
+  const code = d[h.l4 + 1];
+  const v6 = h.proto === 58;
+  const typeName = (v6 ? ICMP6_TYPES : ICMP4_TYPES)[type] ?? `type ${type}`;
+  let info = typeName;
+  const isError = v6 ? type >= 1 && type <= 4 : type === 3 || type === 4 || type === 5 || type === 11 || type === 12;
+  if (type === (v6 ? 1 : 3)) info = (v6 ? ICMP6_UNREACH : ICMP4_UNREACH)[code] ?? `unreachable code ${code}`;
+  else if (code !== 0) info += ` code ${code}`;
+  let quoted: Quoted | null = null;
+  if (isError && d.length >= h.l4 + 8) {
+    const q = d.subarray(h.l4 + 8);
+    const et = ipEthertype(q, 0);
+    const inner = et >= 0 ? ip(q, 0, et) : undefined;
+    if (inner) {
+      const p = ports(q, inner);
+      quoted = { proto: protoName(inner.proto), src: inner.src, sport: p.sport, dst: inner.dst, dport: p.dport };
+    }
+  }
+  return { info, quoted };
+}
+
+function arp(d: Buffer, o: number): { src: string | null; dst: string | null; info: string | null } {
+  // htype 2, ptype 2, hlen 1, plen 1, op 2, sha, spa, tha, tpa
+  if (d.length < o + 8) return { src: null, dst: null, info: null };
+  const hlen = d[o + 4];
+  const plen = d[o + 5];
+  const op = d.readUInt16BE(o + 6);
+  const info = op === 1 ? 'request' : op === 2 ? 'reply' : `operation ${op}`;
+  if (plen !== 4 || d.length < o + 8 + 2 * hlen + 8) return { src: null, dst: null, info };
+  return { src: ipv4Text(d, o + 8 + hlen), dst: ipv4Text(d, o + 8 + 2 * hlen + 4), info };
+}
+
+/**
+ * Decodes a frame. `origLen` is its length on the wire with the link header; `flags` the
+ * block's epb_flags (pcapng), which give the direction where the link layer does not.
+ */
+export function decode(linktype: number, data: Buffer, origLen: number, flags?: number): Decoded {
+  const l = link(linktype, data);
+  const direction = flagsDirection(flags) ?? l.direction;
+  const wire = Math.max(0, origLen - l.hdr);
+  const captured = Math.max(0, data.length - l.hdr);
+  const out: Decoded = {
+    direction,
+    ifindex: l.ifindex,
+    proto: '',
+    src: null,
+    sport: null,
+    dst: null,
+    dport: null,
+    len: wire,
+    caplen: Math.min(captured, wire),
+    flags: null,
+    info: null,
+    quoted: null,
+  };
+  if (l.other !== undefined) {
+    out.proto = l.other;
+    return out;
+  }
+  const h = ip(data, l.hdr, l.ethertype);
+  if (!h) {
+    if (l.ethertype === ETHERTYPE_ARP) Object.assign(out, arp(data, l.hdr));
+    out.proto =
+      l.ethertype === ETHERTYPE_IPV4 ? 'ipv4' : l.ethertype === ETHERTYPE_IPV6 ? 'ipv6' : l.ethertype < 0 ? 'unknown' : ETHERTYPES[l.ethertype] ?? `ethertype-0x${l.ethertype.toString(16).padStart(4, '0')}`;
+    if (out.proto === 'ipv4' || out.proto === 'ipv6')
+      out.info = data.length < l.hdr + (out.proto === 'ipv4' ? 20 : 40) ? 'header not captured' : 'bad header';
+    return out;
+  }
+  // the IP length: what the wire carried of the packet, without any link-layer padding
+  if (h.len !== undefined && h.len <= wire) {
+    out.len = h.len;
+    out.caplen = Math.min(captured, h.len);
+  }
+  out.proto = protoName(h.proto);
+  out.src = h.src;
+  out.dst = h.dst;
+  const p = ports(data, h);
+  out.sport = p.sport;
+  out.dport = p.dport;
+  if (h.proto === 6 && !h.laterFragment && data.length > h.l4 + 13) out.flags = tcpFlagString(data[h.l4 + 13]);
+  if (h.proto === 1 || h.proto === 58) {
+    const i = icmpInfo(data, h);
+    out.info = i.info;
+    out.quoted = i.quoted;
+  }
+  if (h.fragment) out.info = out.info ? `${out.info}, fragment` : 'fragment';
+  return out;
+}

@@ -1,0 +1,141 @@
+// One line per packet: aligned text (like tcpdump -r, with the process columns) or JSON lines.
+import type { Decoded } from './decode';
+import type { CaptureRecord } from './reader';
+
+/** The process a packet belongs to, as the file says (tracedump's pcapng). */
+export interface ProcessInfo {
+  pid: number | null;
+  tid: number | null;
+  comm: string | null;
+  exe: string | null;
+}
+
+const COMMENT = /^pid=(\d+) tid=(\d+) comm=(.*?)(?: exe=(.*))?$/s;
+
+/** pid and tid from epb_processid_threadid, comm and exe (and missing ids) from the comment. */
+export function processInfo(rec: CaptureRecord): ProcessInfo {
+  const info: ProcessInfo = { pid: rec.pid ?? null, tid: rec.tid ?? null, comm: null, exe: null };
+  for (const c of rec.comments) {
+    const m = COMMENT.exec(c);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    const tid = Number(m[2]);
+    // a comment about another process than the option names is not this packet's
+    if (info.pid !== null && info.pid !== pid) continue;
+    info.pid ??= pid;
+    info.tid ??= tid;
+    info.comm = m[3];
+    info.exe = m[4] ?? null;
+    break;
+  }
+  return info;
+}
+
+const pad2 = (n: number) => (n < 10 ? `0${n}` : `${n}`);
+
+/** Formats timestamps in the reader's local time, caching the clock part of the last second. */
+export class Clock {
+  private lastSec = NaN;
+  private lastText = '';
+
+  /** HH:MM:SS.fraction with `digits` fraction digits (0: none), or '-' (as wide) when there is no time. */
+  text(sec: number | undefined, nsec: number | undefined, digits: number): string {
+    if (sec === undefined || nsec === undefined) return '-'.padEnd(digits > 0 ? 9 + Math.min(digits, 9) : 8);
+    if (sec !== this.lastSec) {
+      const d = new Date(sec * 1000);
+      this.lastText = Number.isNaN(d.getTime()) ? `${sec}s` : `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`;
+      this.lastSec = sec;
+    }
+    if (digits <= 0) return this.lastText;
+    return `${this.lastText}.${String(nsec).padStart(9, '0').slice(0, Math.min(digits, 9))}`;
+  }
+}
+
+/** Epoch seconds with nanoseconds, as a string (a double cannot hold them). */
+export function epochText(sec: number | undefined, nsec: number | undefined): string | null {
+  if (sec === undefined || nsec === undefined) return null;
+  if (sec < 0 && nsec > 0) return `-${-sec - 1}.${String(1_000_000_000 - nsec).padStart(9, '0')}`;
+  return `${sec}.${String(nsec).padStart(9, '0')}`;
+}
+
+/** An endpoint: a.b.c.d:port, [v6]:port, or the address alone when there is no port. */
+export function endpoint(addr: string | null, port: number | null): string {
+  if (addr === null) return '?';
+  if (port === null) return addr;
+  return addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`;
+}
+
+/** Control characters (a comm can hold any byte but NUL) shown as '?', so a line stays one line. */
+function printable(s: string): string {
+  return /[\x00-\x1f\x7f]/.test(s) ? s.replace(/[\x00-\x1f\x7f]/g, '?') : s;
+}
+
+/** Width of the pid column (pid_max is at most 4194304) and of the comm column (TASK_COMM_LEN-1). */
+const PID_WIDTH = 7;
+const COMM_WIDTH = 15;
+
+/**
+ * TIME PID COMM DIR PROTO SRC > DST len N [FLAGS] info
+ * `06:40:28.011151096   12345 curl            out tcp   127.0.0.1:35166 > 127.0.0.1:80 len 60 [S]`
+ */
+export function textLine(time: string, proc: ProcessInfo, d: Decoded): string {
+  const pid = (proc.pid === null ? '-' : String(proc.pid)).padStart(PID_WIDTH);
+  const comm = proc.comm === null || proc.comm === '' ? '-' : printable(proc.comm);
+  const dir = d.direction ?? '-';
+  let s = `${time} ${pid} ${comm.padEnd(COMM_WIDTH)} ${dir.padEnd(3)} ${d.proto.padEnd(5)}`;
+  if (d.src !== null || d.dst !== null) s += ` ${endpoint(d.src, d.sport)} > ${endpoint(d.dst, d.dport)}`;
+  s += ` len ${d.len}`;
+  if (d.caplen < d.len) s += ` (${d.caplen} captured)`;
+  if (d.flags !== null) s += ` [${d.flags || 'none'}]`;
+  if (d.info !== null) s += ` ${d.info}`;
+  if (d.quoted) s += ` for ${d.quoted.proto} ${endpoint(d.quoted.src, d.quoted.sport)} > ${endpoint(d.quoted.dst, d.quoted.dport)}`;
+  return s;
+}
+
+/** The fields of one JSON line, in their order. */
+export interface JsonPacket {
+  frame: number;
+  time: string | null;
+  pid: number | null;
+  tid: number | null;
+  comm: string | null;
+  exe: string | null;
+  direction: 'in' | 'out' | null;
+  iface: string | null;
+  ifindex: number | null;
+  proto: string;
+  src: string | null;
+  sport: number | null;
+  dst: string | null;
+  dport: number | null;
+  len: number;
+  caplen: number;
+  flags: string | null;
+  info: string | null;
+  quoted: Decoded['quoted'];
+}
+
+export function jsonLine(rec: CaptureRecord, proc: ProcessInfo, d: Decoded): string {
+  const v: JsonPacket = {
+    frame: rec.frame,
+    time: epochText(rec.sec, rec.nsec),
+    pid: proc.pid,
+    tid: proc.tid,
+    comm: proc.comm,
+    exe: proc.exe,
+    direction: d.direction,
+    iface: rec.iface.name ?? null,
+    ifindex: d.ifindex,
+    proto: d.proto,
+    src: d.src,
+    sport: d.sport,
+    dst: d.dst,
+    dport: d.dport,
+    len: d.len,
+    caplen: d.caplen,
+    flags: d.flags,
+    info: d.info,
+    quoted: d.quoted,
+  };
+  return JSON.stringify(v);
+}
