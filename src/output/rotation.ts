@@ -48,9 +48,9 @@ export class CaptureOutput {
     return this.packetsBefore + this.file.packetsWritten;
   }
 
-  /** Every file name opened, in order. */
+  /** The files written, in the order first opened (a -W ring's names once each). */
   get fileNames(): readonly string[] {
-    return this.names;
+    return [...new Set(this.names)];
   }
 
   write(p: SllPacket, owner: PacketOwner, totals: () => CaptureTotals): void {
