@@ -26,6 +26,10 @@ Examples:
       stream the capture live into Wireshark (the client's stdout goes to stderr)
   sudo tracedump -w app.pcap --duration 60 -c 10000 -- ./app --flag
       stop after 60 s or 10,000 packets, whichever comes first
+  sudo tracedump -w app.pcapng -f 'tcp port 443' -- ./app
+      pcapng: every packet names its process (pid, tid, program); keep only the HTTPS part
+  sudo tracedump -w 'day-%Y%m%d-%H.pcapng' -G 3600 -- ./long-running-app
+      a new file every hour, named by the time
   sudo tracedump -w firefox.pcap -p 4242
       attach to running process 4242 (every thread, every child it starts from now on);
       Ctrl-C detaches, and the program runs on as before
