@@ -4,8 +4,11 @@
 //   connect N PORT      N sequential TCP connects to 127.0.0.1:PORT, 1-byte request, close
 //   send N PORT         N send(2)s on one connected UDP socket
 //   sendto N PORT       N sendto(2)s with an address on one bound UDP socket
+//   sendmsg N PORT      N sendmsg(2)s with an address on one bound UDP socket (QUIC's pattern)
+//   dns N PORT          N exchanges, each from a fresh UDP socket: sendto, recv (the resolver's)
 //   bulk MB PORT        MB mebibytes over one TCP connection
-//   sink PORT           (server) accept TCP connections and read them to EOF, forever
+//   sink PORT           (server) accept TCP connections and read them to EOF, forever; and
+//                       answer every UDP datagram to PORT+1 (the dns workload's server)
 // With BENCH_WAIT_TRACER=1 in the environment a workload first waits (up to 20 s) until a
 // tracer has attached to it, so attach mode is timed from the attach on.
 #define _GNU_SOURCE
@@ -17,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,6 +69,20 @@ static void wait_for_tracer(void) {
   usleep(100000);  // every thread seized and the capture settled
 }
 
+static void *udp_echo(void *arg) {
+  int port = (int)(long)arg;
+  int s = socket(AF_INET, SOCK_DGRAM, 0);
+  struct sockaddr_in a = loopback(port), from;
+  if (bind(s, (struct sockaddr *)&a, sizeof a)) return perror("udp echo"), NULL;
+  char buf[2048];
+  for (;;) {
+    socklen_t fl = sizeof from;
+    ssize_t n = recvfrom(s, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl);
+    if (n >= 0) sendto(s, buf, (size_t)n, 0, (struct sockaddr *)&from, fl);
+  }
+  return NULL;
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) return 2;
   const char *what = argv[1];
@@ -74,6 +93,8 @@ int main(int argc, char **argv) {
     setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in a = loopback((int)n);
     if (bind(s, (struct sockaddr *)&a, sizeof a) || listen(s, 1024)) return perror("sink"), 1;
+    pthread_t echo;
+    pthread_create(&echo, NULL, udp_echo, (void *)(long)(n + 1));
     printf("ready\n");
     fflush(stdout);
     for (;;) {
@@ -117,6 +138,26 @@ int main(int argc, char **argv) {
       any.sin_addr.s_addr = htonl(INADDR_ANY);
       bind(s, (struct sockaddr *)&any, sizeof any);
       for (long i = 0; i < n; i++) sendto(s, msg, sizeof msg, 0, (struct sockaddr *)&a, sizeof a);
+    }
+  } else if (!strcmp(what, "sendmsg")) {
+    struct sockaddr_in a = loopback(port), any = loopback(0);
+    any.sin_addr.s_addr = htonl(INADDR_ANY);
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    bind(s, (struct sockaddr *)&any, sizeof any);
+    char msg[32] = "bench";
+    struct iovec iov = {msg, sizeof msg};
+    struct msghdr mh = {.msg_name = &a, .msg_namelen = sizeof a, .msg_iov = &iov, .msg_iovlen = 1};
+    for (long i = 0; i < n; i++) sendmsg(s, &mh, 0);
+  } else if (!strcmp(what, "dns")) {
+    struct sockaddr_in a = loopback(port);
+    char q[40] = "query", r[512];
+    struct timeval tv = {1, 0};
+    for (long i = 0; i < n; i++) {
+      int s = socket(AF_INET, SOCK_DGRAM, 0);
+      setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      if (sendto(s, q, sizeof q, 0, (struct sockaddr *)&a, sizeof a) < 0) return perror("sendto"), 1;
+      if (recv(s, r, sizeof r, 0) < 0) return perror("recv (is the echo server up?)"), 1;
+      close(s);
     }
   } else if (!strcmp(what, "bulk")) {
     struct sockaddr_in a = loopback(port);

@@ -72,6 +72,15 @@ function attachRun(bin: string, w: string[], tracer: string): string[] {
   return ['sh', '-c', script, bin, ...w];
 }
 
+// sh: tcpdump on every interface with a static port filter, the workload, then tcpdump's end.
+function tcpdumpRun(bin: string, w: string[], pcap: string, port: number): string[] {
+  const script =
+    `tcpdump -i any -B 262144 -s 262144 -w ${pcap} 'tcp port ${port}' 2>/tmp/tracedump-bench-tcpdump.$$ & t=$!; ` +
+    `for i in $(seq 100); do grep -q listening /tmp/tracedump-bench-tcpdump.$$ && break; sleep 0.05; done; ` +
+    `"$0" "$@"; s=$?; sleep 0.3; kill -INT $t; wait $t; cat /tmp/tracedump-bench-tcpdump.$$ >&2; rm -f /tmp/tracedump-bench-tcpdump.$$; exit $s`;
+  return ['sh', '-c', script, bin, ...w];
+}
+
 interface Row {
   workload: string;
   mode: string;
@@ -90,11 +99,16 @@ async function main() {
   const stop = await startSink(bin, port);
   const pcap = path.join(os.tmpdir(), `tracedump-bench-${process.pid}.pcap`);
   const hasStrace = spawnSync('strace', ['-V']).status === 0;
+  const hasTime = fs.existsSync('/usr/bin/time');
+  const hasTcpdump = spawnSync('tcpdump', ['--version']).status === 0;
   const modes: Record<string, (w: string[]) => string[]> = {
     untraced: (w) => [bin, ...w],
-    tracedump: (w) => [CLI, '-w', pcap, '--linger', '0', '--', bin, ...w],
+    // GNU time reports tracedump's peak RSS (its children's are far smaller)
+    tracedump: (w) => [...(hasTime ? ['/usr/bin/time', '-f', 'maxrss_kb %M'] : []), CLI, '-w', pcap, '--linger', '0', '--', bin, ...w],
     'tracedump-classic': (w) => [CLI, '-w', pcap, '--linger', '0', '--kernel-filter=classic', '--', bin, ...w],
     ...(hasStrace ? { strace: (w: string[]) => ['strace', '-f', '--seccomp-bpf', '-e', 'trace=network', '-o', '/dev/null', bin, ...w] } : {}),
+    // The capture ceiling: tcpdump with a static port filter beside the workload.
+    ...(hasTcpdump ? { tcpdump: (w: string[]) => tcpdumpRun(bin, w, pcap, port) } : {}),
     // Attach mode: the workload waits for its tracer, then times its loop.
     'tracedump-attach': (w) => attachRun(bin, w, `${CLI} -q -w ${pcap} --linger 0 -p`),
     ...(hasStrace ? { 'strace-attach': (w: string[]) => attachRun(bin, w, 'strace -f -e trace=network -o /dev/null -p') } : {}),
@@ -108,8 +122,10 @@ async function main() {
     },
     { name: '200k send() connected UDP', argv: ['send', '200000', String(port)], modes: ['untraced', 'tracedump', 'strace'] },
     { name: '100k sendto() bound UDP', argv: ['sendto', '100000', String(port)], modes: ['untraced', 'tracedump', 'strace'] },
-    { name: '200 MiB TCP bulk', argv: ['bulk', '200', String(port)], modes: ['untraced', 'tracedump'] },
-    { name: '1 GiB TCP bulk', argv: ['bulk', '1024', String(port)], modes: ['untraced', 'tracedump'] },
+    { name: '100k sendmsg() bound UDP', argv: ['sendmsg', '100000', String(port)], modes: ['untraced', 'tracedump', 'strace'] },
+    { name: '2,000 DNS-like exchanges, fresh UDP sockets', argv: ['dns', '2000', String(port + 1)], modes: ['untraced', 'tracedump', 'strace'] },
+    { name: '200 MiB TCP bulk', argv: ['bulk', '200', String(port)], modes: ['untraced', 'tracedump', 'tcpdump'] },
+    { name: '2 GiB TCP bulk', argv: ['bulk', '2048', String(port)], modes: ['untraced', 'tracedump', 'tcpdump'] },
   ];
   const rows: Row[] = [];
   const only = process.env.BENCH_ONLY; // a workload's first word, e.g. bulk
@@ -137,7 +153,11 @@ async function main() {
             const pkts = median(results[m].map((r) => Number(/(\d+) packets/.exec(r.stderr)?.[1] ?? NaN)));
             row.extra += `, ${((pkts / row.medianMs) * 1000).toFixed(0)} packets/s written`;
             row.extra += `, kernel drops ${results[m].map((r) => /(\d+) dropped by the kernel/.exec(r.stderr)?.[1] ?? '?').join('/')}`;
+            const rss = results[m].map((r) => Number(/maxrss_kb (\d+)/.exec(r.stderr)?.[1] ?? NaN));
+            if (rss.every(Number.isFinite)) row.extra += `, peak RSS ${(Math.max(...rss) / 1024).toFixed(0)} MiB`;
           }
+          if (m === 'tcpdump')
+            row.extra += `, kernel drops ${results[m].map((r) => /(\d+) packets? dropped by kernel/.exec(r.stderr)?.[1] ?? '?').join('/')}`;
         }
         if (w.argv[0] === 'connect') {
           const p50 = median(results[m].map((r) => r.p50Us ?? NaN));
