@@ -67,7 +67,6 @@ export async function runSession(options: SessionOptions): Promise<number> {
   const eventsFd = options.eventsFd ?? 2;
   const cap = options.capture;
 
-  // Output first: an unwritable path fails before the command starts.
   const programs = new ProgramTable();
   const interfaceNames = new Map<number, string | undefined>();
   const interfaceName = (ifindex: number) => {
@@ -75,22 +74,10 @@ export async function runSession(options: SessionOptions): Promise<number> {
     return interfaceNames.get(ifindex);
   };
   const startedNs = BigInt(Date.now()) * 1_000_000n;
-  let stopRequested: string | undefined;
-  let requestStopFn: (why: string) => void = () => {};
-  const file =
-    cap &&
-    new CaptureOutput({
-      path: cap.output,
-      newFormat: () => makeFormat(cap.format, { snaplen: cap.snaplen, description: cap.description, interfaceName, exeOf: (pid) => programs.exeOf(pid) }),
-      owner: options.fileOwner,
-      rotation: cap.rotation,
-      onLimit: () => requestStopFn(`${cap.rotation?.fileCount} files written`),
-    });
   // What a file says of the capture at its end (pcapng statistics).
   const totals = () => ({ start: startedNs, end: BigInt(Date.now()) * 1_000_000n, kernelDrops: live?.stats().drops ?? 0 });
-  const table = new EndpointTable(DEFAULT_GRACE, true);
+  let stopRequested: string | undefined;
   let traced: Traced | undefined;
-
   // Processes of the command still alive (from the tracer's events): after --kill-after they
   // all get SIGKILL, so a command whose children ignore or outlive SIGTERM still ends.
   const alive = new Set<number>();
@@ -99,7 +86,18 @@ export async function runSession(options: SessionOptions): Promise<number> {
     stopRequested = why;
     traced.stop(cap?.killAfterMs ?? 5000, alive);
   };
-  requestStopFn = requestStop;
+  // Output first: an unwritable path fails before the command starts.
+  const file =
+    cap &&
+    new CaptureOutput({
+      path: cap.output,
+      newFormat: () => makeFormat(cap.format, { snaplen: cap.snaplen, description: cap.description, interfaceName, exeOf: (pid) => programs.exeOf(pid) }),
+      owner: options.fileOwner,
+      rotation: cap.rotation,
+      totals,
+      onLimit: () => requestStop(`${cap.rotation?.fileCount} files written`),
+    });
+  const table = new EndpointTable(DEFAULT_GRACE, true);
 
   // After a detach, the program's new sockets are no longer seen: nothing later is written, so
   // the file ends cleanly instead of with some of the program's packets and not others.
@@ -108,7 +106,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
     if (!file) return false;
     if (rec.sec * 1000 + rec.nsec / 1e6 > cutoffMs) return false;
     if (cap?.count !== undefined && pipeline.counters.written >= cap.count) return false;
-    file.write(rec, owner, totals);
+    file.write(rec, owner);
     if (cap?.count !== undefined && pipeline.counters.written + 1 >= cap.count) requestStop(`${cap.count} packets written`);
     return true;
   });

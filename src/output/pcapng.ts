@@ -53,11 +53,15 @@ function u64(n: number | bigint): Buffer {
   return b;
 }
 
-/** A pcapng timestamp in nanoseconds (if_tsresol 9): high word, then low word. */
+/** A pcapng timestamp in nanoseconds (if_tsresol 9) at `at`: high word, then low word. */
+function writeTimestamp(out: Buffer, at: number, ns: bigint): void {
+  out.writeUInt32LE(Number(ns >> 32n), at);
+  out.writeUInt32LE(Number(ns & 0xffffffffn), at + 4);
+}
+
 function timestamp(ns: bigint): Buffer {
   const b = Buffer.alloc(8);
-  b.writeUInt32LE(Number(ns >> 32n), 0);
-  b.writeUInt32LE(Number(ns & 0xffffffffn), 4);
+  writeTimestamp(b, 0, ns);
   return b;
 }
 
@@ -130,9 +134,7 @@ export function writeEnhancedPacket(out: Buffer, at: number, p: SllPacket, ifid:
   out.writeUInt32LE(BLOCK_EPB, at);
   out.writeUInt32LE(len, at + 4);
   out.writeUInt32LE(ifid, at + 8);
-  const ns = BigInt(p.sec) * 1_000_000_000n + BigInt(p.nsec);
-  out.writeUInt32LE(Number(ns >> 32n), at + 12);
-  out.writeUInt32LE(Number(ns & 0xffffffffn), at + 16);
+  writeTimestamp(out, at + 12, BigInt(p.sec) * 1_000_000_000n + BigInt(p.nsec));
   out.writeUInt32LE(caplen, at + 20);
   out.writeUInt32LE(p.len + SLL2_HEADER_SIZE, at + 24);
   let o = at + 28;

@@ -22,6 +22,8 @@ export interface CaptureOutputOptions {
   newFormat: () => CaptureFormat;
   owner?: { uid: number; gid: number };
   rotation?: RotationOptions;
+  /** What a file closed by rotation says of the capture at its end. */
+  totals: () => CaptureTotals;
   /** -G with -W: the last file allowed is full. */
   onLimit?: () => void;
 }
@@ -53,7 +55,7 @@ export class CaptureOutput {
     return [...new Set(this.names)];
   }
 
-  write(p: SllPacket, owner: PacketOwner, totals: () => CaptureTotals): void {
+  write(p: SllPacket, owner: PacketOwner): void {
     if (this.stopped) return;
     const r = this.o.rotation;
     if (r?.periodSec) {
@@ -65,10 +67,10 @@ export class CaptureOutput {
           return;
         }
         this.period = period;
-        this.rotate(totals, p.sec * 1000);
+        this.rotate(p.sec * 1000);
       }
     }
-    if (r?.fileSizeMB && this.file.pendingBytes > r.fileSizeMB * 1e6) this.rotate(totals, p.sec * 1000);
+    if (r?.fileSizeMB && this.file.pendingBytes > r.fileSizeMB * 1e6) this.rotate(p.sec * 1000);
     this.file.write(p, owner);
   }
 
@@ -85,8 +87,8 @@ export class CaptureOutput {
     return g ? Math.floor(ms / 1000 / g) : 0;
   }
 
-  private rotate(totals: () => CaptureTotals, atMs: number): void {
-    this.file.close(totals());
+  private rotate(atMs: number): void {
+    this.file.close(this.o.totals());
     this.packetsBefore += this.file.packetsWritten;
     this.file = this.open(atMs);
   }

@@ -92,30 +92,19 @@ export function textLine(time: string, proc: ProcessInfo, d: Decoded): string {
   return s;
 }
 
-/** The fields of one JSON line, in their order. */
-export interface JsonPacket {
+/** The fields of one JSON line: the packet's, with its frame number, time and process. */
+export interface JsonPacket extends Decoded {
   frame: number;
   time: string | null;
   pid: number | null;
   tid: number | null;
   comm: string | null;
   exe: string | null;
-  direction: 'in' | 'out' | null;
   iface: string | null;
-  ifindex: number | null;
-  proto: string;
-  src: string | null;
-  sport: number | null;
-  dst: string | null;
-  dport: number | null;
-  len: number;
-  caplen: number;
-  flags: string | null;
-  info: string | null;
-  quoted: Decoded['quoted'];
 }
 
 export function jsonLine(rec: CaptureRecord, proc: ProcessInfo, d: Decoded): string {
+  // listed one by one: the order of the fields in the line
   const v: JsonPacket = {
     frame: rec.frame,
     time: epochText(rec.sec, rec.nsec),
