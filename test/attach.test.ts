@@ -13,7 +13,7 @@
 //  5. stops: SIGINT, SIGTERM, SIGHUP, -c N; a SIGSTOPped process stays stopped
 //  6. failures: no such pid, a kernel thread, a traced process, tracedump itself, -p with a
 //     command, --pname matching nothing: exit 125, a message, the target untouched
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
@@ -24,15 +24,16 @@ import {
   checkCapture,
   checkReadable,
   classify,
+  eventOf,
   freePort,
   noLeftovers,
-  parseSummary,
   portFilter,
   readRecords,
   recMatches,
   sleep,
   startBg,
   startOracle,
+  startTracedump,
   tcpConnections,
   workDir,
 } from './helpers/capture';
@@ -312,60 +313,27 @@ const tdPids = new Set<number>();
 
 /** node dist/cli.js ARGS (no command: attach mode), killed by pid at teardown. */
 function tracedump(t: Test, args: string[], timeoutMs = 60_000): Td {
-  const start = Date.now();
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const pid = child.pid as number;
-  tdPids.add(pid);
-  let out = '';
   let err = '';
-  let partial = '';
   let closed = false;
   const events: Ev[] = [];
   const waiters = new Set<() => void>();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    child.kill('SIGKILL');
-  }, timeoutMs);
-  child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr?.on('data', (c: Buffer) => {
-    const s = c.toString();
-    err += s;
-    const lines = (partial + s).split('\n');
-    partial = lines.pop() as string;
-    for (const l of lines) {
-      if (!l.startsWith('{"')) continue;
-      try {
-        const v = JSON.parse(l);
-        if (v && typeof v.kind === 'string') events.push(v);
-      } catch {
-        /* not an event */
-      }
-    }
-    for (const w of waiters) w();
+  const { child, pid, done } = startTracedump(t, args, {
+    timeoutMs,
+    onStderrLine: (l) => {
+      err += l + '\n';
+      const e = eventOf(l);
+      if (e) events.push(e);
+      for (const w of waiters) w();
+    },
   });
-  const done = new Promise<TdRun>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
+  tdPids.add(pid);
+  void done.then(
+    () => {
       closed = true;
       for (const w of waiters) w();
-      resolve({
-        status: code,
-        signal,
-        timedOut,
-        elapsedMs: Date.now() - start,
-        stdout: out,
-        stderr: err,
-        summary: parseSummary(err),
-        events,
-      });
-    });
-  });
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await done.catch(() => undefined);
-  });
+    },
+    () => undefined,
+  );
   const waitEvent = (pred: (e: Ev) => boolean, ms = 20_000) =>
     new Promise<Ev>((resolve, reject) => {
       const check = () => {

@@ -13,7 +13,7 @@ import path from 'node:path';
 import t, { type Test } from 'tap';
 import { decode, ipv6Text, tcpFlagString } from '../src/read/decode';
 import { CaptureReader, ReadError } from '../src/read/reader';
-import { epochText, processInfo } from '../src/read/print';
+import { type JsonPacket, epochText, processInfo } from '../src/read/print';
 import { ip4, ip6, tcp, udp, icmp } from './helpers/unit-packets';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -57,27 +57,7 @@ function read(args: string[], env: NodeJS.ProcessEnv = {}): Run {
 
 const lines = (s: string) => s.split('\n').filter((l) => l.length > 0);
 
-interface J {
-  frame: number;
-  time: string | null;
-  pid: number | null;
-  tid: number | null;
-  comm: string | null;
-  exe: string | null;
-  direction: 'in' | 'out' | null;
-  iface: string | null;
-  ifindex: number | null;
-  proto: string;
-  src: string | null;
-  sport: number | null;
-  dst: string | null;
-  dport: number | null;
-  len: number;
-  caplen: number;
-  flags: string | null;
-  info: string | null;
-  quoted: { proto: string; src: string; sport: number | null; dst: string; dport: number | null } | null;
-}
+type J = JsonPacket;
 
 const JSON_KEYS = [
   'frame',

@@ -11,7 +11,7 @@
 //  - setuid and file-capability programs keep working (no no_new_privs): the system's
 //    `passwd -S` (setuid root) and a small ping-like program (raw ICMP socket, echo to
 //    127.0.0.1) built here, once setuid root and once with cap_net_raw+ep.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
@@ -21,15 +21,14 @@ import {
   type TdRun,
   checkCapture,
   noLeftovers,
-  parseSummary,
   portFilter,
   readRecords,
   runFlows,
   startOracle,
   startServer,
+  startTracedump,
   workDir,
 } from './helpers/capture';
-import { CLI } from './helpers/tracedump';
 
 // tracedump's environment without any SUDO_* of the test runner itself (CI may run under sudo)
 const BASE_ENV: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SUDO_')));
@@ -93,44 +92,13 @@ function td(
   command: string[],
   opts: { env?: Record<string, string>; cwd: string; timeoutMs?: number },
 ): Promise<TdRun> {
-  const start = Date.now();
-  const child = spawn(process.execPath, [CLI, ...tdArgs, '--', ...command], {
+  const { child, done } = startTracedump(t, [...tdArgs, '--', ...command], {
     env: { ...BASE_ENV, ...(opts.env ?? {}) },
     cwd: opts.cwd,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    timeoutMs: opts.timeoutMs ?? 60_000,
   });
   children.add(child);
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    child.kill('SIGKILL');
-  }, opts.timeoutMs ?? 60_000);
-  let out = '';
-  let err = '';
-  child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
-  const done = new Promise<TdRun>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      children.delete(child);
-      resolve({
-        status: code,
-        signal,
-        timedOut,
-        elapsedMs: Date.now() - start,
-        stdout: out,
-        stderr: err,
-        summary: parseSummary(err),
-        events: [],
-      });
-    });
-  });
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await done.catch(() => undefined);
-  });
-  return done;
+  return done.finally(() => children.delete(child));
 }
 
 /** A work dir nobody (and any other user) can enter and read: 0755, files 0644. */

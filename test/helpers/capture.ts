@@ -281,29 +281,42 @@ export function parseSummary(stderr: string): Summary | null {
   return { packets: +m[1], size: m[2], file: m[3], sockets: +m[4], dropped: +m[5], line: m[0] };
 }
 
+/** A JSON event line of tracedump's --events=json, else undefined (the command's own line). */
+export function eventOf(line: string): TdRun['events'][number] | undefined {
+  if (!line.startsWith('{"')) return undefined;
+  try {
+    const v = JSON.parse(line);
+    return v && typeof v.kind === 'string' ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface TdProcess {
+  child: ChildProcess;
+  pid: number;
+  done: Promise<TdRun>;
+}
+
 /**
- * node dist/cli.js TDARGS -- COMMAND, with FLOWS_RECORD=record. onStderrLine sees every
- * stderr line as it comes (e.g. JSON events), with tracedump's pid.
+ * node dist/cli.js ARGS: bounded by timeoutMs (then SIGKILL), killed at teardown if still
+ * running. onStderrLine sees every stderr line as it comes (e.g. JSON events).
  */
-export function runTracedump(
+export function startTracedump(
   t: Teardownable,
-  tdArgs: string[],
-  command: string[],
+  args: string[],
   opts: {
-    record?: string;
+    env?: NodeJS.ProcessEnv;
+    cwd?: string;
     timeoutMs?: number;
     onStderrLine?: (line: string) => void;
     onStdout?: (all: string) => void;
-    cwd?: string;
   } = {},
-): Promise<TdRun> {
+): TdProcess {
   const start = Date.now();
-  const child = spawn(process.execPath, [CLI, ...tdArgs, '--', ...command], {
-    env: { ...process.env, ...(opts.record ? { FLOWS_RECORD: opts.record } : {}) },
-    cwd: opts.cwd,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  startedPids.add(child.pid as number);
+  const child = spawn(process.execPath, [CLI, ...args], { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const pid = child.pid as number;
+  startedPids.add(pid);
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
@@ -330,13 +343,8 @@ export function runTracedump(
       clearTimeout(timer);
       const events: TdRun['events'] = [];
       for (const l of err.split('\n')) {
-        if (!l.startsWith('{"')) continue;
-        try {
-          const v = JSON.parse(l);
-          if (v && typeof v.kind === 'string') events.push(v);
-        } catch {
-          /* the command's own line */
-        }
+        const e = eventOf(l);
+        if (e) events.push(e);
       }
       resolve({
         status: code,
@@ -354,7 +362,30 @@ export function runTracedump(
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await done.catch(() => undefined);
   });
-  return done;
+  return { child, pid, done };
+}
+
+/**
+ * node dist/cli.js TDARGS -- COMMAND, with FLOWS_RECORD=record. onStderrLine sees every
+ * stderr line as it comes (e.g. JSON events).
+ */
+export function runTracedump(
+  t: Teardownable,
+  tdArgs: string[],
+  command: string[],
+  opts: {
+    record?: string;
+    timeoutMs?: number;
+    onStderrLine?: (line: string) => void;
+    onStdout?: (all: string) => void;
+    cwd?: string;
+  } = {},
+): Promise<TdRun> {
+  const { record, ...rest } = opts;
+  return startTracedump(t, [...tdArgs, '--', ...command], {
+    ...rest,
+    env: { ...process.env, ...(record ? { FLOWS_RECORD: record } : {}) },
+  }).done;
 }
 
 // ---- the fixtures' record -------------------------------------------------------------------
