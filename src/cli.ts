@@ -8,6 +8,7 @@ import { checkTraceable, pidsByName } from './attached';
 import { chooseRunAs } from './run-as';
 import { formatFor } from './output/formats';
 import { runRead } from './read/command';
+import { TlsKeyLog } from './tls/key-log';
 import type { RotationOptions } from './output/rotation';
 
 import { version } from './version';
@@ -28,6 +29,9 @@ Examples:
       stop after 60 s or 10,000 packets, whichever comes first
   sudo tracedump -w app.pcapng -f 'tcp port 443' -- ./app
       pcapng: every packet names its process (pid, tid, program); keep only the HTTPS part
+  sudo tracedump -w curl.pcapng -- curl -s https://example.com/
+      HTTPS too: the program's TLS keys go into the pcapng, and Wireshark/tshark decrypt it
+      with no settings (the file then holds secrets: mode 0600); --keylog FILE keeps them
   sudo tracedump -w 'day-%Y%m%d-%H.pcapng' -G 3600 -- ./long-running-app
       a new file every hour, named by the time
   sudo tracedump -w firefox.pcap -p 4242
@@ -74,6 +78,8 @@ export interface CliOptions {
   fileSize?: number;
   rotateSeconds?: number;
   fileCount?: number;
+  keylog?: string;
+  tlsKeys: boolean;
 }
 
 /** -i names to interface indexes; an unknown name is an error before anything starts. */
@@ -165,6 +171,8 @@ function buildProgram(): Command {
     .option('-p, --pid <pid[,pid...]>', 'attach to these running processes instead of running a command', pidList)
     .option('--pname <name>', 'attach to every running process with this name')
     .option('-u, --user <user>', 'run the command as this user (default under sudo: the user who ran sudo)')
+    .option('--keylog <file>', 'also write the TLS keys the program logs to file (NSS key log format, for Wireshark\'s preferences)')
+    .option('--no-tls-keys', 'do not ask the program for its TLS keys (no SSLKEYLOGFILE, no Node --tls-keylog)')
     .argument('[command...]', 'the command to run, with its arguments')
     .passThroughOptions()
     .showSuggestionAfterError()
@@ -231,41 +239,49 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     // --events alone traces without capturing; otherwise capture (tcpdump's default file name).
     const output = opts.write ?? (opts.events ? undefined : 'tracedump.pcap');
     const owner = runAs && { uid: runAs.account.uid, gid: runAs.account.gid };
-    return await runSession({
-      attach,
-      fileOwner: owner,
-      command: attach
-        ? undefined
-        : {
-            argv: command,
-            cwd: process.cwd(),
-            env: runAs?.env ?? process.env,
-            // a capture on stdout must stay clean: the command's stdout goes to stderr
-            stdio: output === '-' ? [0, 2, 2] : [0, 1, 2],
-            user: runAs && { ...owner!, groups: runAs.account.groups },
-          },
-      events: opts.events,
-      summaryFd: opts.quiet ? undefined : 2,
-      capture:
-        output === undefined
+    const format = output === undefined ? undefined : formatFor(output, opts.format);
+    if (opts.keylog !== undefined && !opts.tlsKeys) throw new TracedumpError('--keylog and --no-tls-keys contradict each other', { code: 'EUSAGE' });
+    const tls = opts.tlsKeys ? tlsKeysFor(attach, runAs?.env ?? process.env, opts, output, format, owner) : undefined;
+    try {
+      return await runSession({
+        attach,
+        fileOwner: owner,
+        command: attach
           ? undefined
           : {
-              output,
-              format: formatFor(output, opts.format),
-              description: attach ? `tracedump -p ${attach.join(',')}` : `tracedump -- ${command.map(shellQuote).join(' ')}`,
-              snaplen: opts.snaplen,
-              count: opts.count,
-              durationSec: opts.duration,
-              lingerMs: opts.linger * 1000,
-              ringBytes: opts.bufferSize * 1024,
-              flushEveryBatch: !!opts.packetBuffered || output === '-',
-              killAfterMs: opts.killAfter * 1000,
-              filter: opts.kernelFilter,
-              interfaces: opts.interface === undefined ? undefined : interfaceIndexes(opts.interface),
-              userFilter: opts.filter === undefined ? undefined : compileUserFilter(opts.filter, opts.snaplen),
-              rotation: rotationOf(opts, output),
+              argv: command,
+              cwd: process.cwd(),
+              env: tls?.env ?? runAs?.env ?? process.env,
+              // a capture on stdout must stay clean: the command's stdout goes to stderr
+              stdio: output === '-' ? [0, 2, 2] : [0, 1, 2],
+              user: runAs && { ...owner!, groups: runAs.account.groups },
             },
-    });
+        events: opts.events,
+        summaryFd: opts.quiet ? undefined : 2,
+        tlsKeys: tls?.keys,
+        capture:
+          output === undefined
+            ? undefined
+            : {
+                output,
+                format: format!,
+                description: attach ? `tracedump -p ${attach.join(',')}` : `tracedump -- ${command.map(shellQuote).join(' ')}`,
+                snaplen: opts.snaplen,
+                count: opts.count,
+                durationSec: opts.duration,
+                lingerMs: opts.linger * 1000,
+                ringBytes: opts.bufferSize * 1024,
+                flushEveryBatch: !!opts.packetBuffered || output === '-',
+                killAfterMs: opts.killAfter * 1000,
+                filter: opts.kernelFilter,
+                interfaces: opts.interface === undefined ? undefined : interfaceIndexes(opts.interface),
+                userFilter: opts.filter === undefined ? undefined : compileUserFilter(opts.filter, opts.snaplen),
+                rotation: rotationOf(opts, output),
+              },
+      });
+    } finally {
+      tls?.keys.close();
+    }
   } catch (err) {
     if (err instanceof TracedumpError) {
       printError(err.message + (err.hint ? `\n  ${err.hint}` : ''));
@@ -274,6 +290,30 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     printError(`internal error: ${(err as Error).stack ?? err}`);
     return EXIT_TRACEDUMP_FAILURE;
   }
+}
+
+/**
+ * The program's TLS key log: a launched command is given one (its environment changes); an
+ * attached program's own SSLKEYLOGFILE is read when it was started with one.
+ */
+function tlsKeysFor(
+  attach: number[] | undefined,
+  env: NodeJS.ProcessEnv,
+  opts: CliOptions,
+  output: string | undefined,
+  format: 'pcap' | 'pcapng' | undefined,
+  owner: { uid: number; gid: number } | undefined,
+): { keys: TlsKeyLog; env?: NodeJS.ProcessEnv } | undefined {
+  if (output === undefined && opts.keylog === undefined) return undefined; // nowhere to put keys
+  const o = { copyTo: opts.keylog, owner, fileHoldsKeys: format === 'pcapng', captureName: output, warn: printError };
+  if (!attach) return TlsKeyLog.forLaunch(env, o);
+  const keys = TlsKeyLog.forAttach(attach, o);
+  if (keys.files.length === 0 && (format === 'pcapng' || opts.keylog !== undefined))
+    printError(
+      'attached processes keep the environment they were started with, so tracedump cannot ask their TLS library ' +
+        'for keys; a program started with SSLKEYLOGFILE=FILE has that file read, its keys embedded (pcapng) and copied to --keylog',
+    );
+  return { keys };
 }
 
 // Node's own exit resets the terminal and aborts if the terminal has hung up (SIGHUP from a

@@ -15,6 +15,8 @@ import { DEFAULT_GRACE, EndpointTable } from './tracker/endpoints';
 import { Sweeper } from './tracker/sweeper';
 import { CapturePipeline } from './capture/pipeline';
 import { formatSummary } from './summary';
+import type { TlsKeyLog } from './tls/key-log';
+import { StopStatsRecorder } from './stop-stats';
 
 export interface CaptureSettings {
   /** Path of the capture file, or '-' for stdout. */
@@ -57,15 +59,24 @@ export interface SessionOptions {
   capture?: CaptureSettings;
   /** Where the one-line summary goes (stderr); undefined: no summary. */
   summaryFd?: number;
+  /** The program's TLS key log: read while capturing, its keys put in the file (pcapng). */
+  tlsKeys?: TlsKeyLog;
 }
 
 const TICK_MS = 100;
 const FLUSH_MS = 1000;
+// With TLS keys, packets wait this long before they are written: the key a program logs just
+// after a packet arrived (TLS 1.3 handshake keys, after the ServerHello) still goes ahead of it.
+const KEY_HOLD_MS = 250;
 
 export async function runSession(options: SessionOptions): Promise<number> {
+  // Instrumentation for the benchmark (TRACEDUMP_STATS_FILE): stop-path timings, written at the end.
+  const stopStats = StopStatsRecorder.fromEnv();
   const format = options.events ? formatter(options.events) : undefined;
   const eventsFd = options.eventsFd ?? 2;
   const cap = options.capture;
+  const keys = options.tlsKeys;
+  const holdForKeys = !!keys && cap?.format === 'pcapng';
 
   const programs = new ProgramTable();
   const interfaceNames = new Map<number, string | undefined>();
@@ -92,7 +103,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
     new CaptureOutput({
       path: cap.output,
       newFormat: () => makeFormat(cap.format, { snaplen: cap.snaplen, description: cap.description, interfaceName, exeOf: (pid) => programs.exeOf(pid) }),
-      owner: options.fileOwner,
+      file: { owner: options.fileOwner, secret: holdForKeys, holdBack: holdForKeys, secrets: keys && (() => keys.read()) },
       rotation: cap.rotation,
       totals,
       onLimit: () => requestStop(`${cap.rotation?.fileCount} files written`),
@@ -124,7 +135,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
         onBatch: (batch) => {
           pipeline.addBatch(batch);
           if (table.sweepWanted) settle(Date.now());
-          if (cap.flushEveryBatch) file.flush();
+          if (cap.flushEveryBatch) writeOut(Date.now());
         },
       });
       if (live.fallbackReason) printError(`using the classic BPF filter: ${live.fallbackReason}`);
@@ -141,7 +152,11 @@ export async function runSession(options: SessionOptions): Promise<number> {
   // wide program in place meanwhile).
   const refreshClassic = () => {
     if (live?.filterMode !== 'classic' || !sweeper || (!sweeper.released && classicBuilt === table.generation)) return;
-    if (live.refreshClassic(table.localPorts(), table.generation)) {
+    const ports = table.localPorts();
+    const started = stopStats && process.hrtime.bigint();
+    const attached = live.refreshClassic(ports, table.generation);
+    if (started) stopStats.classicRefresh(started, ports);
+    if (attached) {
       classicBuilt = table.generation;
       sweeper.released = false;
     }
@@ -155,6 +170,8 @@ export async function runSession(options: SessionOptions): Promise<number> {
   };
 
   let lastFlush = Date.now();
+  // What is due in the file: everything, or (with TLS keys) what is old enough.
+  const writeOut = (now: number) => (holdForKeys ? file!.flushSettled(now - KEY_HOLD_MS) : file!.flush());
 
   const onEvents = (batch: TraceEvent[]) => {
     for (const e of batch) {
@@ -183,9 +200,9 @@ export async function runSession(options: SessionOptions): Promise<number> {
     const now = Date.now();
     settle(now);
     pipeline.expireFragments(now);
-    if (file && now - lastFlush >= FLUSH_MS) {
+    if (file && (holdForKeys || now - lastFlush >= FLUSH_MS)) {
       lastFlush = now;
-      file.flush();
+      writeOut(now);
     }
     if (file?.error) requestStop('the capture file cannot be written');
   };
@@ -200,6 +217,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
     throw err;
   }
   if (live) timers.push(setInterval(tick, TICK_MS));
+  else if (keys) timers.push(setInterval(() => keys.read(), TICK_MS)); // --keylog without a capture
   if (cap?.durationSec !== undefined) timers.push(setTimeout(() => requestStop('duration reached'), cap.durationSec * 1000));
   const stopSignals = handleSignals(traced, requestStop, () => file?.flush());
 
@@ -218,13 +236,14 @@ export async function runSession(options: SessionOptions): Promise<number> {
       if (options.summaryFd !== undefined)
         writeAll(
           options.summaryFd,
-          formatSummary({ file: cap.output, counters: pipeline.counters, inFile: file.error ? file.packetsWritten : undefined, files: file.fileNames, sockets: table.socketsSeen, kernel: stats, filter: live.filterMode, failedRules: live.rules.failed() }) + '\n',
+          formatSummary({ file: cap.output, counters: pipeline.counters, inFile: file.error ? file.packetsWritten : undefined, files: file.fileNames, sockets: table.socketsSeen, kernel: stats, filter: live.filterMode, failedRules: live.rules.failed(), tlsKeys: keys && { lines: keys.lines, inFile: holdForKeys } }) + '\n',
         );
       if (file.error) {
         printError(file.error.message);
         return EXIT_TRACEDUMP_FAILURE;
       }
     }
+    if (!file) keys?.read();
     return outcome.status;
   } finally {
     for (const t of timers) clearInterval(t);
@@ -232,6 +251,13 @@ export async function runSession(options: SessionOptions): Promise<number> {
     stopSignals();
     live?.close();
     file?.close();
+    if (stopStats) {
+      try {
+        stopStats.write();
+      } catch (err) {
+        printError(`cannot write ${stopStats.file}: ${(err as Error).message}`);
+      }
+    }
   }
 }
 

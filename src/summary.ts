@@ -13,6 +13,8 @@ export interface SummaryInput {
   filter: string;
   /** Rules the kernel filter could not hold (packets of those sockets may be missing). */
   failedRules?: number;
+  /** TLS key log lines the program wrote (and where they went). */
+  tlsKeys?: { lines: number; inFile: boolean };
 }
 
 function size(bytes: number): string {
@@ -33,6 +35,7 @@ export function formatSummary(s: SummaryInput): string {
     `${s.kernel.drops} dropped by the kernel`,
   ];
   if (s.kernel.drops > 0) parts[2] += ' (raise the ring with -B)';
+  if (s.tlsKeys?.lines) parts.push(`${s.tlsKeys.lines} TLS key log lines${s.tlsKeys.inFile ? ' in the file' : ''}`);
   if (s.failedRules) parts.push(`${s.failedRules} filter rules refused by the kernel (map full)`);
   return `tracedump: ${parts.join(', ')} (${s.filter} filter)`;
 }

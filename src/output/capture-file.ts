@@ -1,5 +1,8 @@
 // The capture file (or stdout) in a given format: whole records only, buffered, flushed on
 // demand. A failed write (disk full) leaves the file cut back to its last whole record.
+// Records can be held back for a moment (flushSettled): a TLS key the program logs just after
+// a packet arrived must still land in the file before that packet, so that Wireshark decrypts
+// in one pass; insertBeforeHeld puts such a block ahead of every record not yet written.
 import * as fs from 'node:fs';
 import { TracedumpError } from '../errors';
 import type { SllPacket } from './pcap';
@@ -8,12 +11,29 @@ import { writeAll } from './fd-writer';
 import { type NativeFileGuard, native } from '../native';
 
 const BUFFER_BYTES = 1 << 20;
+/** Held-back records may grow the buffer to this much before they are written regardless. */
+const MAX_HELD_BYTES = 8 << 20;
+
+export interface CaptureFileOptions {
+  /** The user the file is given to (the user the command runs as, like tcpdump -Z). */
+  owner?: { uid: number; gid: number };
+  /** The file will hold secrets (TLS keys): mode 0600. */
+  secret?: boolean;
+  /** Records will be held back (flushSettled): grow the buffer rather than write them early. */
+  holdBack?: boolean;
+  /** New TLS key log lines, asked for before every write: they go ahead of the held records. */
+  secrets?: () => Buffer | undefined;
+}
 
 export class CaptureFile {
-  private readonly buf = Buffer.allocUnsafe(BUFFER_BYTES);
+  private buf = Buffer.allocUnsafe(BUFFER_BYTES);
   private used = 0;
+  // The buffered units (a record with the blocks that come with it): where each ends in buf,
+  // the capture time of its packet (ms), and whether it is a record.
+  private unitEnds: number[] = [];
+  private unitMs: number[] = [];
+  private unitRecords: number[] = [];
   private committed = 0; // bytes of whole records known to be in the file
-  private buffered = 0; // records in buf
   private records = 0; // records known to be in the file
   private closed = false;
   private failed?: TracedumpError;
@@ -23,20 +43,21 @@ export class CaptureFile {
     private readonly fd: number,
     private readonly ownsFd: boolean,
     private readonly format: CaptureFormat,
-    private readonly guard?: NativeFileGuard,
+    private readonly guard: NativeFileGuard | undefined,
+    private readonly options: CaptureFileOptions,
   ) {}
 
-  /**
-   * Opens (creates or truncates) path, or stdout for '-'; writes the file header. owner: the
-   * user the file is given to (the user the command runs as, like tcpdump -Z).
-   */
-  static open(path: string, format: CaptureFormat, owner?: { uid: number; gid: number }): CaptureFile {
+  /** Opens (creates or truncates) path, or stdout for '-'; writes the file header. */
+  static open(path: string, format: CaptureFormat, options: CaptureFileOptions = {}): CaptureFile {
+    const { owner } = options;
     let file: CaptureFile;
-    if (path === '-') file = new CaptureFile('-', 1, false, format);
+    if (path === '-') file = new CaptureFile('-', 1, false, format, undefined, options);
     else {
       let fd: number;
+      const mode = options.secret ? 0o600 : 0o644;
       try {
-        fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC, 0o644);
+        fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC, mode);
+        if (options.secret) fs.fchmodSync(fd, mode); // an existing file keeps its mode otherwise
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
         throw new TracedumpError(`cannot write ${path}: ${e.message.replace(/^[A-Z]+: /, '').replace(/, open.*$/, '')}`, {
@@ -61,10 +82,9 @@ export class CaptureFile {
         fs.closeSync(fd);
         throw err;
       }
-      file = new CaptureFile(path, fd, true, format, guard);
+      file = new CaptureFile(path, fd, true, format, guard, options);
     }
-    file.append(format.header());
-    file.flush();
+    file.writeOut(format.header(), 0); // directly: nothing may go ahead of it
     // Not even the header fits (a full disk): fail now, before the command starts.
     if (file.failed) {
       const err = file.failed;
@@ -100,40 +120,124 @@ export class CaptureFile {
 
   write(p: SllPacket, owner: PacketOwner): void {
     if (this.failed || this.closed) return;
+    const ms = p.sec * 1000 + p.nsec / 1e6;
     const before = this.format.before(p, owner);
-    if (before) this.append(before);
+    if (before) this.append(before, ms, 0);
     const size = this.format.recordSize(p, owner);
-    if (this.used + size > BUFFER_BYTES) this.flush();
     if (size > BUFFER_BYTES) {
       const one = Buffer.allocUnsafe(size);
       this.format.writeRecord(one, 0, p, owner);
       this.flush();
       this.writeOut(one, 1);
     } else {
+      this.makeRoom(size);
       this.used = this.format.writeRecord(this.buf, this.used, p, owner);
-      this.buffered++;
+      this.endUnit(ms, 1);
     }
     const after = this.format.after(p, owner);
-    if (after) this.append(after);
+    if (after) this.append(after, ms, 0);
   }
 
-  private append(b: Buffer): void {
-    if (this.used + b.length > BUFFER_BYTES) this.flush();
+  /**
+   * TLS key log lines: a block ahead of every record not yet written. Returns false when the
+   * format cannot hold them (classic pcap).
+   */
+  insertBeforeHeld(keyLog: Buffer): boolean {
+    const b = this.format.secrets(keyLog);
+    if (!b) return false;
+    if (this.failed || this.closed) return true;
+    if (this.used + b.length > this.buf.length) {
+      this.writeOut(Buffer.concat([b, this.buf.subarray(0, this.used)]), this.heldRecords());
+      this.empty();
+      return true;
+    }
+    this.buf.copy(this.buf, b.length, 0, this.used);
+    b.copy(this.buf, 0);
+    this.used += b.length;
+    for (let i = 0; i < this.unitEnds.length; i++) this.unitEnds[i] += b.length;
+    // the block travels with the first held unit (or is a unit of its own)
+    if (this.unitEnds.length === 0) this.endUnit(0, 0);
+    return true;
+  }
+
+  private takeSecrets(): void {
+    const keyLog = this.closed || this.failed ? undefined : this.options.secrets?.();
+    if (keyLog) this.insertBeforeHeld(keyLog);
+  }
+
+  private append(b: Buffer, ms: number, records: number): void {
     if (b.length > BUFFER_BYTES) {
-      this.writeOut(b, 0);
+      this.flush();
+      this.writeOut(b, records);
       return;
     }
+    this.makeRoom(b.length);
     b.copy(this.buf, this.used);
     this.used += b.length;
+    this.endUnit(ms, records);
   }
 
+  private endUnit(ms: number, records: number): void {
+    this.unitEnds.push(this.used);
+    this.unitMs.push(ms);
+    this.unitRecords.push(records);
+  }
+
+  /** Room for n more bytes: write what is settled, else grow while held bytes are few. */
+  private makeRoom(n: number): void {
+    if (this.used + n <= this.buf.length) return;
+    if (this.options.holdBack && this.buf.length < MAX_HELD_BYTES && this.used + n <= MAX_HELD_BYTES && this.unitEnds.length > 0) {
+      // keep the young records held: a bigger buffer rather than an early write
+      const bigger = Buffer.allocUnsafe(Math.min(MAX_HELD_BYTES, Math.max(this.buf.length * 2, this.used + n)));
+      this.buf.copy(bigger, 0, 0, this.used);
+      this.buf = bigger;
+      return;
+    }
+    this.flush();
+  }
+
+  private heldRecords(upTo = this.unitEnds.length): number {
+    let n = 0;
+    for (let i = 0; i < upTo; i++) n += this.unitRecords[i];
+    return n;
+  }
+
+  /** Drops the first `units` units from the buffer (they were written). */
+  private forget(units: number): void {
+    if (units === 0) return;
+    const bytes = this.unitEnds[units - 1];
+    this.buf.copy(this.buf, 0, bytes, this.used);
+    this.used -= bytes;
+    this.unitEnds.splice(0, units);
+    this.unitMs.splice(0, units);
+    this.unitRecords.splice(0, units);
+    for (let i = 0; i < this.unitEnds.length; i++) this.unitEnds[i] -= bytes;
+  }
+
+  /** Writes everything buffered. */
   flush(): void {
+    this.takeSecrets();
     if (this.used === 0 || this.failed) return;
-    const chunk = this.buf.subarray(0, this.used);
-    const records = this.buffered;
+    this.writeOut(this.buf.subarray(0, this.used), this.heldRecords());
+    this.empty();
+  }
+
+  private empty(): void {
     this.used = 0;
-    this.buffered = 0;
-    this.writeOut(chunk, records);
+    this.unitEnds.length = this.unitMs.length = this.unitRecords.length = 0;
+    if (this.buf.length > BUFFER_BYTES) this.buf = Buffer.allocUnsafe(BUFFER_BYTES);
+  }
+
+  /** Writes the records captured before `beforeMs`; younger ones stay held. */
+  flushSettled(beforeMs: number): void {
+    this.takeSecrets();
+    if (this.used === 0 || this.failed) return;
+    let i = 0;
+    while (i < this.unitMs.length && this.unitMs[i] < beforeMs) i++;
+    if (i === this.unitMs.length) return this.flush();
+    if (i === 0) return;
+    this.writeOut(this.buf.subarray(0, this.unitEnds[i - 1]), this.heldRecords(i));
+    this.forget(i);
   }
 
   private writeOut(chunk: Buffer, records: number): void {
@@ -170,7 +274,7 @@ export class CaptureFile {
   close(totals?: CaptureTotals): void {
     if (this.closed) return;
     const trailer = totals && !this.failed ? this.format.trailer(totals) : undefined;
-    if (trailer) this.append(trailer);
+    if (trailer) this.append(trailer, Infinity, 0);
     this.flush();
     this.closed = true;
     this.guard?.release();

@@ -31,4 +31,6 @@ export interface CaptureFormat {
   /** A block that follows this packet's record (names it resolved), if any. */
   after(p: SllPacket, owner: PacketOwner): Buffer | undefined;
   trailer(totals: CaptureTotals): Buffer | undefined;
+  /** A block holding TLS key log lines, or undefined where the format cannot hold them. */
+  secrets(keyLog: Buffer): Buffer | undefined;
 }

@@ -11,5 +11,6 @@ export function pcapFormat(snaplen: number): CaptureFormat {
     writeRecord: (out, at, p) => writePcapRecord(out, at, p),
     after: () => undefined,
     trailer: () => undefined,
+    secrets: () => undefined, // classic pcap has no block for them
   };
 }

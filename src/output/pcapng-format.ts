@@ -1,7 +1,7 @@
 // pcapng as a CaptureFormat: a section header naming tracedump and the command, an interface
 // block the first time an interface carries a packet, every packet with its direction, the
 // pid and tid of its process and a comment any Wireshark shows, the names the program itself
-// resolved, and interface statistics at the end.
+// resolved, the TLS keys it logged, and interface statistics at the end.
 import { resolvedNames } from '../capture/dns';
 import type { CaptureFormat, CaptureTotals, PacketOwner } from './format';
 import type { SllPacket } from './pcap';
@@ -12,6 +12,7 @@ import {
   interfaceStatistics,
   nameResolution,
   processOptions,
+  decryptionSecrets,
   sectionHeader,
   writeEnhancedPacket,
 } from './pcapng';
@@ -66,6 +67,7 @@ export function pcapngFormat(ctx: PcapngContext): CaptureFormat {
       });
       return fresh.length ? nameResolution(fresh) : undefined;
     },
+    secrets: (keyLog) => decryptionSecrets(keyLog),
     trailer(t: CaptureTotals) {
       // The kernel ring is shared by all interfaces: its drops are given once, on the first.
       const blocks = received.map((n, ifid) =>

@@ -1,5 +1,6 @@
 // pcapng blocks (little-endian sections): Section Header, Interface Description, Enhanced
-// Packet (with direction, process and thread), Name Resolution and Interface Statistics.
+// Packet (with direction, process and thread), Name Resolution, Decryption Secrets and
+// Interface Statistics.
 // Pure: it only makes bytes. Layout: draft-ietf-opsawg-pcapng.
 import { LINKTYPE_LINUX_SLL2, SLL2_HEADER_SIZE, type SllPacket, writeSll2Header } from './pcap';
 
@@ -8,6 +9,9 @@ export const BLOCK_IDB = 1;
 export const BLOCK_NRB = 4;
 export const BLOCK_ISB = 5;
 export const BLOCK_EPB = 6;
+export const BLOCK_DSB = 0x0a;
+/** Decryption Secrets Block type of an NSS key log ("TLSK"). */
+export const SECRETS_TLS_KEY_LOG = 0x544c534b;
 export const BYTE_ORDER_MAGIC = 0x1a2b3c4d;
 
 export const OPT_COMMENT = 1;
@@ -175,6 +179,15 @@ export interface InterfaceStats {
   received: number;
   dropped?: number;
   comment?: string;
+}
+
+/** Decryption Secrets Block holding NSS key log lines (Wireshark decrypts TLS with them). */
+export function decryptionSecrets(keyLog: Buffer): Buffer {
+  const body = Buffer.alloc(8 + pad4(keyLog.length));
+  body.writeUInt32LE(SECRETS_TLS_KEY_LOG, 0);
+  body.writeUInt32LE(keyLog.length, 4);
+  keyLog.copy(body, 8);
+  return block(BLOCK_DSB, body);
 }
 
 export function interfaceStatistics(s: InterfaceStats): Buffer {

@@ -3,7 +3,7 @@
 // name made by strftime), -W N (with -C: a ring of N files, overwritten in turn; with -G alone:
 // stop after N files). Every file is whole on its own, with its own headers.
 import type { CaptureFormat, CaptureTotals, PacketOwner } from './format';
-import { CaptureFile } from './capture-file';
+import { CaptureFile, type CaptureFileOptions } from './capture-file';
 import type { SllPacket } from './pcap';
 import type { TracedumpError } from '../errors';
 
@@ -20,7 +20,8 @@ export interface CaptureOutputOptions {
   path: string;
   /** A fresh format (its own interface numbering, names) for every file. */
   newFormat: () => CaptureFormat;
-  owner?: { uid: number; gid: number };
+  /** How every file is opened (owner, mode, holding back). */
+  file?: CaptureFileOptions;
   rotation?: RotationOptions;
   /** What a file closed by rotation says of the capture at its end. */
   totals: () => CaptureTotals;
@@ -78,6 +79,16 @@ export class CaptureOutput {
     this.file.flush();
   }
 
+  /** Writes the records captured before beforeMs; younger ones stay held. */
+  flushSettled(beforeMs: number): void {
+    this.file.flushSettled(beforeMs);
+  }
+
+  /** TLS key log lines ahead of every record not yet written; false: the format cannot hold them. */
+  insertSecrets(keyLog: Buffer): boolean {
+    return this.file.insertBeforeHeld(keyLog);
+  }
+
   close(totals?: CaptureTotals): void {
     this.file.close(totals);
   }
@@ -97,7 +108,7 @@ export class CaptureOutput {
     const name = fileName(this.o.path, this.files, this.o.rotation, atMs);
     this.files++;
     this.names.push(name);
-    return CaptureFile.open(name, this.o.newFormat(), this.o.owner);
+    return CaptureFile.open(name, this.o.newFormat(), this.o.file);
   }
 }
 
