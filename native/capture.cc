@@ -1,7 +1,9 @@
-// TPACKET_V3 ring reader. The reader copies each retired block's packets into a reused slab
-// and returns the block to the kernel at once; when the controller holds every slab
-// (max_in_flight bytes) it stops returning blocks, so the kernel counts drops instead of this
-// process growing without bound.
+// TPACKET_V3 ring reader. Each retired block is turned into a batch in place: every packet's
+// 28-byte record header is written into the frame's header room right before its data, and
+// the block itself is lent to the controller, which reads it and gives it back (recycle()).
+// Nothing is copied and nothing is allocated: the ring is all the memory the capture uses.
+// While the controller holds a block the kernel cannot fill it; when it holds all of them
+// the kernel counts drops instead of this process growing.
 #include "capture.h"
 
 #include <algorithm>
@@ -15,11 +17,13 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 
 namespace {
@@ -82,15 +86,12 @@ int Capture::attach_classic(const std::vector<sock_filter>& p) {
 
 int Capture::start(Deliver deliver) {
   deliver_ = std::move(deliver);
-  // The first slabs are made and touched now, before the command runs: page faults in the
-  // middle of a burst would slow the reader just when the ring fills. More are made only
-  // when the controller falls behind.
-  size_t ready = std::min<uint64_t>(options_.ready_slabs, options_.max_in_flight / options_.block_size);
-  for (; slabs_made_ < ready; slabs_made_++) {
-    std::unique_ptr<uint8_t[]> s(new uint8_t[options_.block_size]);
-    memset(s.get(), 0, options_.block_size);
-    free_slabs_.push_back(std::move(s));
-  }
+  lent_.assign(options_.block_count, 0);
+  consumer_tid_ = static_cast<int>(gettid());
+  errno = 0;
+  consumer_nice_ = getpriority(PRIO_PROCESS, consumer_tid_);
+  if (errno) consumer_nice_ = 0;
+  if (const char* b = getenv("TRACEDUMP_CAPTURE_BOOST")) boost_nice_ = atoi(b);
   sockaddr_ll sll;
   memset(&sll, 0, sizeof sll);
   sll.sll_family = AF_PACKET;
@@ -115,24 +116,23 @@ void Capture::stop() {
   thread_.join();
 }
 
-void Capture::recycle(std::unique_ptr<uint8_t[]> slab) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  free_slabs_.push_back(std::move(slab));
-  room_.notify_all();
+void Capture::recycle(Slab slab) {
+  if (!slab) return;
+  release_block(slab.block());
 }
 
-std::unique_ptr<uint8_t[]> Capture::take_slab() {
-  std::unique_lock<std::mutex> lock(mutex_);
-  size_t max_slabs = std::max<uint64_t>(2, options_.max_in_flight / options_.block_size);
-  if (free_slabs_.empty() && slabs_made_ >= max_slabs) stats_.stalls++;
-  room_.wait(lock, [&] { return !free_slabs_.empty() || slabs_made_ < max_slabs || stopping_; });
-  if (!free_slabs_.empty()) {
-    auto s = std::move(free_slabs_.back());
-    free_slabs_.pop_back();
-    return s;
+void Capture::release_block(uint32_t block) {
+  auto* desc = reinterpret_cast<tpacket_block_desc*>(ring_ + static_cast<size_t>(block) * options_.block_size);
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (block >= lent_.size() || !lent_[block]) return;
+  lent_[block] = 0;
+  lent_count_--;
+  __atomic_store_n(&desc->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+  if (boosted_ && lent_count_ == 0) {
+    boosted_ = false;
+    setpriority(PRIO_PROCESS, consumer_tid_, consumer_nice_);
   }
-  slabs_made_++;  // beyond max only while stopping: the last blocks must still be handed over
-  return std::unique_ptr<uint8_t[]>(new uint8_t[options_.block_size]);  // not zeroed: filled below
+  room_.notify_all();
 }
 
 void Capture::read_kernel_stats() {
@@ -154,53 +154,86 @@ CaptureStats Capture::stats() {
 bool Capture::process_ready_blocks() {
   bool any = false;
   for (;;) {
-    auto* block = reinterpret_cast<tpacket_block_desc*>(ring_ + static_cast<size_t>(next_block_) *
-                                                                    options_.block_size);
+    uint8_t* base = ring_ + static_cast<size_t>(next_block_) * options_.block_size;
+    auto* block = reinterpret_cast<tpacket_block_desc*>(base);
+    {
+      // A block still lent to the controller reads TP_STATUS_USER too: it is not new.
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (lent_[next_block_]) return any;
+    }
     if (!(__atomic_load_n(&block->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER))
       return any;
-    CaptureBatch batch;
-    batch.slab = take_slab();
-    uint8_t* out = batch.slab.get();
     uint32_t n = block->hdr.bh1.num_pkts;
-    auto* hdr = reinterpret_cast<tpacket3_hdr*>(reinterpret_cast<uint8_t*>(block) +
-                                                block->hdr.bh1.offset_to_first_pkt);
-    // A record (28-byte header + data) is never larger than its frame in the block (tpacket3
-    // header + sockaddr_ll + data), so a block-sized slab always holds the whole batch.
-    size_t at = 0;
+    uint8_t* h = base + block->hdr.bh1.offset_to_first_pkt;
+    uint8_t* first = nullptr;  // the first record's header
+    uint8_t* end = nullptr;    // the end of the last record's data
+    uint8_t* prev = nullptr;   // the previous record's header (its gap is set once this one is known)
     uint32_t kept = 0;
-    auto* h = hdr;
+    bool fits = true;
     for (uint32_t i = 0; i < n; i++) {
-      auto* sll = reinterpret_cast<sockaddr_ll*>(reinterpret_cast<uint8_t*>(h) +
-                                                 TPACKET_ALIGN(sizeof(tpacket3_hdr)));
-      auto* next = reinterpret_cast<tpacket3_hdr*>(reinterpret_cast<uint8_t*>(h) + h->tp_next_offset);
-      const uint8_t* data = reinterpret_cast<uint8_t*>(h) + h->tp_mac;
-      if (!wanted(sll->sll_ifindex, data, h->tp_len, h->tp_snaplen)) {
-        h = next;
-        continue;
+      auto* th = reinterpret_cast<tpacket3_hdr*>(h);
+      // Everything needed is read before the record header is written over the frame's room.
+      uint32_t next_offset = th->tp_next_offset, sec = th->tp_sec, nsec = th->tp_nsec;
+      uint32_t snaplen = th->tp_snaplen, len = th->tp_len;
+      uint16_t mac = th->tp_mac;
+      auto* sll = reinterpret_cast<sockaddr_ll*>(h + TPACKET_ALIGN(sizeof(tpacket3_hdr)));
+      int ifindex = sll->sll_ifindex;
+      uint16_t protocol = ntohs(sll->sll_protocol), hatype = sll->sll_hatype;
+      uint8_t pkttype = sll->sll_pkttype;
+      uint8_t* data = h + mac;
+      // The header room of a SOCK_DGRAM frame (tpacket3_hdr + sockaddr_ll, then alignment) is
+      // 96 bytes; the record header takes the last 28 of them.
+      if (mac < TPACKET_ALIGN(sizeof(tpacket3_hdr)) + kRecordHeaderSize) {
+        fits = false;  // never seen: a kernel that puts data right after its headers
+        break;
       }
-      kept++;
-      put32(out + at, h->tp_sec);
-      put32(out + at + 4, h->tp_nsec);
-      put32(out + at + 8, h->tp_snaplen);
-      put32(out + at + 12, h->tp_len);
-      put32(out + at + 16, static_cast<uint32_t>(sll->sll_ifindex));
-      put16(out + at + 20, ntohs(sll->sll_protocol));
-      put16(out + at + 22, sll->sll_hatype);
-      out[at + 24] = sll->sll_pkttype;
-      out[at + 25] = out[at + 26] = out[at + 27] = 0;
-      memcpy(out + at + kRecordHeaderSize, data, h->tp_snaplen);
-      at += kRecordHeaderSize + h->tp_snaplen;
-      h = next;
+      uint8_t* rec = data - kRecordHeaderSize;
+      bool want = wanted(ifindex, data, len, snaplen);
+      put32(rec, sec);
+      put32(rec + 4, nsec);
+      put32(rec + 8, snaplen);
+      put32(rec + 12, len);
+      put32(rec + 16, static_cast<uint32_t>(ifindex));
+      put16(rec + 20, protocol);
+      put16(rec + 22, hatype);
+      rec[24] = pkttype;
+      rec[25] = want ? 0 : kRecordSkip;
+      put16(rec + 26, 0);
+      if (prev) put16(prev + 26, static_cast<uint16_t>(rec - end));
+      if (!first) first = rec;
+      prev = rec;
+      end = data + snaplen;
+      if (want) kept++;
+      if (next_offset == 0) break;
+      h += next_offset;
     }
-    batch.size = at;
-    batch.packets = kept;
-    __atomic_store_n(&block->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
     next_block_ = (next_block_ + 1) % options_.block_count;
-    if (kept > 0)
-      deliver_(std::move(batch));
-    else
-      recycle(std::move(batch.slab));
     any = true;
+    if (!fits || kept == 0) {
+      if (!fits) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        stats_.drops += n;
+      }
+      __atomic_store_n(&block->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+      continue;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      lent_[(next_block_ + options_.block_count - 1) % options_.block_count] = 1;
+      lent_count_++;
+      // A quarter of the ring waits for the controller: from here on it must win the CPU
+      // from the traced program (whose traffic fills the ring), or packets are lost. Only
+      // while the backlog lasts, so ordinary traffic leaves priorities alone. Refused
+      // without CAP_SYS_NICE: then nothing changes.
+      if (!boosted_ && boost_nice_ < consumer_nice_ && lent_count_ * 4 >= options_.block_count &&
+          setpriority(PRIO_PROCESS, consumer_tid_, boost_nice_) == 0)
+        boosted_ = true;
+    }
+    CaptureBatch batch;
+    batch.slab = Slab(first, (next_block_ + options_.block_count - 1) % options_.block_count);
+    batch.size = static_cast<size_t>(end - first);
+    batch.packets = kept;
+    deliver_(std::move(batch));
   }
 }
 
@@ -215,9 +248,25 @@ bool Capture::wanted(int ifindex, const uint8_t* data, uint32_t len, uint32_t ca
 }
 
 void Capture::run() {
+  // The reader does little (a record header per packet) but must run as soon as a block is
+  // retired, also when the traced program keeps both CPUs busy.
+  if (boost_nice_ < consumer_nice_) setpriority(PRIO_PROCESS, static_cast<int>(gettid()), boost_nice_);
   pollfd fds[2] = {{fd_.get(), POLLIN | POLLERR, 0}, {wake_fd_.get(), POLLIN, 0}};
   while (!stopping_) {
-    process_ready_blocks();
+    if (process_ready_blocks()) continue;
+    // While the controller holds a block the socket polls readable (TPACKET_V3 reports the
+    // block before the kernel's current one), so poll would spin: wait for a block to come
+    // back instead (the controller reads batches one after the other, so the next one is
+    // only needed then), or a few ms for the kernel to retire another.
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      if (lent_count_ > 0 && !stopping_) {
+        if (lent_[next_block_]) stats_.stalls++;
+        uint32_t lent = lent_count_;
+        room_.wait_for(lock, std::chrono::milliseconds(5), [&] { return lent_count_ < lent || stopping_; });
+        continue;
+      }
+    }
     poll(fds, 2, 100);
   }
   // Stopping: the block being filled is retired by the kernel within retire_ms; wait for it

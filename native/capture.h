@@ -1,5 +1,6 @@
 // Live capture: one AF_PACKET socket on all interfaces (SOCK_DGRAM: packets start at the
-// network header) with a TPACKET_V3 ring, read by its own thread, handed over a block at a time.
+// network header) with a TPACKET_V3 ring, read by its own thread, handed over a block at a time
+// without copying (the controller reads the ring's memory, then gives the block back).
 #pragma once
 #include <linux/filter.h>
 
@@ -19,21 +20,50 @@ struct CaptureOptions {
   uint32_t block_size = 4 << 20;  // bytes, a multiple of the page size
   uint32_t block_count = 16;
   uint32_t retire_ms = 20;        // a partly filled block is handed over after this long
-  uint64_t max_in_flight = 64ull << 20;  // bytes handed over but not yet consumed (slabs)
-  uint32_t ready_slabs = 4;               // slabs made and touched before capture starts
+  uint64_t max_in_flight = 0;     // unused: batches are lent from the ring itself (no slabs)
   std::vector<int> interfaces;            // -i: only packets of these ifindexes (empty: all)
   std::vector<sock_filter> user_filter;   // -f: a pcap-filter program over the IP packet
 };
 
 // One packet record in a batch (little endian), followed by caplen bytes of packet data:
 //   u32 sec, u32 nsec, u32 caplen, u32 len, i32 ifindex, u16 protocol (ethertype),
-//   u16 hatype (ARPHRD_*), u8 pkttype (PACKET_*), u8[3] padding
+//   u16 hatype (ARPHRD_*), u8 pkttype (PACKET_*), u8 flags, u16 gap
+// flags bit 0 (kRecordSkip): not wanted (-i/-f), read past it. gap: bytes between the end of
+// this record's data and the next record's header (0 when they follow each other).
 constexpr size_t kRecordHeaderSize = 28;
+constexpr uint8_t kRecordSkip = 1;
 
-// A batch lives in a reused slab (no allocation, no page faults per block): the controller
-// must be done with it when its callback returns, and gives the slab back with recycle().
+// A batch's memory: one block of the kernel ring, lent to the controller. The records are
+// written in place (each 28-byte header right before its packet's data, over the frame's own
+// header room), so nothing is copied; the block goes back to the kernel when the controller
+// gives it back with Capture::recycle(). Moving it does not copy; dropping it without
+// recycle() leaves the block to the ring's owner (only at teardown).
+class Slab {
+ public:
+  Slab() = default;
+  Slab(uint8_t* p, uint32_t block) : ptr_(p), block_(block) {}
+  Slab(Slab&& o) noexcept : ptr_(o.ptr_), block_(o.block_) { o.ptr_ = nullptr; }
+  Slab& operator=(Slab&& o) noexcept {
+    ptr_ = o.ptr_;
+    block_ = o.block_;
+    o.ptr_ = nullptr;
+    return *this;
+  }
+  Slab(const Slab&) = delete;
+  Slab& operator=(const Slab&) = delete;
+  uint8_t* get() const { return ptr_; }
+  uint32_t block() const { return block_; }
+  explicit operator bool() const { return ptr_ != nullptr; }
+
+ private:
+  uint8_t* ptr_ = nullptr;
+  uint32_t block_ = 0;
+};
+
+// The controller must be done with a batch's memory when its callback returns, and gives it
+// back with recycle(). Until then the kernel cannot fill that block again.
 struct CaptureBatch {
-  std::unique_ptr<uint8_t[]> slab;
+  Slab slab;
   size_t size = 0;
   uint32_t packets = 0;
 };
@@ -41,7 +71,7 @@ struct CaptureBatch {
 struct CaptureStats {
   uint64_t packets = 0;  // packets the kernel passed through the filter
   uint64_t drops = 0;    // packets lost because the ring was full
-  uint64_t stalls = 0;   // times the reader waited for the controller (every slab handed over)
+  uint64_t stalls = 0;   // times the reader found every block lent to the controller
 };
 
 class Capture {
@@ -58,7 +88,7 @@ class Capture {
   int start(Deliver deliver);                             // binds to all interfaces
   // Hands over every packet captured so far, then stops the reader thread.
   void stop();
-  void recycle(std::unique_ptr<uint8_t[]> slab);  // the controller is done with a batch
+  void recycle(Slab slab);  // the controller is done with a batch: its block goes back
   CaptureStats stats();
 
  private:
@@ -78,11 +108,17 @@ class Capture {
   std::thread thread_;
   std::atomic<bool> stopping_{false};
 
-  std::unique_ptr<uint8_t[]> take_slab();  // waits while every slab is handed over
+  void release_block(uint32_t block);
 
-  std::mutex mutex_;  // guards the slabs and stats_
-  std::condition_variable room_;
-  std::vector<std::unique_ptr<uint8_t[]>> free_slabs_;
-  size_t slabs_made_ = 0;
+  std::mutex mutex_;  // guards lent_, lent_count_ and stats_
+  std::condition_variable room_;  // a block came back (or stop)
+  std::vector<uint8_t> lent_;     // per block: handed to the controller, not back yet
+  uint32_t lent_count_ = 0;
+  // The controller's thread (the one that calls start()), raised in priority while a backlog
+  // of lent blocks builds up, so that it drains the ring before the traced program fills it.
+  int consumer_tid_ = 0;
+  int consumer_nice_ = 0;  // its own priority, restored when the backlog is gone
+  bool boosted_ = false;
+  int boost_nice_ = -10;
   CaptureStats stats_;
 };

@@ -154,7 +154,7 @@ function buildProgram(): Command {
     .option('-c, --count <n>', 'stop after n packets are written', integer('count', 1, Number.MAX_SAFE_INTEGER))
     .option('--duration <seconds>', 'stop after this many seconds', seconds('duration'))
     .option('--linger <seconds>', 'keep capturing this long after the last traced process exits', seconds('linger'), 1)
-    .option('-B, --buffer-size <KiB>', 'kernel capture ring size in KiB', integer('buffer size', 8192, 4194304), 262144)
+    .option('-B, --buffer-size <KiB>', 'kernel capture ring size in KiB', integer('buffer size', 8192, 4194304), 65536)
     .option('-U, --packet-buffered', 'flush the file after every batch of packets (default: at least every second)')
     .option('--kill-after <seconds>', 'after -c/--duration/SIGTERM, SIGKILL the command if it is still running after this long', seconds('kill-after'), 5)
     .option('-q, --quiet', 'no summary line at the end')

@@ -7,28 +7,39 @@ export const PACKET_HOST = 0;
 export const PACKET_OUTGOING = 4;
 export const ARPHRD_LOOPBACK = 772;
 
+/** Record flag: not wanted (-i/-f); the reader passes over it. */
+const RECORD_SKIP = 1;
+
 /** A captured packet: what a pcap record needs, plus its captured length. */
 export interface PacketRecord extends SllPacket {
   /** Bytes captured (data.length; data is a view into the batch). */
   caplen: number;
 }
 
+/**
+ * The records of a batch. A batch is the kernel ring's block itself: a record's header sits
+ * right before its data, and `gap` bytes (the next frame's kernel headers) may separate a
+ * record's data from the next record.
+ */
 export function* readRecords(batch: Buffer): Generator<PacketRecord> {
   let at = 0;
   while (at + RECORD_HEADER_SIZE <= batch.length) {
     const caplen = batch.readUInt32LE(at + 8);
     const start = at + RECORD_HEADER_SIZE;
-    yield {
-      sec: batch.readUInt32LE(at),
-      nsec: batch.readUInt32LE(at + 4),
-      caplen,
-      len: batch.readUInt32LE(at + 12),
-      ifindex: batch.readInt32LE(at + 16),
-      protocol: batch.readUInt16LE(at + 20),
-      hatype: batch.readUInt16LE(at + 22),
-      pkttype: batch[at + 24],
-      data: batch.subarray(start, start + caplen),
-    };
-    at = start + caplen;
+    const flags = batch[at + 25];
+    const gap = batch.readUInt16LE(at + 26);
+    if (!(flags & RECORD_SKIP))
+      yield {
+        sec: batch.readUInt32LE(at),
+        nsec: batch.readUInt32LE(at + 4),
+        caplen,
+        len: batch.readUInt32LE(at + 12),
+        ifindex: batch.readInt32LE(at + 16),
+        protocol: batch.readUInt16LE(at + 20),
+        hatype: batch.readUInt16LE(at + 22),
+        pkttype: batch[at + 24],
+        data: batch.subarray(start, start + caplen),
+      };
+    at = start + caplen + gap;
   }
 }
