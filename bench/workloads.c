@@ -7,18 +7,27 @@
 //   sendmsg N PORT      N sendmsg(2)s with an address on one bound UDP socket (QUIC's pattern)
 //   dns N PORT          N exchanges, each from a fresh UDP socket: sendto, recv (the resolver's)
 //   bulk MB PORT        MB mebibytes over one TCP connection
+//   many N PORT [M]     N TCP connections to 127.0.0.1:PORT opened and kept open at once, then
+//                       M (default 1,000) more connect()s timed one by one with those present
+//                       (connect_p50_ns, connect_p99_ns; open_ns: the first N), then all closed
+//                       with a reset (no TIME_WAIT left behind for the next round)
 //   sink PORT           (server) accept TCP connections and read them to EOF, forever; and
-//                       answer every UDP datagram to PORT+1 (the dns workload's server)
+//                       answer every UDP datagram to PORT+1 (the dns workload's server); and
+//                       on PORT+2 hold any number of connections in one epoll thread (many's
+//                       server: a thread per connection would be 11,000 threads)
 // With BENCH_WAIT_TRACER=1 in the environment a workload first waits (up to 20 s) until a
 // tracer has attached to it, so attach mode is timed from the attach on.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/uio.h>
@@ -83,6 +92,49 @@ static void *udp_echo(void *arg) {
   return NULL;
 }
 
+// Enough file descriptors for `want` (root may raise the hard limit too).
+static void raise_nofile(rlim_t want) {
+  struct rlimit r;
+  getrlimit(RLIMIT_NOFILE, &r);
+  if (r.rlim_cur >= want) return;
+  struct rlimit up = {want, want > r.rlim_max ? want : r.rlim_max};
+  if (setrlimit(RLIMIT_NOFILE, &up)) {
+    up.rlim_cur = up.rlim_max = r.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &up);
+  }
+}
+
+// many's server: accepts without limit and reads every connection to its end, in one thread.
+static void *many_sink(void *arg) {
+  int port = (int)(long)arg, one = 1;
+  int s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in a = loopback(port);
+  if (bind(s, (struct sockaddr *)&a, sizeof a) || listen(s, 4096)) return perror("many sink"), NULL;
+  int ep = epoll_create1(0);
+  struct epoll_event ev = {.events = EPOLLIN, .data.fd = s}, got[256];
+  epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev);
+  char buf[4096];
+  for (;;) {
+    int n = epoll_wait(ep, got, 256, -1);
+    for (int i = 0; i < n; i++) {
+      int fd = got[i].data.fd;
+      if (fd == s) {
+        int c;
+        while ((c = accept4(s, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
+          struct epoll_event cev = {.events = EPOLLIN, .data.fd = c};
+          epoll_ctl(ep, EPOLL_CTL_ADD, c, &cev);
+        }
+        if (errno == EMFILE || errno == ENFILE) perror("many sink: accept");
+        continue;
+      }
+      ssize_t r = read(fd, buf, sizeof buf);
+      if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) close(fd);
+    }
+  }
+  return NULL;
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) return 2;
   const char *what = argv[1];
@@ -93,8 +145,10 @@ int main(int argc, char **argv) {
     setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in a = loopback((int)n);
     if (bind(s, (struct sockaddr *)&a, sizeof a) || listen(s, 1024)) return perror("sink"), 1;
-    pthread_t echo;
+    raise_nofile(65536);
+    pthread_t echo, many;
     pthread_create(&echo, NULL, udp_echo, (void *)(long)(n + 1));
+    pthread_create(&many, NULL, many_sink, (void *)(long)(n + 2));
     printf("ready\n");
     fflush(stdout);
     for (;;) {
@@ -159,6 +213,33 @@ int main(int argc, char **argv) {
       if (recv(s, r, sizeof r, 0) < 0) return perror("recv (is the echo server up?)"), 1;
       close(s);
     }
+  } else if (!strcmp(what, "many")) {
+    long m = argc > 4 ? atol(argv[4]) : 1000;
+    raise_nofile((rlim_t)(n + m + 64));
+    struct sockaddr_in a = loopback(port);
+    int *fds = calloc(n + m, sizeof *fds);
+    long long *each = calloc(m, sizeof *each);
+    for (long i = 0; i < n; i++) {
+      if ((fds[i] = socket(AF_INET, SOCK_STREAM, 0)) < 0) return perror("socket"), 1;
+      if (connect(fds[i], (struct sockaddr *)&a, sizeof a)) return perror("connect"), 1;
+    }
+    long long opened = now_ns() - t0;
+    for (long i = 0; i < m; i++) {
+      int s = fds[n + i] = socket(AF_INET, SOCK_STREAM, 0);
+      if (s < 0) return perror("socket"), 1;
+      long long c0 = now_ns();
+      if (connect(s, (struct sockaddr *)&a, sizeof a)) return perror("connect"), 1;
+      each[i] = now_ns() - c0;
+    }
+    struct linger abort_close = {1, 0};
+    for (long i = 0; i < n + m; i++) {
+      setsockopt(fds[i], SOL_SOCKET, SO_LINGER, &abort_close, sizeof abort_close);
+      close(fds[i]);
+    }
+    qsort(each, m, sizeof *each, cmp_ll);
+    printf("open_ns %lld\nconnect_p50_ns %lld\nconnect_p99_ns %lld\n", opened, each[m / 2], each[m * 99 / 100]);
+    free(each);
+    free(fds);
   } else if (!strcmp(what, "bulk")) {
     struct sockaddr_in a = loopback(port);
     int s = socket(AF_INET, SOCK_STREAM, 0);

@@ -8,6 +8,7 @@
 #include <cerrno>
 
 #include "bpf.h"
+#include "stop_stats.h"
 
 EndpointKey endpoint_key(const Endpoint& e, int socket_protocol) {
   EndpointKey k;
@@ -40,19 +41,31 @@ std::vector<uint8_t> bytes(const void* p, size_t n) {
 
 bool is_udp(int proto) { return proto == IPPROTO_UDP || proto == IPPROTO_UDPLITE; }
 
+// Instrumentation: how many flow and bind keys the maps hold, for the stop timings.
+template <class Flows, class Binds>
+void note_present(const Flows& flows, const Binds& binds) {
+  if (stop_stats::on())
+    stop_stats::g_rules_present.store(static_cast<uint32_t>(flows.size() + binds.size()),
+                                      std::memory_order_relaxed);
+}
+
 }  // namespace
 
 uint64_t ClassicSwitch::rules_added() {
   ++generation_;
-  if (!wide_attached_ && capture_->attach_classic(wide_) == 0) {
-    wide_attached_ = true;
-    ++swaps_;
+  if (!wide_attached_) {
+    stop_stats::Timed timed(stop_stats::kClassicWide, static_cast<uint32_t>(wide_.size()));
+    if (capture_->attach_classic(wide_) == 0) {
+      wide_attached_ = true;
+      ++swaps_;
+    }
   }
   return generation_;
 }
 
 int ClassicSwitch::offer(const std::vector<sock_filter>& exact, uint64_t generation, bool pending) {
   if (generation < generation_ || pending) return 0;
+  stop_stats::Timed timed(stop_stats::kClassicExact, static_cast<uint32_t>(exact.size()));
   int r = capture_->attach_classic(exact);
   if (r < 0) return r;
   wide_attached_ = false;
@@ -84,12 +97,18 @@ void CaptureRules::put(int fd, Owners& owners, const void* key, size_t size, uin
   auto it = owners.find(k);
   if (it == owners.end()) {
     uint32_t one = 1;
-    if (fd >= 0 && bpf::map_update(fd, key, &one) < 0) {
+    int r = 0;
+    if (fd >= 0) {
+      stop_stats::Timed timed(stop_stats::kMapInsert, static_cast<uint32_t>(owners.size()));
+      r = bpf::map_update(fd, key, &one);
+    }
+    if (r < 0) {
       failed_++;  // map full (E2BIG) or out of memory: counted and reported, never hidden
       return;
     }
     it = owners.emplace(k, std::set<uint64_t>()).first;
     changed();
+    note_present(flow_owners_, bind_owners_);
   }
   auto& set = it->second;
   if (set.insert(inode).second)
@@ -129,11 +148,17 @@ void CaptureRules::add_pending(const SocketCallInfo& c, int delta, std::vector<R
     n += delta;
     if (delta > 0 && n == 1) {
       uint32_t one = 1;
-      if (pending_.valid() && bpf::map_update(pending_.get(), &k, &one) < 0) failed_++;
+      if (pending_.valid()) {
+        stop_stats::Timed timed(stop_stats::kMapInsert, static_cast<uint32_t>(pending_count_.size() - 1));
+        if (bpf::map_update(pending_.get(), &k, &one) < 0) failed_++;
+      }
       changed();
     }
     if (n <= 0) {
-      if (pending_.valid()) bpf::map_delete(pending_.get(), &k);
+      if (pending_.valid()) {
+        stop_stats::Timed timed(stop_stats::kMapDelete, static_cast<uint32_t>(pending_count_.size()));
+        bpf::map_delete(pending_.get(), &k);
+      }
       pending_count_.erase(k);
     }
     if (delta > 0 && added) added->push_back({RuleKind::kPending, wire_proto(c.socket.protocol), {}, d});
@@ -196,9 +221,13 @@ int CaptureRules::drop(uint64_t inode, const RuleKind* only) {
       o->second.erase(inode);
       if (o->second.empty()) {
         int fd = kind == RuleKind::kFlow ? flows_.get() : binds_.get();
-        if (fd >= 0) bpf::map_delete(fd, h->second.data());
+        if (fd >= 0) {
+          stop_stats::Timed timed(stop_stats::kMapDelete, static_cast<uint32_t>(owners.size()));
+          bpf::map_delete(fd, h->second.data());
+        }
         owners.erase(o);
         removed++;
+        note_present(flow_owners_, bind_owners_);
       }
     }
     h = held.erase(h);

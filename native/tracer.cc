@@ -26,6 +26,7 @@
 #include <set>
 
 #include "seccomp.h"
+#include "stop_stats.h"
 
 #ifndef SYS_pidfd_send_signal
 #define SYS_pidfd_send_signal 424
@@ -379,6 +380,7 @@ void Tracer::run_attach(std::vector<pid_t> pids) {
   std::set<uint64_t> adopted;  // a socket shared by several processes is adopted once
   for (pid_t pid : pids) adopt_sockets(pid, &adopted);
   start_succeeded(pids.empty() ? -1 : pids[0]);
+  stop_ns_ = 0;  // these stops were held through the attach: not timed
   for (auto& [tid, status] : held) handle(tid, status);
   loop();
 }
@@ -423,6 +425,7 @@ void Tracer::loop() {
       if (errno != ECHILD) warn(0, 0, std::string("waitpid: ") + strerror(errno));
       break;
     }
+    if (stop_stats::on()) stop_ns_ = stop_stats::now_ns();
     handle(tid, status);
   }
   TraceEvent done;
@@ -508,9 +511,16 @@ Tracer::Process& Tracer::process(pid_t tgid) {
 void Tracer::resume(Tracee& t, int sig) {
   ptrace(t.expect_exit || attach_mode_ ? PTRACE_SYSCALL : PTRACE_CONT, t.tid, nullptr,
          reinterpret_cast<void*>(static_cast<long>(sig)));
+  if (timed_ >= 0) {  // held from waitpid()'s return until the resume request returned
+    if (stop_ns_)
+      stop_stats::record(static_cast<stop_stats::Kind>(timed_), stop_stats::now_ns() - stop_ns_,
+                         stop_stats::g_rules_present.load(std::memory_order_relaxed));
+    timed_ = -1;
+  }
 }
 
 void Tracer::handle(pid_t tid, int status) {
+  timed_ = -1;
   if (WIFEXITED(status) || WIFSIGNALED(status)) return on_death(tid, status);
   if (!WIFSTOPPED(status)) return;
   Tracee& t = tracee(tid);
@@ -689,6 +699,7 @@ void Tracer::on_call_entry(Tracee& t, long nr, const uint64_t args[6]) {
   // Not a socket, a closed fd, AF_UNIX, AF_NETLINK...: the call runs on, nothing to follow.
   if (inspect_socket(p.pidfd.get(), c.fd, &c.socket) < 0 || !is_followed(c.socket))
     return resume(t, 0);
+  if (stop_stats::on()) timed_ = call == SocketCall::kConnect ? stop_stats::kConnectEntry : stop_stats::kOtherEntry;
   c.dests = call_destinations(t.tid, nr, args, kMaxDestinations);
 
   // The exit stop is taken only where entry cannot tell the socket's local endpoint:
@@ -710,6 +721,8 @@ void Tracer::on_call_entry(Tracee& t, long nr, const uint64_t args[6]) {
 
 void Tracer::on_syscall_exit(Tracee& t) {
   if (!t.expect_exit) return resume(t, 0);
+  if (stop_stats::on())
+    timed_ = t.pending.call == SocketCall::kConnect ? stop_stats::kConnectExit : stop_stats::kOtherExit;
   user_regs_struct regs;
   int64_t result = 0;
   if (ptrace(PTRACE_GETREGS, t.tid, nullptr, &regs) == 0) result = static_cast<int64_t>(regs.rax);

@@ -130,4 +130,8 @@ class Tracer {
   // tracer-thread state
   std::unordered_map<pid_t, Tracee> tracees_;
   std::unordered_map<pid_t, Process> processes_;
+  // Instrumentation (stop_stats.h): when waitpid() returned the stop being handled, and which
+  // timing the resume that ends it is recorded as (-1: none).
+  uint64_t stop_ns_ = 0;
+  int timed_ = -1;
 };

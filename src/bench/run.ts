@@ -1,46 +1,80 @@
 // npm run bench: bounded workloads run untraced, under tracedump and under strace (the
-// standard seccomp-filtered tracer), alternating, 5 rounds; medians with min-max. Every
-// figure is a ratio or a count from the same run, so it holds on a noisy machine.
+// standard seccomp-filtered tracer) — and tcpdump beside the bulk runs, attach mode, the
+// classic filter — alternating, round by round; medians with min-max. Every figure is a ratio
+// or a count from the same run, so it holds on a noisy machine. Ends with one summary table
+// (stdout) and the same as JSON in bench/results/.
+//
+//   BENCH_ONLY=<workload argv0>[,...]  run only these workloads (connect, many, micro, ...)
+//   BENCH_ROUNDS=N                     rounds for every workload (default: 5, slow ones 3)
 import { spawn, spawnSync } from 'node:child_process';
 import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { buildExactClassic } from '../filter/classic-program';
+import { encodeClassic } from '../filter/classic';
+import { runClassic } from '../filter/classic-interpreter';
+import { native } from '../native';
+import { type Percentiles, type StopStatsReport, percentiles } from '../stop-stats';
 
 const ROOT = path.join(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'bin', 'tracedump');
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const ROUNDS_ENV = process.env.BENCH_ROUNDS ? Number(process.env.BENCH_ROUNDS) : undefined;
+const ONLY = process.env.BENCH_ONLY?.split(',').filter(Boolean);
 
 interface Run {
   elapsedMs: number; // the workload's own loop
   p50Us?: number; // connect(): each call, median and 99th percentile
   p99Us?: number;
+  openMs?: number; // many: opening the first N connections
   cpuMs: number; // user+sys of everything the run started (tracer included)
   stderr: string;
+  stats?: StopStatsReport; // the session's stop-path timings (TRACEDUMP_STATS_FILE)
 }
 
 function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (!s.length) return NaN;
   return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
+// A run that takes longer than this is killed, with everything it started (its process group).
+const RUN_TIMEOUT_S = 300;
+
 // perl's times() gives the CPU of the children it waited for: tracer and workload together.
-function run(argv: string[]): Run {
-  const r = spawnSync('perl', ['-e', 'system(@ARGV); my @t = times; printf STDERR "cpu_s %f\\n", $t[2] + $t[3]; exit($? >> 8)', ...argv], {
+// perl leads a process group of its own, so a run past RUN_TIMEOUT_S ends with all it started.
+const PERL =
+  'setpgrp(0, 0); $SIG{ALRM} = sub { kill "KILL", -$$ }; alarm ' +
+  RUN_TIMEOUT_S +
+  '; system(@ARGV); my @t = times; printf STDERR "cpu_s %f\\n", $t[2] + $t[3]; exit($? >> 8)';
+
+function run(argv: string[], statsFile?: string): Run {
+  if (statsFile) fs.rmSync(statsFile, { force: true });
+  const r = spawnSync('perl', ['-e', PERL, ...argv], {
     encoding: 'utf8',
     maxBuffer: 64 << 20,
+    env: statsFile ? { ...process.env, TRACEDUMP_STATS_FILE: statsFile } : process.env,
   });
   const m = /elapsed_ns (\d+)/.exec(r.stdout);
   const cpu = /cpu_s ([\d.]+)/.exec(r.stderr);
-  if (!m || r.status !== 0) throw new Error(`bench run failed (${argv.join(' ')}): ${r.stdout}\n${r.stderr}`);
-  const p50 = /connect_p50_ns (\d+)/.exec(r.stdout);
-  const p99 = /connect_p99_ns (\d+)/.exec(r.stdout);
+  if (!m || r.status !== 0) throw new Error(`bench run failed (${argv.join(' ')}): ${r.error?.message ?? ''}${r.stdout}\n${r.stderr}`);
+  const num = (re: RegExp, scale: number) => {
+    const x = re.exec(r.stdout);
+    return x ? Number(x[1]) / scale : undefined;
+  };
+  let stats: StopStatsReport | undefined;
+  if (statsFile && fs.existsSync(statsFile)) {
+    stats = JSON.parse(fs.readFileSync(statsFile, 'utf8')) as StopStatsReport;
+    fs.rmSync(statsFile, { force: true });
+  }
   return {
     elapsedMs: Number(m[1]) / 1e6,
     cpuMs: Number(cpu?.[1] ?? 0) * 1000,
     stderr: r.stderr,
-    p50Us: p50 ? Number(p50[1]) / 1e3 : undefined,
-    p99Us: p99 ? Number(p99[1]) / 1e3 : undefined,
+    p50Us: num(/connect_p50_ns (\d+)/, 1e3),
+    p99Us: num(/connect_p99_ns (\d+)/, 1e3),
+    openMs: num(/open_ns (\d+)/, 1e6),
+    stats,
   };
 }
 
@@ -51,6 +85,8 @@ function compile(): string {
   return out;
 }
 
+// The sink: TCP on port (a thread per connection), UDP echo on port+1, many's epoll server on
+// port+2; and a UDP sink on port (Node) for the send workloads.
 async function startSink(bin: string, port: number): Promise<() => void> {
   const child = spawn(bin, ['sink', String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
@@ -74,34 +110,228 @@ function attachRun(bin: string, w: string[], tracer: string): string[] {
 
 // sh: tcpdump on every interface with a static port filter, the workload, then tcpdump's end.
 function tcpdumpRun(bin: string, w: string[], pcap: string, port: number): string[] {
+  const log = `/tmp/tracedump-bench-tcpdump.${process.pid}`;
   const script =
-    `tcpdump -i any -B 262144 -s 262144 -w ${pcap} 'tcp port ${port}' 2>/tmp/tracedump-bench-tcpdump.$$ & t=$!; ` +
-    `for i in $(seq 100); do grep -q listening /tmp/tracedump-bench-tcpdump.$$ && break; sleep 0.05; done; ` +
-    `"$0" "$@"; s=$?; sleep 0.3; kill -INT $t; wait $t; cat /tmp/tracedump-bench-tcpdump.$$ >&2; rm -f /tmp/tracedump-bench-tcpdump.$$; exit $s`;
+    `tcpdump -i any -B 262144 -s 262144 -w ${pcap} 'tcp port ${port}' 2>${log} & t=$!; ` +
+    `for i in $(seq 100); do grep -q listening ${log} && break; sleep 0.05; done; ` +
+    `"$0" "$@"; s=$?; sleep 0.3; kill -INT $t; wait $t; cat ${log} >&2; rm -f ${log}; exit $s`;
   return ['sh', '-c', script, bin, ...w];
 }
 
-interface Row {
-  workload: string;
-  mode: string;
+type Mode = 'untraced' | 'tracedump' | 'tracedump-classic' | 'strace' | 'tcpdump' | 'tracedump-attach' | 'strace-attach';
+
+interface Workload {
+  name: string;
+  argv: string[];
+  /** Which mode fills the table's tracedump and strace columns; `extra` go to the notes. */
+  tracedump: Mode;
+  strace?: Mode;
+  extra?: Mode[];
+  rounds: number;
+  /** Record the sessions' stop-path timings (TRACEDUMP_STATS_FILE). */
+  stats?: boolean;
+  /** Said in the table: what was reduced to keep the suite short. */
+  note?: string;
+}
+
+interface ModeResult {
+  mode: Mode;
+  runs: Run[];
   medianMs: number;
   minMs: number;
   maxMs: number;
   ratio: number;
   cpuMs: number;
-  extra?: string;
+  p50Us?: number;
+  p99Us?: number;
+  summary: string; // the table cell
+}
+
+interface TableRow {
+  workload: string;
+  rounds: number;
+  untraced: string;
+  tracedump: string;
+  strace: string;
+  notes: string;
+}
+
+const fmtMs = (ms: number) => (ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2));
+const fmtUs = (us: number | undefined) => (us === undefined || !Number.isFinite(us) ? '?' : us >= 1000 ? `${(us / 1000).toFixed(2)} ms` : `${us.toFixed(1)} µs`);
+const plus = (x: number | undefined, base: number | undefined) =>
+  x === undefined || base === undefined || !Number.isFinite(x - base) ? '?' : `${x - base >= 0 ? '+' : '−'}${fmtUs(Math.abs(x - base))}`;
+
+function summarizeMode(w: Workload, mode: Mode, runs: Run[], base: ModeResult | undefined): ModeResult {
+  const el = runs.map((r) => r.elapsedMs);
+  const med = median(el);
+  const res: ModeResult = {
+    mode,
+    runs,
+    medianMs: med,
+    minMs: Math.min(...el),
+    maxMs: Math.max(...el),
+    ratio: base ? med / base.medianMs : 1,
+    cpuMs: median(runs.map((r) => r.cpuMs)),
+    p50Us: runs[0]?.p50Us !== undefined ? median(runs.map((r) => r.p50Us ?? NaN)) : undefined,
+    p99Us: runs[0]?.p99Us !== undefined ? median(runs.map((r) => r.p99Us ?? NaN)) : undefined,
+    summary: '',
+  };
+  let cell = `${fmtMs(res.medianMs)} ms (${fmtMs(res.minMs)}–${fmtMs(res.maxMs)})`;
+  if (base && mode !== 'untraced') cell += `, ${res.ratio.toFixed(2)}×`;
+  if (res.p50Us !== undefined) {
+    cell +=
+      mode === 'untraced' || !base
+        ? `; connect() p50 ${fmtUs(res.p50Us)}, p99 ${fmtUs(res.p99Us)}`
+        : `; connect() p50 ${plus(res.p50Us, base.p50Us)}, p99 ${plus(res.p99Us, base.p99Us)}`;
+  }
+  if (w.argv[0] === 'bulk') {
+    const mib = Number(w.argv[1]);
+    cell += `; ${(mib / (res.medianMs / 1000)).toFixed(0)} MiB/s`;
+    if (mode.startsWith('tracedump')) {
+      const pkts = median(runs.map((r) => Number(/(\d+) packets/.exec(r.stderr)?.[1] ?? NaN)));
+      cell += `, ${((pkts / res.medianMs) * 1000).toFixed(0)} packets/s written`;
+      cell += `, drops ${runs.map((r) => /(\d+) dropped by the kernel/.exec(r.stderr)?.[1] ?? '?').join('/')}`;
+      const rss = runs.map((r) => Number(/maxrss_kb (\d+)/.exec(r.stderr)?.[1] ?? NaN));
+      if (rss.every(Number.isFinite)) cell += `, peak RSS ${(Math.max(...rss) / 1024).toFixed(0)} MiB`;
+    }
+    if (mode === 'tcpdump') cell += `, drops ${runs.map((r) => /(\d+) packets? dropped by kernel/.exec(r.stderr)?.[1] ?? '?').join('/')}`;
+  }
+  res.summary = cell;
+  return res;
+}
+
+// The stop-path timings of a mode's sessions: the median over rounds of each figure.
+function statsNote(results: ModeResult, kinds: Array<[string, keyof StopStatsReport, string?]>): string {
+  const reports = results.runs.map((r) => r.stats).filter((s): s is StopStatsReport => !!s);
+  if (!reports.length) return '';
+  const parts: string[] = [];
+  for (const [label, kind, bucket] of kinds) {
+    const pick = (r: StopStatsReport): Percentiles | undefined => (bucket ? r[kind]?.byPresent?.[bucket] : r[kind]);
+    const got = reports.map(pick).filter((p): p is Percentiles => !!p && p.count > 0);
+    if (!got.length) continue;
+    const p50 = median(got.map((p) => p.p50Us));
+    const p99 = median(got.map((p) => p.p99Us));
+    parts.push(`${label} p50 ${fmtUs(p50)} / p99 ${fmtUs(p99)} (n=${median(got.map((p) => p.count))})`);
+  }
+  return parts.join(', ');
+}
+
+// ---- in-process measurements: the kernel filter's updates with many endpoints present ----
+
+interface MicroResult {
+  ebpf: { present: number; insert: Percentiles; remove: Percentiles; insertJs: Percentiles; removeJs: Percentiles };
+  classic: Array<{
+    ports: number;
+    instructions: number;
+    buildMs: { median: number; max: number };
+    attach: Percentiles;
+    passingPorts: number;
+  }>;
+}
+
+// A deterministic PRNG for the classic port sets (xorshift32).
+function prng(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x / 0x100000000;
+  };
+}
+
+function ebpfMicro(present: number, more: number): MicroResult['ebpf'] {
+  const addon = native();
+  const rules = new addon.RuleSet(1 << 17); // as a session makes them
+  addon.enableStopStats(1 << 16);
+  const local = (i: number) => ({ address: `127.0.${(i >> 8) & 255}.${i & 255}`, port: 10000 + (i % 50000) });
+  const remote = { address: '127.0.0.1', port: 80 };
+  for (let i = 0; i < present; i++) rules.add({ proto: 6, local: local(i), remote, inode: i + 1 });
+  const insertJs: number[] = [];
+  const removeJs: number[] = [];
+  // one more socket comes and goes, again and again: `present` others stay
+  for (let j = 0; j < more; j++) {
+    const inode = 1e6 + j;
+    let t0 = process.hrtime.bigint();
+    rules.add({ proto: 6, local: local(present + j), remote, inode });
+    insertJs.push(Number(process.hrtime.bigint() - t0));
+    t0 = process.hrtime.bigint();
+    rules.release(inode);
+    removeJs.push(Number(process.hrtime.bigint() - t0));
+  }
+  const raw = addon.stopStats();
+  const sel = (s: { ns: Uint32Array; present: Uint32Array }) => s.ns.filter((_, i) => s.present[i] >= present);
+  return {
+    present,
+    insert: percentiles(sel(raw.mapInsert)),
+    remove: percentiles(sel(raw.mapDelete)),
+    insertJs: percentiles(insertJs),
+    removeJs: percentiles(removeJs),
+  };
+}
+
+function classicMicro(counts: number[]): MicroResult['classic'] {
+  const addon = native();
+  const cfg = { snaplen: 262144, loopbackIfindex: 1 };
+  const capture = new addon.Capture({ blockSize: 1 << 20, blockCount: 2, retireMs: 20 }, () => {});
+  const out: MicroResult['classic'] = [];
+  // an IPv4 TCP packet from 127.0.0.1:sport to 127.0.0.1:9 (as received on lo)
+  const pkt = Buffer.alloc(40);
+  pkt[0] = 0x45;
+  pkt[8] = 64;
+  pkt[9] = 6;
+  pkt.writeUInt32BE(0x7f000001, 12);
+  pkt.writeUInt32BE(0x7f000001, 16);
+  pkt.writeUInt16BE(9, 22);
+  pkt[32] = 5 << 4;
+  try {
+    for (const n of counts) {
+      const rand = prng(n);
+      const set = new Set<number>();
+      while (set.size < n) set.add(32768 + Math.floor(rand() * (61000 - 32768))); // the ephemeral range
+      const ports = new Map([[6, [...set]]]);
+      const builds: number[] = [];
+      let prog: Buffer | undefined;
+      let insns = buildExactClassic(ports, cfg);
+      for (let i = 0; i < (n >= 3000 ? 3 : 5); i++) {
+        const t0 = process.hrtime.bigint();
+        insns = buildExactClassic(ports, cfg);
+        prog = encodeClassic(insns);
+        builds.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      }
+      const attach: number[] = [];
+      for (let i = 0; i < 50; i++) {
+        const t0 = process.hrtime.bigint();
+        capture.attachClassic(prog!);
+        attach.push(Number(process.hrtime.bigint() - t0));
+      }
+      let passing = 0;
+      for (let p = 0; p < 65536; p++) {
+        pkt.writeUInt16BE(p, 20);
+        if (runClassic(insns, pkt, { protocol: 0x0800, pkttype: 0, ifindex: 1 }) > 0) passing++;
+      }
+      out.push({ ports: n, instructions: insns.length, buildMs: { median: median(builds), max: Math.max(...builds) }, attach: percentiles(attach), passingPorts: passing });
+    }
+  } finally {
+    capture.stop();
+  }
+  return out;
 }
 
 async function main() {
   if (process.getuid?.() !== 0) throw new Error('npm run bench needs root (capture and tracing)');
+  const started = Date.now();
   const bin = compile();
-  const port = 20000 + (process.pid % 20000);
+  const port = 20000 + (process.pid % 10000);
   const stop = await startSink(bin, port);
   const pcap = path.join(os.tmpdir(), `tracedump-bench-${process.pid}.pcap`);
+  const statsFile = path.join(os.tmpdir(), `tracedump-bench-${process.pid}.stats.json`);
   const hasStrace = spawnSync('strace', ['-V']).status === 0;
   const hasTime = fs.existsSync('/usr/bin/time');
   const hasTcpdump = spawnSync('tcpdump', ['--version']).status === 0;
-  const modes: Record<string, (w: string[]) => string[]> = {
+  const modes: Partial<Record<Mode, (w: string[]) => string[]>> = {
     untraced: (w) => [bin, ...w],
     // GNU time reports tracedump's peak RSS (its children's are far smaller)
     tracedump: (w) => [...(hasTime ? ['/usr/bin/time', '-f', 'maxrss_kb %M'] : []), CLI, '-w', pcap, '--linger', '0', '--', bin, ...w],
@@ -113,79 +343,158 @@ async function main() {
     'tracedump-attach': (w) => attachRun(bin, w, `${CLI} -q -w ${pcap} --linger 0 -p`),
     ...(hasStrace ? { 'strace-attach': (w: string[]) => attachRun(bin, w, 'strace -f -e trace=network -o /dev/null -p') } : {}),
   };
-  const workloads: Array<{ name: string; argv: string[]; modes: string[] }> = [
-    { name: '2M read(/dev/zero)', argv: ['syscalls', '2000000'], modes: ['untraced', 'tracedump', 'strace', 'tracedump-attach', 'strace-attach'] },
+  const R = (n: number) => ROUNDS_ENV ?? n;
+  const P = String(port);
+  const workloads: Workload[] = [
+    { name: '2 M `read()` of /dev/zero', argv: ['syscalls', '2000000'], tracedump: 'tracedump', strace: 'strace', rounds: R(5) },
     {
-      name: '1,000 TCP connects',
-      argv: ['connect', '1000', String(port)],
-      modes: ['untraced', 'tracedump', 'tracedump-classic', 'strace', 'tracedump-attach', 'strace-attach'],
+      name: '100 k `read()` of /dev/zero, attached (`-p`)',
+      argv: ['syscalls', '100000'],
+      tracedump: 'tracedump-attach',
+      strace: 'strace-attach',
+      rounds: R(3),
+      note: '100 k reads, not 2 M: two stops per syscall make 2 M take ~1 min per run',
     },
-    { name: '200k send() connected UDP', argv: ['send', '200000', String(port)], modes: ['untraced', 'tracedump', 'strace'] },
-    { name: '100k sendto() bound UDP', argv: ['sendto', '100000', String(port)], modes: ['untraced', 'tracedump', 'strace'] },
-    { name: '100k sendmsg() bound UDP', argv: ['sendmsg', '100000', String(port)], modes: ['untraced', 'tracedump', 'strace'] },
-    { name: '2,000 DNS-like exchanges, fresh UDP sockets', argv: ['dns', '2000', String(port + 1)], modes: ['untraced', 'tracedump', 'strace'] },
-    { name: '200 MiB TCP bulk', argv: ['bulk', '200', String(port)], modes: ['untraced', 'tracedump', 'tcpdump'] },
-    { name: '2 GiB TCP bulk', argv: ['bulk', '2048', String(port)], modes: ['untraced', 'tracedump', 'tcpdump'] },
+    { name: '1,000 sequential TCP connects', argv: ['connect', '1000', P], tracedump: 'tracedump', strace: 'strace', extra: ['tracedump-classic'], rounds: R(5), stats: true },
+    { name: '1,000 sequential TCP connects, attached (`-p`)', argv: ['connect', '1000', P], tracedump: 'tracedump-attach', strace: 'strace-attach', rounds: R(3) },
+    {
+      name: '10,000 concurrent endpoints: 10,000 TCP connections held open, then 1,000 more connects timed',
+      argv: ['many', '10000', String(port + 2), '1000'],
+      tracedump: 'tracedump',
+      strace: 'strace',
+      extra: ['tracedump-classic'],
+      rounds: R(3),
+      stats: true,
+    },
+    { name: '200 k `send()` on a connected UDP socket', argv: ['send', '200000', P], tracedump: 'tracedump', strace: 'strace', rounds: R(3), note: 'strace takes ~8 s a run' },
+    { name: '100 k `sendto()` with an address, bound UDP', argv: ['sendto', '100000', P], tracedump: 'tracedump', strace: 'strace', rounds: R(3), stats: true },
+    { name: '100 k `sendmsg()` with an address, bound UDP', argv: ['sendmsg', '100000', P], tracedump: 'tracedump', strace: 'strace', rounds: R(3), stats: true },
+    { name: '2,000 DNS-like exchanges, each from a fresh UDP socket', argv: ['dns', '2000', String(port + 1)], tracedump: 'tracedump', strace: 'strace', rounds: R(5), stats: true },
+    { name: '200 MiB over one loopback TCP connection', argv: ['bulk', '200', P], tracedump: 'tracedump', extra: ['tcpdump'], rounds: R(5) },
+    { name: '2 GiB over one loopback TCP connection', argv: ['bulk', '2048', P], tracedump: 'tracedump', extra: ['tcpdump'], rounds: R(3) },
   ];
-  const rows: Row[] = [];
-  const only = process.env.BENCH_ONLY; // a workload's first word, e.g. bulk
+  const selected = (argv0: string) => !ONLY || ONLY.includes(argv0);
+  const table: TableRow[] = [];
+  const raw: Array<Omit<ModeResult, 'runs' | 'summary'> & { workload: string; runs: Array<Omit<Run, 'stderr'>> }> = [];
+  let micro: MicroResult | undefined;
   try {
-    for (const w of workloads.filter((x) => !only || x.argv[0] === only)) {
-      const active = w.modes.filter((m) => modes[m]);
-      const results: Record<string, Run[]> = Object.fromEntries(active.map((m) => [m, []]));
-      for (let round = 0; round < ROUNDS; round++) for (const m of active) results[m].push(run(modes[m](w.argv)));
-      const base = median(results.untraced.map((r) => r.elapsedMs));
-      for (const m of active) {
-        const el = results[m].map((r) => r.elapsedMs);
-        const row: Row = {
+    for (const w of workloads.filter((x) => selected(x.argv[0]))) {
+      const active = (['untraced', w.tracedump, w.strace, ...(w.extra ?? [])] as Array<Mode | undefined>).filter(
+        (m): m is Mode => !!m && !!modes[m],
+      );
+      const runs: Partial<Record<Mode, Run[]>> = Object.fromEntries(active.map((m) => [m, []]));
+      for (let round = 0; round < w.rounds; round++)
+        for (const m of active) runs[m]!.push(run(modes[m]!(w.argv), w.stats && m.startsWith('tracedump') ? statsFile : undefined));
+      const base = summarizeMode(w, 'untraced', runs.untraced!, undefined);
+      const res: Partial<Record<Mode, ModeResult>> = { untraced: base };
+      for (const m of active) if (m !== 'untraced') res[m] = summarizeMode(w, m, runs[m]!, base);
+      for (const r of Object.values(res))
+        raw.push({
           workload: w.name,
-          mode: m,
-          medianMs: median(el),
-          minMs: Math.min(...el),
-          maxMs: Math.max(...el),
-          ratio: median(el) / base,
-          cpuMs: median(results[m].map((r) => r.cpuMs)),
-        };
-        if (w.argv[0] === 'bulk') {
-          const mib = Number(w.argv[1]);
-          row.extra = `${(mib / (row.medianMs / 1000)).toFixed(0)} MiB/s`;
-          if (m.startsWith('tracedump')) {
-            const pkts = median(results[m].map((r) => Number(/(\d+) packets/.exec(r.stderr)?.[1] ?? NaN)));
-            row.extra += `, ${((pkts / row.medianMs) * 1000).toFixed(0)} packets/s written`;
-            row.extra += `, kernel drops ${results[m].map((r) => /(\d+) dropped by the kernel/.exec(r.stderr)?.[1] ?? '?').join('/')}`;
-            const rss = results[m].map((r) => Number(/maxrss_kb (\d+)/.exec(r.stderr)?.[1] ?? NaN));
-            if (rss.every(Number.isFinite)) row.extra += `, peak RSS ${(Math.max(...rss) / 1024).toFixed(0)} MiB`;
-          }
-          if (m === 'tcpdump')
-            row.extra += `, kernel drops ${results[m].map((r) => /(\d+) packets? dropped by kernel/.exec(r.stderr)?.[1] ?? '?').join('/')}`;
-        }
-        if (w.argv[0] === 'connect') {
-          const p50 = median(results[m].map((r) => r.p50Us ?? NaN));
-          const p99 = median(results[m].map((r) => r.p99Us ?? NaN));
-          const b50 = median(results.untraced.map((r) => r.p50Us ?? NaN));
-          const b99 = median(results.untraced.map((r) => r.p99Us ?? NaN));
-          row.extra = `connect() p50 ${p50.toFixed(1)} µs (+${(p50 - b50).toFixed(1)}), p99 ${p99.toFixed(1)} µs (+${(p99 - b99).toFixed(1)})`;
-        }
-        rows.push(row);
+          mode: r.mode,
+          medianMs: r.medianMs,
+          minMs: r.minMs,
+          maxMs: r.maxMs,
+          ratio: r.ratio,
+          cpuMs: r.cpuMs,
+          p50Us: r.p50Us,
+          p99Us: r.p99Us,
+          runs: r.runs.map(({ stderr: _s, ...rest }) => rest),
+        });
+      const notes: string[] = [];
+      for (const m of w.extra ?? []) {
+        const r = res[m];
+        if (r) notes.push(`${m === 'tracedump-classic' ? 'classic filter' : m}: ${r.summary}`);
       }
+      if (w.argv[0] === 'many') {
+        const td = res.tracedump;
+        const cl = res['tracedump-classic'];
+        const open = (r?: ModeResult) => (r ? `${fmtMs(median(r.runs.map((x) => x.openMs ?? NaN)))} ms` : '?');
+        notes.push(`opening the 10,000: untraced ${open(base)}, tracedump ${open(td)}, classic ${open(cl)}, strace ${open(res.strace)}`);
+        if (td)
+          notes.push(
+            'tracedump stop path with ≥ 10,000 rules present: held per connect() ' +
+              statsNote(td, [
+                ['entry', 'connectEntry', '10000+'],
+                ['exit', 'connectExit', '10000+'],
+                ['flow-rule insert', 'mapInsert', '10000+'],
+              ]),
+          );
+        if (cl)
+          notes.push(
+            'classic: held ' +
+              statsNote(cl, [
+                ['entry', 'connectEntry'],
+                ['exit', 'connectExit'],
+                ['wide attach', 'classicWide'],
+                ['exact attach', 'classicExact'],
+                ['exact rebuild+offer (controller)', 'classicRefresh'],
+              ]),
+          );
+      } else if (w.stats && res.tracedump) {
+        const held = statsNote(res.tracedump, [
+          ['connect entry', 'connectEntry'],
+          ['connect exit', 'connectExit'],
+          ['other entry', 'otherEntry'],
+          ['other exit', 'otherExit'],
+        ]);
+        if (held) notes.push(`held per stop: ${held}`);
+      }
+      if (w.note) notes.push(`(${w.note})`);
+      table.push({
+        workload: w.name,
+        rounds: w.rounds,
+        untraced: base.summary,
+        tracedump: res[w.tracedump]?.summary ?? '–',
+        strace: (w.strace && res[w.strace]?.summary) ?? '–',
+        notes: notes.join('; '),
+      });
+    }
+    if (selected('micro') || selected('many')) {
+      micro = { ebpf: ebpfMicro(10_000, 1_000), classic: classicMicro([100, 1000, 3000, 10_000]) };
+      const e = micro.ebpf;
+      table.push({
+        workload: `eBPF rule insert / remove with ${e.present.toLocaleString('en')} flows present (in-process, 1,000 each)`,
+        rounds: 1,
+        untraced: '–',
+        tracedump: `insert p50 ${fmtUs(e.insert.p50Us)}, p99 ${fmtUs(e.insert.p99Us)}; remove p50 ${fmtUs(e.remove.p50Us)}, p99 ${fmtUs(e.remove.p99Us)}`,
+        strace: '–',
+        notes: `the bpf() map update/delete timed natively; as called from JS: insert p50 ${fmtUs(e.insertJs.p50Us)}, remove p50 ${fmtUs(e.removeJs.p50Us)}`,
+      });
+      for (const c of micro.classic)
+        table.push({
+          workload: `classic filter rebuild + attach, ${c.ports.toLocaleString('en')} local ports in use`,
+          rounds: 1,
+          untraced: '–',
+          tracedump: `rebuild ${c.buildMs.median.toFixed(1)} ms (max ${c.buildMs.max.toFixed(1)}), attach p50 ${fmtUs(c.attach.p50Us)}, p99 ${fmtUs(c.attach.p99Us)}`,
+          strace: '–',
+          notes: `${c.instructions} instructions; passes ${c.passingPorts.toLocaleString('en')} of 65,536 local ports${c.passingPorts > c.ports ? ' (intervals merged to fit 4,096 instructions: a wider kernel filter, userspace decides)' : ''}`,
+        });
     }
   } finally {
     stop();
     fs.rmSync(pcap, { force: true });
+    fs.rmSync(statsFile, { force: true });
     fs.rmSync(bin, { force: true });
   }
+  const date = new Date().toISOString();
+  const header = `tracedump bench, ${date.slice(0, 10)}, ${os.cpus().length} vCPU, Linux ${os.release()}, Node ${process.version}; medians (min–max) of the workload's own loop, × untraced; ${((Date.now() - started) / 1000).toFixed(0)} s in all`;
   const lines = [
-    `tracedump bench, ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} vCPU, Linux ${os.release()}, ${ROUNDS} rounds (median, min-max of the workload's own loop)`,
-    '| workload | mode | median ms | min-max ms | × untraced | CPU ms | notes |',
-    '|---|---|---|---|---|---|---|',
-    ...rows.map(
-      (r) => `| ${r.workload} | ${r.mode} | ${r.medianMs.toFixed(1)} | ${r.minMs.toFixed(1)}-${r.maxMs.toFixed(1)} | ${r.ratio.toFixed(3)} | ${r.cpuMs.toFixed(0)} | ${r.extra ?? ''} |`,
-    ),
+    header,
+    '',
+    '| workload | rounds | untraced | tracedump | strace | tcpdump / notes |',
+    '|---|---|---|---|---|---|',
+    ...table.map((r) => `| ${r.workload} | ${r.rounds} | ${r.untraced} | ${r.tracedump} | ${r.strace} | ${r.notes} |`),
   ];
   console.log(lines.join('\n'));
   const dir = path.join(ROOT, 'bench', 'results');
   fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ rows }, null, 2));
+  const file = path.join(dir, `${date.replace(/[:.]/g, '-')}.json`);
+  fs.writeFileSync(
+    file,
+    JSON.stringify({ date, machine: { cpus: os.cpus().length, kernel: os.release(), node: process.version }, header, table, micro, rows: raw }, null, 2),
+  );
+  console.log(`\n(written to ${path.relative(process.cwd(), file)})`);
 }
 
 main().catch((err) => {
