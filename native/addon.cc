@@ -22,6 +22,7 @@
 #include "filter_keys.h"
 #include "seccomp.h"
 #include "sock_diag.h"
+#include "stop_stats.h"
 #include "tracer.h"
 #include "users.h"
 #include "file_guard.h"
@@ -411,7 +412,8 @@ class RuleSetHandle : public Napi::ObjectWrap<RuleSetHandle> {
   int fds_[3] = {-1, -1, -1};
 };
 
-// guardFile(fd) -> {writing(size), written(size), release()}: see file_guard.h.
+// new FileGuard(fd, removeOnDeath?: string[]) -> {writing(size), written(size), release()}:
+// see file_guard.h.
 class FileGuardHandle : public Napi::ObjectWrap<FileGuardHandle> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -422,8 +424,13 @@ class FileGuardHandle : public Napi::ObjectWrap<FileGuardHandle> {
   }
   explicit FileGuardHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FileGuardHandle>(info) {
     int err = 0;
-    guard_ = FileGuard::start(info[0].As<Napi::Number>().Int32Value(), &err);
-    if (!guard_) throw make_error(info.Env(), "cannot start the capture file's guardian", "fork", err);
+    std::vector<std::string> remove;
+    if (info.Length() > 1 && info[1].IsArray()) {
+      Napi::Array a = info[1].As<Napi::Array>();
+      for (uint32_t i = 0; i < a.Length(); i++) remove.push_back(a.Get(i).As<Napi::String>().Utf8Value());
+    }
+    guard_ = FileGuard::start(info[0].As<Napi::Number>().Int32Value(), remove, &err);
+    if (!guard_) throw make_error(info.Env(), "cannot start the file's guardian", "fork", err);
   }
 
  private:
@@ -764,6 +771,37 @@ Napi::Value ExitNow(const Napi::CallbackInfo& info) {
   _exit(info[0].As<Napi::Number>().Int32Value());
 }
 
+// Instrumentation (TRACEDUMP_STATS_FILE): enableStopStats(capacity) starts recording the stop
+// path's timings; stopStats() -> {kind: {ns: Uint32Array, present: Uint32Array, overflow}}.
+Napi::Value EnableStopStats(const Napi::CallbackInfo& info) {
+  stop_stats::enable(info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : 1 << 16);
+  return info.Env().Undefined();
+}
+
+Napi::Value StopStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  static const char* const names[stop_stats::kCount] = {
+      "connectEntry", "connectExit", "otherEntry",   "otherExit",
+      "mapInsert",    "mapDelete",   "classicWide", "classicExact"};
+  Napi::Object o = Napi::Object::New(env);
+  for (int k = 0; k < stop_stats::kCount; k++) {
+    uint64_t overflow = 0;
+    std::vector<stop_stats::Sample> v = stop_stats::read(static_cast<stop_stats::Kind>(k), &overflow);
+    Napi::Uint32Array ns = Napi::Uint32Array::New(env, v.size());
+    Napi::Uint32Array present = Napi::Uint32Array::New(env, v.size());
+    for (size_t i = 0; i < v.size(); i++) {
+      ns[i] = v[i].ns;
+      present[i] = v[i].present;
+    }
+    Napi::Object series = Napi::Object::New(env);
+    series.Set("ns", ns);
+    series.Set("present", present);
+    series.Set("overflow", Napi::Number::New(env, static_cast<double>(overflow)));
+    o.Set(names[k], series);
+  }
+  return o;
+}
+
 Napi::Value SeccompProgram(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), seccomp::dump_program(seccomp::build_program()));
 }
@@ -783,6 +821,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("exitNow", Napi::Function::New(env, ExitNow, "exitNow"));
   exports.Set("lookupUser", Napi::Function::New(env, LookupUser, "lookupUser"));
   exports.Set("seccompProgram", Napi::Function::New(env, SeccompProgram, "seccompProgram"));
+  exports.Set("enableStopStats", Napi::Function::New(env, EnableStopStats, "enableStopStats"));
+  exports.Set("stopStats", Napi::Function::New(env, StopStats, "stopStats"));
   exports.Set("RuleSet", RuleSetHandle::Define(env));
   Napi::Function capture_class = CaptureHandle::Define(env);
   data->capture_class = Napi::Persistent(capture_class);

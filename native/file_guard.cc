@@ -20,7 +20,7 @@ void close_range_sys(unsigned first, unsigned last) {
 
 // The guardian: only async-signal-safe calls (it is forked from a multi-threaded process).
 [[noreturn]] void guard(int file_fd, int wait_fd, std::atomic<uint64_t>* whole,
-                        std::atomic<uint64_t>* target) {
+                        std::atomic<uint64_t>* target, const std::vector<std::string>& remove) {
   // Hold nothing of tracedump's but the file and the pipe (no capture socket, no terminal).
   int lo = file_fd < wait_fd ? file_fd : wait_fd, hi = file_fd < wait_fd ? wait_fd : file_fd;
   close_range_sys(0, lo - 1);
@@ -42,12 +42,15 @@ void close_range_sys(unsigned first, unsigned last) {
   if (fstat(file_fd, &st) == 0 && static_cast<uint64_t>(st.st_size) != w &&
       static_cast<uint64_t>(st.st_size) != t)
     ftruncate(file_fd, static_cast<off_t>(w));
+  for (const std::string& path : remove)
+    if (unlink(path.c_str()) < 0 && errno == EISDIR) rmdir(path.c_str());
   _exit(0);
 }
 
 }  // namespace
 
-std::unique_ptr<FileGuard> FileGuard::start(int fd, int* err) {
+std::unique_ptr<FileGuard> FileGuard::start(int fd, const std::vector<std::string>& remove_on_death,
+                                            int* err) {
   void* mem = mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) {
     *err = errno;
@@ -72,7 +75,7 @@ std::unique_ptr<FileGuard> FileGuard::start(int fd, int* err) {
     munmap(mem, sizeof(Shared));
     return nullptr;
   }
-  if (pid == 0) guard(fd, p[0], &shared->whole, &shared->target);
+  if (pid == 0) guard(fd, p[0], &shared->whole, &shared->target, remove_on_death);
   close(p[0]);
   return std::unique_ptr<FileGuard>(new FileGuard(shared, pid, p[1]));
 }

@@ -1,17 +1,22 @@
 // Keeps a capture file whole when tracedump dies in the middle of a write (a SIGKILL stops a
 // write() between two pages): a small guardian process holds the file and, when tracedump is
-// gone without releasing it, cuts the file back to its last whole record.
+// gone without releasing it, cuts the file back to its last whole record, and removes the
+// paths it was given (a private TLS key log must not outlive tracedump).
 #pragma once
 #include <sys/types.h>
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
 class FileGuard {
  public:
-  // Forks the guardian for fd (a regular file). nullptr with *err = errno on failure.
-  static std::unique_ptr<FileGuard> start(int fd, int* err);
+  // Forks the guardian for fd (a regular file). remove_on_death: files, then directories,
+  // removed in this order if tracedump dies. nullptr with *err = errno on failure.
+  static std::unique_ptr<FileGuard> start(int fd, const std::vector<std::string>& remove_on_death,
+                                          int* err);
   ~FileGuard();
   FileGuard(const FileGuard&) = delete;
   FileGuard& operator=(const FileGuard&) = delete;

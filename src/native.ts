@@ -197,17 +197,41 @@ export interface LiveSockets {
   after: number;
 }
 
+/** Instrumentation of the stop path (stop_stats.h); see src/stop-stats.ts. */
+export type StopStatKind =
+  | 'connectEntry' // a connect() entry stop: waitpid() returned -> the tracee was resumed
+  | 'connectExit'
+  | 'otherEntry' // the other followed socket calls (sendto, sendmsg, bind, ...)
+  | 'otherExit'
+  | 'mapInsert' // one eBPF map update (present: keys in that map before)
+  | 'mapDelete'
+  | 'classicWide' // classic mode: the stop path attached the wide program (present: instructions)
+  | 'classicExact'; // classic mode: the controller's exact program attached (present: instructions)
+
+export interface StopStatSeries {
+  /** Each sample in nanoseconds, in the order taken. */
+  ns: Uint32Array;
+  /** What was there at each sample: rule keys present (stops: flow + bind keys), or instructions. */
+  present: Uint32Array;
+  /** Samples past the capacity, not kept. */
+  overflow: number;
+}
+
 interface Addon {
   launch(options: LaunchOptions, onEvents: (events: TraceEvent[]) => void): NativeTracer;
   /** Seizes every thread of running processes; the error of a refused one carries pid. */
   attach(options: AttachOptions, onEvents: (events: TraceEvent[]) => void): NativeTracer;
   /** A guardian process that cuts the file back to its last whole record if tracedump dies. */
-  FileGuard: new (fd: number) => NativeFileGuard;
+  /** removeOnDeath: files, then directories, the guardian removes if tracedump dies. */
+  FileGuard: new (fd: number, removeOnDeath?: string[]) => NativeFileGuard;
   /** _exit(status): no exit handlers (all output is written synchronously before). */
   exitNow(status: number): never;
   /** A user by name or uid; null when there is none. */
   lookupUser(user: string | number): UserAccount | null;
   seccompProgram(): string;
+  /** Instrumentation: the stop path records its timings from now on (up to capacity per kind). */
+  enableStopStats(capacity: number): void;
+  stopStats(): Record<StopStatKind, StopStatSeries>;
   RuleSet: new (config: number | { capture: NativeCapture; wide: Buffer }) => NativeRuleSet;
   Capture: new (options: CaptureOptions, onBatch: (batch: Buffer, packets: number) => void) => NativeCapture;
   /** Loads an eBPF socket filter; the error of a refused program carries verifierLog. */

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { TracedumpError } from '../errors';
+import { type NativeFileGuard, native } from '../native';
 import { KeyLogTail } from './key-log-tail';
 
 export interface KeyLogOptions {
@@ -28,6 +29,8 @@ export class TlsKeyLog {
   private readonly tails: KeyLogTail[] = [];
   private readonly seen = new Set<string>();
   private privateDir?: string;
+  // Removes the private key log should tracedump be killed (SIGKILL) before close().
+  private guard?: { fd: number; guard: NativeFileGuard };
   private copyFd?: number;
   private hinted = false;
   /** Key lines read so far. */
@@ -127,6 +130,11 @@ export class TlsKeyLog {
     this.copyFd = undefined;
     if (this.privateDir) fs.rmSync(this.privateDir, { recursive: true, force: true });
     this.privateDir = undefined;
+    if (this.guard) {
+      this.guard.guard.release();
+      fs.closeSync(this.guard.fd);
+      this.guard = undefined;
+    }
   }
 
   private follow(file: string, fromEnd: boolean): void {
@@ -140,6 +148,13 @@ export class TlsKeyLog {
     const file = path.join(dir, 'keys.log');
     fs.closeSync(openPrivate(file, this.o.owner, 'the private key log'));
     if (this.o.owner) fs.chownSync(dir, this.o.owner.uid, this.o.owner.gid);
+    const fd = fs.openSync(file, fs.constants.O_RDONLY); // read-only: the guardian never cuts it
+    try {
+      this.guard = { fd, guard: new (native().FileGuard)(fd, [file, dir]) };
+    } catch (err) {
+      fs.closeSync(fd);
+      throw err;
+    }
     this.tails.unshift(new KeyLogTail(file, false));
     return file;
   }
