@@ -17,7 +17,13 @@
 //                       server: a thread per connection would be 11,000 threads)
 // With BENCH_WAIT_TRACER=1 in the environment a workload first waits (up to 20 s) until a
 // tracer has attached to it, so attach mode is timed from the attach on.
+// With BENCH_SECCOMP_ALLOW=1 a workload first installs a one-instruction allow-all seccomp
+// filter (no tracer at all): the cost of seccomp's syscall entry path alone, the floor of any
+// seccomp-filtered tracer.
 #define _GNU_SOURCE
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -71,6 +77,13 @@ static int traced(void) {
     if (!strncmp(line, "TracerPid:", 10)) pid = atoi(line + 10);
   if (f) fclose(f);
   return pid != 0;
+}
+
+static int allow_all_seccomp(void) {
+  struct sock_filter allow = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+  struct sock_fprog prog = {1, &allow};
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) return -1;
+  return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
 }
 
 static void wait_for_tracer(void) {
@@ -160,6 +173,7 @@ int main(int argc, char **argv) {
     }
   }
   if (getenv("BENCH_WAIT_TRACER")) wait_for_tracer();
+  if (getenv("BENCH_SECCOMP_ALLOW") && allow_all_seccomp()) return perror("seccomp"), 1;
   long long t0 = now_ns();
   if (!strcmp(what, "syscalls")) {
     int fd = open("/dev/zero", O_RDONLY);

@@ -118,7 +118,7 @@ function tcpdumpRun(bin: string, w: string[], pcap: string, port: number): strin
   return ['sh', '-c', script, bin, ...w];
 }
 
-type Mode = 'untraced' | 'tracedump' | 'tracedump-classic' | 'strace' | 'tcpdump' | 'tracedump-attach' | 'strace-attach';
+type Mode = 'untraced' | 'tracedump' | 'tracedump-classic' | 'strace' | 'tcpdump' | 'tracedump-attach' | 'strace-attach' | 'seccomp-allow';
 
 interface Workload {
   name: string;
@@ -333,6 +333,8 @@ async function main() {
   const hasTcpdump = spawnSync('tcpdump', ['--version']).status === 0;
   const modes: Partial<Record<Mode, (w: string[]) => string[]>> = {
     untraced: (w) => [bin, ...w],
+    // The floor of any seccomp-filtered tracer: an allow-all filter, no tracer.
+    'seccomp-allow': (w) => ['env', 'BENCH_SECCOMP_ALLOW=1', bin, ...w],
     // GNU time reports tracedump's peak RSS (its children's are far smaller)
     tracedump: (w) => [...(hasTime ? ['/usr/bin/time', '-f', 'maxrss_kb %M'] : []), CLI, '-w', pcap, '--linger', '0', '--', bin, ...w],
     'tracedump-classic': (w) => [CLI, '-w', pcap, '--linger', '0', '--kernel-filter=classic', '--', bin, ...w],
@@ -346,7 +348,7 @@ async function main() {
   const R = (n: number) => ROUNDS_ENV ?? n;
   const P = String(port);
   const workloads: Workload[] = [
-    { name: '2 M `read()` of /dev/zero', argv: ['syscalls', '2000000'], tracedump: 'tracedump', strace: 'strace', rounds: R(5) },
+    { name: '2 M `read()` of /dev/zero', argv: ['syscalls', '2000000'], tracedump: 'tracedump', strace: 'strace', extra: ['seccomp-allow'], rounds: R(5) },
     {
       name: '100 k `read()` of /dev/zero, attached (`-p`)',
       argv: ['syscalls', '100000'],
@@ -404,7 +406,7 @@ async function main() {
       const notes: string[] = [];
       for (const m of w.extra ?? []) {
         const r = res[m];
-        if (r) notes.push(`${m === 'tracedump-classic' ? 'classic filter' : m}: ${r.summary}`);
+        if (r) notes.push(`${m === 'tracedump-classic' ? 'classic filter' : m === 'seccomp-allow' ? 'an allow-all seccomp filter alone (no tracer)' : m}: ${r.summary}`);
       }
       if (w.argv[0] === 'many') {
         const td = res.tracedump;
