@@ -161,4 +161,6 @@ t.test('NODE_OPTIONS --tls-keylog forms', async (t) => {
   t.equal(nodeKeyLogOf('--x --tls-keylog /a/b.log --y'), '/a/b.log');
   t.equal(nodeKeyLogOf('--tls-keylog="/a b/c \\"d\\".log"'), '/a b/c "d".log');
   t.equal(nodeKeyLogOf('--no-tls-keylogger'), undefined);
+  t.equal(nodeKeyLogOf('"--tls-keylog=/a b.log" --x'), '/a b.log', 'the whole option in quotes');
+  t.equal(nodeKeyLogOf('--tls-keylog=/first --tls-keylog=/last'), '/last', 'the last one, as Node takes it');
 });

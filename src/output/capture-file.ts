@@ -228,10 +228,14 @@ export class CaptureFile {
     if (this.buf.length > BUFFER_BYTES) this.buf = Buffer.allocUnsafe(BUFFER_BYTES);
   }
 
-  /** Writes the records captured before `beforeMs`; younger ones stay held. */
-  flushSettled(beforeMs: number): void {
+  /**
+   * Writes the records captured before `before` (ms; a function is asked once the new keys
+   * were taken); younger ones stay held.
+   */
+  flushSettled(before: number | (() => number)): void {
     this.takeSecrets();
     if (this.used === 0 || this.failed) return;
+    const beforeMs = typeof before === 'number' ? before : before();
     let i = 0;
     while (i < this.unitMs.length && this.unitMs[i] < beforeMs) i++;
     if (i === this.unitMs.length) return this.flush();

@@ -79,9 +79,9 @@ export class CaptureOutput {
     this.file.flush();
   }
 
-  /** Writes the records captured before beforeMs; younger ones stay held. */
-  flushSettled(beforeMs: number): void {
-    this.file.flushSettled(beforeMs);
+  /** Writes the records captured before `before` (see CaptureFile.flushSettled). */
+  flushSettled(before: number | (() => number)): void {
+    this.file.flushSettled(before);
   }
 
   /** TLS key log lines ahead of every record not yet written; false: the format cannot hold them. */

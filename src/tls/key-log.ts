@@ -36,8 +36,14 @@ export class TlsKeyLog {
   /** Key lines read so far. */
   lines = 0;
 
-  private constructor(private readonly o: KeyLogOptions) {
-    if (o.copyTo !== undefined) this.copyFd = openPrivate(o.copyTo, o.owner, '--keylog');
+  private constructor(private readonly o: KeyLogOptions) {}
+
+  // --keylog FILE, opened once the key logs read are known: FILE may be one of them (the
+  // program writes it already), and then it is neither truncated nor written twice.
+  private openCopy(): void {
+    const to = this.o.copyTo;
+    if (to === undefined || this.tails.some((t) => sameFile(t.path, to))) return;
+    this.copyFd = openPrivate(to, this.o.owner, '--keylog');
   }
 
   /**
@@ -60,6 +66,7 @@ export class TlsKeyLog {
         const arg = /[\s"'\\]/.test(file) ? `--tls-keylog="${file.replace(/(["\\])/g, '\\$1')}"` : `--tls-keylog=${file}`;
         out.NODE_OPTIONS = env.NODE_OPTIONS ? `${env.NODE_OPTIONS} ${arg}` : arg;
       }
+      keys.openCopy();
     } catch (err) {
       keys.close();
       throw err;
@@ -73,11 +80,17 @@ export class TlsKeyLog {
    */
   static forAttach(pids: number[], o: KeyLogOptions): TlsKeyLog {
     const keys = new TlsKeyLog(o);
-    for (const pid of pids) {
-      const env = environOf(pid);
-      const cwd = cwdOf(pid);
-      for (const file of [env.SSLKEYLOGFILE, nodeKeyLogOf(env.NODE_OPTIONS)])
-        if (file) keys.follow(path.resolve(cwd ?? '/', file), true);
+    try {
+      for (const pid of pids) {
+        const env = environOf(pid);
+        const cwd = cwdOf(pid);
+        for (const file of [env.SSLKEYLOGFILE, nodeKeyLogOf(env.NODE_OPTIONS)])
+          if (file) keys.follow(path.resolve(cwd ?? '/', file), true);
+      }
+      keys.openCopy();
+    } catch (err) {
+      keys.close();
+      throw err;
     }
     return keys;
   }
@@ -160,12 +173,43 @@ export class TlsKeyLog {
   }
 }
 
-/** The file a NODE_OPTIONS value gives --tls-keylog, if any. */
+/** The file a NODE_OPTIONS value gives --tls-keylog, if any (the last one: Node takes it). */
 export function nodeKeyLogOf(nodeOptions: string | undefined): string | undefined {
-  if (!nodeOptions) return undefined;
-  const m = /(?:^|\s)--tls-keylog(?:=|\s+)(?:"((?:[^"\\]|\\.)*)"|(\S+))/.exec(nodeOptions);
-  if (!m) return undefined;
-  return m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : m[2];
+  const words = nodeOptionWords(nodeOptions ?? '');
+  let file: string | undefined;
+  for (let i = 0; i < words.length; i++) {
+    if (words[i].startsWith('--tls-keylog=')) file = words[i].slice('--tls-keylog='.length);
+    else if (words[i] === '--tls-keylog' && i + 1 < words.length) file = words[++i];
+  }
+  return file;
+}
+
+// NODE_OPTIONS as Node splits it: words separated by white space; double quotes group, and
+// inside them a backslash escapes the next character.
+function nodeOptionWords(s: string): string[] {
+  const words: string[] = [];
+  let word = '';
+  let inWord = false;
+  let quoted = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (quoted) {
+      if (c === '\\' && i + 1 < s.length) word += s[++i];
+      else if (c === '"') quoted = false;
+      else word += c;
+    } else if (c === '"') {
+      quoted = inWord = true;
+    } else if (/\s/.test(c)) {
+      if (inWord) words.push(word);
+      word = '';
+      inWord = false;
+    } else {
+      word += c;
+      inWord = true;
+    }
+  }
+  if (inWord) words.push(word);
+  return words;
 }
 
 /** Creates (or truncates) a file only its owner may read: mode 0600, given to owner. */
@@ -185,6 +229,17 @@ function openPrivate(file: string, owner: { uid: number; gid: number } | undefin
     });
   }
   return fd;
+}
+
+function sameFile(a: string, b: string): boolean {
+  if (path.resolve(a) === path.resolve(b)) return true;
+  try {
+    const x = fs.statSync(a);
+    const y = fs.statSync(b);
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false;
+  }
 }
 
 function environOf(pid: number): NodeJS.ProcessEnv {

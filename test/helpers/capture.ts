@@ -311,10 +311,20 @@ export function startTracedump(
     timeoutMs?: number;
     onStderrLine?: (line: string) => void;
     onStdout?: (all: string) => void;
+    /**
+     * tracedump's NODE_OPTIONS exactly as given (null: unset), not as the test runner leaves
+     * it: tap adds its own loader to the NODE_OPTIONS of every process a test spawns, so
+     * tracedump is then started through `env`, which sets it after tap has had its say.
+     */
+    nodeOptions?: string | null;
   } = {},
 ): TdProcess {
   const start = Date.now();
-  const child = spawn(process.execPath, [CLI, ...args], { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const node =
+    opts.nodeOptions === undefined
+      ? [process.execPath]
+      : ['/usr/bin/env', '-u', 'NODE_OPTIONS', ...(opts.nodeOptions === null ? [] : [`NODE_OPTIONS=${opts.nodeOptions}`]), process.execPath];
+  const child = spawn(node[0], [...node.slice(1), CLI, ...args], { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   const pid = child.pid as number;
   startedPids.add(pid);
   let timedOut = false;

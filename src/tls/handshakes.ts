@@ -1,0 +1,64 @@
+// TLS handshakes whose keys the program has not logged yet. A TLS 1.3 client logs its
+// handshake keys only once it has handled the server's first flight, which is encrypted with
+// them: a program that does so late (a busy event loop, a GC pause, a loaded machine) would
+// have the keys land in the file after the packets they decrypt, and Wireshark then cannot
+// decrypt the connection at all. So packets wait while a handshake seen in the program's
+// traffic (by the ClientHello's random) has no key line yet, up to a bound.
+import type { PacketRecord } from '../capture/records';
+
+/** How long a handshake may hold the file back waiting for its keys (clients that never log). */
+export const MAX_KEY_WAIT_MS = 3000;
+
+export class PendingHandshakes {
+  // client random (hex) -> capture time (ms) of its ClientHello
+  private readonly waiting = new Map<string, number>();
+  private readonly done = new Set<string>();
+
+  /** Notes a ClientHello in a packet about to be written. */
+  notePacket(p: PacketRecord): void {
+    const random = clientHelloRandom(p.data);
+    if (random === undefined || this.done.has(random) || this.waiting.has(random)) return;
+    this.waiting.set(random, p.sec * 1000 + p.nsec / 1e6);
+  }
+
+  /** Key log lines read: their handshakes wait no more. */
+  noteKeys(keyLog: Buffer): void {
+    for (const line of keyLog.toString('latin1').split('\n')) {
+      const random = line.split(' ')[1]?.toLowerCase();
+      if (!random) continue;
+      this.waiting.delete(random);
+      if (this.done.size > 100_000) this.done.clear(); // bounded; a late ClientHello copy is rare
+      this.done.add(random);
+    }
+  }
+
+  /** Packets captured at or after this time (ms) are held; Infinity: none is waited for. */
+  holdFrom(nowMs: number): number {
+    let oldest = Infinity;
+    for (const [random, at] of this.waiting) {
+      if (nowMs - at > MAX_KEY_WAIT_MS) this.waiting.delete(random);
+      else if (at < oldest) oldest = at;
+    }
+    return oldest;
+  }
+}
+
+/** The client random of a TLS ClientHello starting the TCP payload of an IP packet, as hex. */
+export function clientHelloRandom(ip: Buffer): string | undefined {
+  let at: number;
+  if (ip.length < 20) return undefined;
+  const version = ip[0] >> 4;
+  if (version === 4) {
+    if (ip[9] !== 6) return undefined;
+    at = (ip[0] & 0x0f) * 4;
+  } else if (version === 6) {
+    if (ip.length < 40 || ip[6] !== 6) return undefined;
+    at = 40;
+  } else return undefined;
+  if (ip.length < at + 20) return undefined;
+  at += (ip[at + 12] >> 4) * 4; // TCP data offset
+  // record: type 22 (handshake), version 3.x, length; handshake: type 1 (ClientHello), length
+  // (3), client_version (2), random (32)
+  if (ip.length < at + 43 || ip[at] !== 22 || ip[at + 1] !== 3 || ip[at + 5] !== 1) return undefined;
+  return ip.toString('hex', at + 11, at + 43);
+}
