@@ -16,6 +16,7 @@ import { Sweeper } from './tracker/sweeper';
 import { CapturePipeline } from './capture/pipeline';
 import { formatSummary } from './summary';
 import type { TlsKeyLog } from './tls/key-log';
+import { PendingHandshakes } from './tls/handshakes';
 import { StopStatsRecorder } from './stop-stats';
 
 export interface CaptureSettings {
@@ -64,9 +65,13 @@ export interface SessionOptions {
 }
 
 const TICK_MS = 100;
+// Classic filter mode: the least time between two rebuilds of the exact program (below TICK_MS,
+// so the tick after a coalesced change always rebuilds).
+const CLASSIC_REFRESH_MS = 80;
 const FLUSH_MS = 1000;
 // With TLS keys, packets wait this long before they are written: the key a program logs just
-// after a packet arrived (TLS 1.3 handshake keys, after the ServerHello) still goes ahead of it.
+// after a packet arrived (TLS 1.3 handshake keys, after the ServerHello) still goes ahead of it;
+// and longer (tls/handshakes.ts) while a TLS handshake seen in the traffic has no key yet.
 const KEY_HOLD_MS = 250;
 
 export async function runSession(options: SessionOptions): Promise<number> {
@@ -77,6 +82,13 @@ export async function runSession(options: SessionOptions): Promise<number> {
   const cap = options.capture;
   const keys = options.tlsKeys;
   const holdForKeys = !!keys && cap?.format === 'pcapng';
+  // TLS handshakes in the file still waiting for their keys: the file waits with them.
+  const handshakes = holdForKeys ? new PendingHandshakes() : undefined;
+  const takeKeys = () => {
+    const keyLog = keys?.read();
+    if (keyLog) handshakes?.noteKeys(keyLog);
+    return keyLog;
+  };
 
   const programs = new ProgramTable();
   const interfaceNames = new Map<number, string | undefined>();
@@ -103,7 +115,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
     new CaptureOutput({
       path: cap.output,
       newFormat: () => makeFormat(cap.format, { snaplen: cap.snaplen, description: cap.description, interfaceName, exeOf: (pid) => programs.exeOf(pid) }),
-      file: { owner: options.fileOwner, secret: holdForKeys, holdBack: holdForKeys, secrets: keys && (() => keys.read()) },
+      file: { owner: options.fileOwner, secret: holdForKeys, holdBack: holdForKeys, secrets: keys && takeKeys },
       rotation: cap.rotation,
       totals,
       onLimit: () => requestStop(`${cap.rotation?.fileCount} files written`),
@@ -117,6 +129,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
     if (!file) return false;
     if (rec.sec * 1000 + rec.nsec / 1e6 > cutoffMs) return false;
     if (cap?.count !== undefined && pipeline.counters.written >= cap.count) return false;
+    handshakes?.notePacket(rec);
     file.write(rec, owner);
     if (cap?.count !== undefined && pipeline.counters.written + 1 >= cap.count) requestStop(`${cap.count} packets written`);
     return true;
@@ -148,10 +161,16 @@ export async function runSession(options: SessionOptions): Promise<number> {
 
   const sweeper = live ? new Sweeper(table, live.rules, printError) : undefined;
   let classicBuilt = -1;
-  // Classic mode: a fresh exact program once the table has moved on (the stop path keeps the
-  // wide program in place meanwhile).
-  const refreshClassic = () => {
+  let classicTriedAt = -Infinity;
+  // Classic mode: a fresh exact program once the table has moved on. The stop path keeps the
+  // wide program (a superset) in place meanwhile, so the exact one is only an optimisation:
+  // it is rebuilt at most every CLASSIC_REFRESH_MS (changes in between are coalesced; the tick
+  // comes back for them), and not while the native rule set is ahead of the events applied
+  // (the offer would be refused as stale).
+  const refreshClassic = (now: number) => {
     if (live?.filterMode !== 'classic' || !sweeper || (!sweeper.released && classicBuilt === table.generation)) return;
+    if (now - classicTriedAt < CLASSIC_REFRESH_MS || live.rules.generation() > table.generation) return;
+    classicTriedAt = now;
     const ports = table.localPorts();
     const started = stopStats && process.hrtime.bigint();
     const attached = live.refreshClassic(ports, table.generation);
@@ -166,12 +185,13 @@ export async function runSession(options: SessionOptions): Promise<number> {
     sweeper?.poke(now);
     pipeline.drain(false);
     if (table.sweepWanted && sweeper?.poke(now)) pipeline.drain(false);
-    refreshClassic();
+    refreshClassic(now);
   };
 
   let lastFlush = Date.now();
   // What is due in the file: everything, or (with TLS keys) what is old enough.
-  const writeOut = (now: number) => (holdForKeys ? file!.flushSettled(now - KEY_HOLD_MS) : file!.flush());
+  const writeOut = (now: number) =>
+    handshakes ? file!.flushSettled(() => Math.min(now - KEY_HOLD_MS, handshakes.holdFrom(now))) : file!.flush();
 
   const onEvents = (batch: TraceEvent[]) => {
     for (const e of batch) {
