@@ -572,6 +572,11 @@ class CaptureHandle : public Napi::ObjectWrap<CaptureHandle> {
     if (capture_ && started_) {
       capture_->stop();
       DeliverAll(info.Env(), on_batch_.Value(), shared_.get());
+      // The reader is gone: release the TSFN now, while the environment lives. Released
+      // from the destructor instead, it could run during the environment's teardown, after
+      // Node finalized the TSFN itself (an abort at exit, seen in a test that stops captures).
+      tsfn_.Release();
+      started_ = false;
     }
     return info.Env().Undefined();
   }

@@ -1,9 +1,10 @@
 // TPACKET_V3 ring reader. Each retired block is turned into a batch in place: every packet's
 // 28-byte record header is written into the frame's header room right before its data, and
 // the block itself is lent to the controller, which reads it and gives it back (recycle()).
-// Nothing is copied and nothing is allocated: the ring is all the memory the capture uses.
-// While the controller holds a block the kernel cannot fill it; when it holds all of them
-// the kernel counts drops instead of this process growing.
+// Full blocks are not copied: the ring is most of the memory the capture uses. While the
+// controller holds a block the kernel cannot fill it; when it holds all of them the kernel
+// counts drops instead of this process growing. Blocks retired by their timeout with little
+// in them are copied (up to 16 MiB in all) and go back to the kernel at once.
 #include "capture.h"
 
 #include <algorithm>
@@ -30,6 +31,9 @@ namespace {
 
 void put32(uint8_t* p, uint32_t x) { memcpy(p, &x, 4); }
 void put16(uint8_t* p, uint16_t x) { memcpy(p, &x, 2); }
+
+// Copied batches the controller may hold at once; beyond, blocks are lent (and the ring fills).
+constexpr size_t kMaxCopiedBytes = 16 << 20;
 
 }  // namespace
 
@@ -118,6 +122,11 @@ void Capture::stop() {
 
 void Capture::recycle(Slab slab) {
   if (!slab) return;
+  if (slab.copied()) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    copied_bytes_ -= slab.copy_size();
+    return;  // the copy is freed with slab
+  }
   release_block(slab.block());
 }
 
@@ -215,6 +224,27 @@ bool Capture::process_ready_blocks() {
         stats_.drops += n;
       }
       __atomic_store_n(&block->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+      continue;
+    }
+    size_t bytes = static_cast<size_t>(end - first);
+    bool copy = false;
+    if (bytes <= options_.block_size / 4) {
+      // A block retired by its timeout holds little: copy it and give the block back now, so
+      // that a controller busy for a moment cannot use up the ring with near-empty blocks
+      // (they retire every retire_ms). Full blocks (bulk traffic) are lent without a copy.
+      std::lock_guard<std::mutex> lock(mutex_);
+      copy = copied_bytes_ + bytes <= kMaxCopiedBytes;
+      if (copy) copied_bytes_ += bytes;
+    }
+    if (copy) {
+      std::unique_ptr<uint8_t[]> mem(new uint8_t[bytes]);
+      memcpy(mem.get(), first, bytes);
+      __atomic_store_n(&block->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+      CaptureBatch batch;
+      batch.slab = Slab(std::move(mem), bytes);
+      batch.size = bytes;
+      batch.packets = kept;
+      deliver_(std::move(batch));
       continue;
     }
     {

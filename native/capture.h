@@ -41,23 +41,29 @@ constexpr uint8_t kRecordSkip = 1;
 class Slab {
  public:
   Slab() = default;
+  // A block of the ring, lent in place.
   Slab(uint8_t* p, uint32_t block) : ptr_(p), block_(block) {}
-  Slab(Slab&& o) noexcept : ptr_(o.ptr_), block_(o.block_) { o.ptr_ = nullptr; }
-  Slab& operator=(Slab&& o) noexcept {
-    ptr_ = o.ptr_;
-    block_ = o.block_;
-    o.ptr_ = nullptr;
-    return *this;
-  }
+  // A copy of a block's records (a block retired by its timeout, mostly empty): the block went
+  // back to the kernel at once, so slow moments of the controller do not use up the ring.
+  Slab(std::unique_ptr<uint8_t[]> copy, size_t size)
+      : ptr_(copy.get()), block_(kCopied), copy_(std::move(copy)), size_(size) {}
+  Slab(Slab&& o) noexcept = default;
+  Slab& operator=(Slab&& o) noexcept = default;
   Slab(const Slab&) = delete;
   Slab& operator=(const Slab&) = delete;
   uint8_t* get() const { return ptr_; }
   uint32_t block() const { return block_; }
+  bool copied() const { return block_ == kCopied; }
+  size_t copy_size() const { return size_; }
   explicit operator bool() const { return ptr_ != nullptr; }
+
+  static constexpr uint32_t kCopied = UINT32_MAX;
 
  private:
   uint8_t* ptr_ = nullptr;
   uint32_t block_ = 0;
+  std::unique_ptr<uint8_t[]> copy_;
+  size_t size_ = 0;
 };
 
 // The controller must be done with a batch's memory when its callback returns, and gives it
@@ -110,7 +116,8 @@ class Capture {
 
   void release_block(uint32_t block);
 
-  std::mutex mutex_;  // guards lent_, lent_count_ and stats_
+  std::mutex mutex_;  // guards lent_, lent_count_, copied_bytes_ and stats_
+  size_t copied_bytes_ = 0;  // bytes of copied batches the controller holds
   std::condition_variable room_;  // a block came back (or stop)
   std::vector<uint8_t> lent_;     // per block: handed to the controller, not back yet
   uint32_t lent_count_ = 0;

@@ -387,6 +387,16 @@ function guardsOf(pid: number): number[] {
   }
 }
 
+/** The private key log directories named in a process's SSLKEYLOGFILE. */
+function keyLogDirsOf(pid: number): string[] {
+  try {
+    const env = fs.readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0');
+    return env.filter((kv) => kv.startsWith('SSLKEYLOGFILE=')).map((kv) => path.dirname(kv.slice('SSLKEYLOGFILE='.length)));
+  } catch {
+    return [];
+  }
+}
+
 function tree(pid: number): number[] {
   const all = [pid];
   for (let i = 0; i < all.length; i++) {
@@ -799,7 +809,10 @@ for (const buffered of [false, true]) {
     t.equal(pids.length, 4, `tracedump, sh and two sleeps (${pids.join(' ')})`);
     t.same(traced, pids.slice(1), 'precondition: sh and both sleeps are traced');
     const guards = guardsOf(td.pid);
-    t.equal(guards.length, 1, 'the capture file has its guardian');
+    // one for the capture file, one for the private TLS key log (removed if tracedump dies)
+    t.equal(guards.length, 2, 'the capture file and the TLS key log have their guardians');
+    const keyDirs = keyLogDirsOf(pids[1]);
+    t.equal(keyDirs.length, 1, 'the command was given a private key log');
     process.kill(td.pid, 'SIGKILL');
     const r = await td.done;
     t.equal(r.signal, 'SIGKILL');
@@ -808,6 +821,7 @@ for (const buffered of [false, true]) {
     await noneLeft(t, [...pids, ...guards], 2000);
     tshark(t, file);
     t.same(conns(t, file, port), { syn: 2, fin: 4 }, 'the traffic before the kill is in the file');
+    t.same(keyDirs.filter((d) => fs.existsSync(d)), [], 'the private key log is gone with tracedump');
   });
 }
 
