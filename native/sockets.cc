@@ -10,6 +10,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
+#include <iterator>
 
 #include "unique_fd.h"
 
@@ -67,31 +69,151 @@ int pidfd_open_checked(pid_t tgid) {
   return fd >= 0 ? fd : -errno;
 }
 
-int inspect_socket(int pidfd, int fd, SocketInfo* out) {
-  UniqueFd dup(static_cast<int>(syscall(SYS_pidfd_getfd, pidfd, fd, 0)));
-  if (!dup.valid()) return -errno;
-  socklen_t len = sizeof(int);
-  if (getsockopt(dup.get(), SOL_SOCKET, SO_DOMAIN, &out->domain, &len) < 0) return -errno;
-  if (out->domain != AF_INET && out->domain != AF_INET6) return 0;  // AF_UNIX, AF_NETLINK, ...
-  struct stat st;
-  if (fstat(dup.get(), &st) == 0) out->inode = st.st_ino;
-  if (out->domain == AF_INET6) {
-    int v6only = 0;
-    len = sizeof v6only;
-    if (getsockopt(dup.get(), IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &len) == 0) out->v6only = v6only;
-  }
-  len = sizeof(int);
-  getsockopt(dup.get(), SOL_SOCKET, SO_TYPE, &out->type, &len);
-  len = sizeof(int);
-  getsockopt(dup.get(), SOL_SOCKET, SO_PROTOCOL, &out->protocol, &len);
+namespace {
+
+uint64_t monotonic_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// Decodes getsockname's answer into out->local; getpeername only when the socket has a local
+// port: a socket without one has no peer (TCP and UDP connect() bind a port first; a failed
+// or dissolved connection clears the peer before it gives the port back).
+void read_peer_if_bound(int dup, SocketInfo* out) {
+  out->peer = Endpoint{};
+  if (out->local.port == 0) return;
   sockaddr_storage ss;
-  len = sizeof ss;
-  if (getsockname(dup.get(), reinterpret_cast<sockaddr*>(&ss), &len) == 0)
-    decode_sockaddr(&ss, len, &out->local);
-  len = sizeof ss;
-  if (getpeername(dup.get(), reinterpret_cast<sockaddr*>(&ss), &len) == 0)
-    decode_sockaddr(&ss, len, &out->peer);
-  return 0;  // the duplicate closes here: a kept duplicate would hold the socket open
+  socklen_t len = sizeof ss;
+  if (getpeername(dup, reinterpret_cast<sockaddr*>(&ss), &len) == 0) decode_sockaddr(&ss, len, &out->peer);
+}
+
+void read_endpoints(int dup, SocketInfo* out) {
+  out->local = Endpoint{};
+  sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (getsockname(dup, reinterpret_cast<sockaddr*>(&ss), &len) == 0) decode_sockaddr(&ss, len, &out->local);
+  read_peer_if_bound(dup, out);
+}
+
+bool read_v6only(int dup) {
+  int v6only = 0;
+  socklen_t len = sizeof v6only;
+  return getsockopt(dup, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &len) == 0 && v6only;
+}
+
+}  // namespace
+
+const SocketFactsCache::Facts* SocketFactsCache::find(uint64_t ino, uint64_t now_ns) {
+  auto it = map_.find(ino);
+  if (it == map_.end()) return nullptr;
+  if (now_ns - it->second.read_ns < ttl_ns_) return &it->second;
+  map_.erase(it);
+  return nullptr;
+}
+
+void SocketFactsCache::put(uint64_t ino, const Facts& f) {
+  if (map_.size() >= capacity_ && !map_.count(ino)) {
+    for (auto it = map_.begin(); it != map_.end();)
+      it = f.read_ns - it->second.read_ns >= ttl_ns_ ? map_.erase(it) : std::next(it);
+    if (map_.size() >= capacity_) map_.clear();
+  }
+  map_[ino] = f;
+}
+
+void SocketFactsCache::set_v6only(uint64_t ino, bool v6only) {
+  auto it = map_.find(ino);
+  if (it == map_.end()) return;
+  it->second.v6only = v6only;
+  it->second.v6only_final = true;
+}
+
+int dup_tracee_fd(int pidfd, int fd) {
+  int dup = static_cast<int>(syscall(SYS_pidfd_getfd, pidfd, fd, 0));
+  return dup >= 0 ? dup : -errno;
+}
+
+int inspect_dup(int dup, SocketInfo* out, SocketFactsCache* cache) {
+  // getsockname first: its address family is the socket's domain (an AF_UNIX or AF_NETLINK
+  // socket is told with this one call), and for AF_INET/AF_INET6 it is the local endpoint.
+  sockaddr_storage ss;
+  socklen_t name_len = sizeof ss, len;
+  int family = -1;
+  int r = getsockname(dup, reinterpret_cast<sockaddr*>(&ss), &name_len);
+  if (r == 0 && name_len >= sizeof(sa_family_t)) {
+    family = ss.ss_family;
+  } else if (r < 0 && errno == ENOTSOCK) {
+    return -ENOTSOCK;
+  } else {  // a family without names: ask for the domain
+    len = sizeof(int);
+    if (getsockopt(dup, SOL_SOCKET, SO_DOMAIN, &out->domain, &len) < 0) return -errno;
+  }
+  if (family >= 0) out->domain = family;
+  if (out->domain != AF_INET && out->domain != AF_INET6) return 0;  // AF_UNIX, AF_NETLINK, ...
+
+  struct stat st;
+  if (fstat(dup, &st) < 0) return -errno;
+  const uint64_t ino = st.st_ino;
+  SocketFactsCache::Facts facts;
+  const SocketFactsCache::Facts* known = nullptr;
+  uint64_t now = 0;
+  if (cache) {
+    now = monotonic_ns();
+    known = cache->find(ino, now);
+    if (known && known->domain != out->domain) known = nullptr;  // not the socket it was
+  }
+  if (known) {
+    facts = *known;
+  } else {
+    facts.domain = out->domain;
+    len = sizeof(int);
+    getsockopt(dup, SOL_SOCKET, SO_TYPE, &facts.type, &len);
+    len = sizeof(int);
+    getsockopt(dup, SOL_SOCKET, SO_PROTOCOL, &facts.protocol, &len);
+    facts.read_ns = now;
+  }
+  out->type = facts.type;
+  out->protocol = facts.protocol;
+  out->inode = ino;
+  if (family >= 0) {
+    out->local = Endpoint{};
+    decode_sockaddr(&ss, name_len <= sizeof ss ? name_len : sizeof ss, &out->local);
+    read_peer_if_bound(dup, out);
+  } else {
+    read_endpoints(dup, out);
+  }
+  if (facts.domain == AF_INET6) {
+    if (facts.v6only_final) {
+      out->v6only = facts.v6only;
+    } else {
+      // Until the socket is bound, setsockopt(IPV6_V6ONLY) may still change it.
+      out->v6only = read_v6only(dup);
+      if (out->local.port != 0) {
+        facts.v6only = out->v6only;
+        facts.v6only_final = true;
+        if (cache && known) cache->set_v6only(ino, out->v6only);
+      }
+    }
+  }
+  if (cache && !known) cache->put(ino, facts);
+  return 0;
+}
+
+void refresh_socket(int dup, SocketInfo* info, SocketFactsCache* cache) {
+  bool was_bound = info->local.port != 0;
+  read_endpoints(dup, info);
+  // v6only read at entry while unbound: read again now that the call may have bound it.
+  if (info->domain == AF_INET6 && !was_bound) {
+    info->v6only = read_v6only(dup);
+    if (info->local.port != 0 && cache) cache->set_v6only(info->inode, info->v6only);
+  }
+}
+
+int inspect_socket(int pidfd, int fd, SocketInfo* out, SocketFactsCache* cache) {
+  int d = dup_tracee_fd(pidfd, fd);
+  if (d < 0) return d;
+  UniqueFd dup(d);
+  return inspect_dup(dup.get(), out, cache);  // the duplicate closes here
 }
 
 ssize_t read_tracee(pid_t tid, uint64_t addr, void* buf, size_t len) {

@@ -20,6 +20,7 @@
 #include <grp.h>
 #include <linux/audit.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -102,6 +103,21 @@ bool is_followed(const SocketInfo& s) {
   if (type == SOCK_STREAM) return s.protocol == IPPROTO_TCP || s.protocol == 262 /*MPTCP*/;
   if (type == SOCK_DGRAM) return s.protocol == IPPROTO_UDP || s.protocol == IPPROTO_UDPLITE;
   return false;
+}
+
+bool same_endpoint(const Endpoint& a, const Endpoint& b) {
+  return a.family == b.family && a.port == b.port && memcmp(a.addr, b.addr, 16) == 0;
+}
+
+// At the exit of a connect() that succeeded or is in progress, the socket talks only with its
+// destination, and the pending rule put in at entry already lets everything to and from that
+// destination through (the hook takes it out only after the exact rule is in). So the exact
+// rule can wait until the tracee runs on: its packets are in the kernel filter either way.
+// Elsewhere (a bind, a send that bound a port: anyone may send to it) the rules go in first.
+bool rules_can_follow(const SocketCallInfo& c, int64_t result, const SocketInfo& after) {
+  if (c.call != SocketCall::kConnect || !(result == 0 || result == -EINPROGRESS)) return false;
+  if (c.dests.size() != 1 || after.local.port == 0) return false;
+  return !after.peer.valid() || same_endpoint(after.peer, c.dests[0]);
 }
 
 struct ChildReport {
@@ -630,6 +646,8 @@ void Tracer::on_exec(Tracee& t) {
   }
   n.tgid = tid;
   n.expect_exit = false;
+  n.pending = {};
+  n.pending_dup.reset();
   Process& p = processes_[tid];
   p.comm = read_first_line("/proc/" + std::to_string(tid) + "/comm");
   std::string exe = read_link("/proc/" + std::to_string(tid) + "/exe");
@@ -658,10 +676,20 @@ void Tracer::unsupported_abi(Tracee& t, pid_t pid) {
 }
 
 void Tracer::on_seccomp(Tracee& t) {
+  // One request tells the call, its arguments and the filter's SECCOMP_RET_DATA (Linux 5.3+);
+  // GETEVENTMSG + GETREGS where it is refused.
+  __ptrace_syscall_info info;
+  memset(&info, 0, sizeof info);
+  if (ptrace(PTRACE_GET_SYSCALL_INFO, t.tid, sizeof info, &info) > 0 &&
+      info.op == PTRACE_SYSCALL_INFO_SECCOMP) {
+    if (info.seccomp.ret_data == seccomp::kStopUnsupportedAbi) return unsupported_abi(t, tgid_of(t));
+    uint64_t args[6];
+    for (int i = 0; i < 6; i++) args[i] = info.seccomp.args[i];
+    return on_call_entry(t, static_cast<long>(info.seccomp.nr), args);
+  }
   unsigned long reason = 0;
   ptrace(PTRACE_GETEVENTMSG, t.tid, nullptr, &reason);
-  pid_t pid = tgid_of(t);
-  if (reason == seccomp::kStopUnsupportedAbi) return unsupported_abi(t, pid);
+  if (reason == seccomp::kStopUnsupportedAbi) return unsupported_abi(t, tgid_of(t));
   user_regs_struct regs;
   if (ptrace(PTRACE_GETREGS, t.tid, nullptr, &regs) < 0) return resume(t, 0);
   const uint64_t args[6] = {regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9};
@@ -673,7 +701,10 @@ void Tracer::on_syscall_stop(Tracee& t) {
   __ptrace_syscall_info info;
   memset(&info, 0, sizeof info);
   if (ptrace(PTRACE_GET_SYSCALL_INFO, t.tid, sizeof info, &info) <= 0) return resume(t, 0);
-  if (info.op == PTRACE_SYSCALL_INFO_EXIT) return on_syscall_exit(t);
+  if (info.op == PTRACE_SYSCALL_INFO_EXIT) {
+    const int64_t result = info.exit.rval;  // the same as rax (-errno on failure)
+    return on_syscall_exit(t, &result);
+  }
   if (info.op != PTRACE_SYSCALL_INFO_ENTRY) return resume(t, 0);
   long nr = static_cast<long>(info.entry.nr);
   if (info.arch != AUDIT_ARCH_X86_64 || (nr & 0x40000000)) return unsupported_abi(t, tgid_of(t));
@@ -697,8 +728,13 @@ void Tracer::on_call_entry(Tracee& t, long nr, const uint64_t args[6]) {
   c.fd = static_cast<int>(args[0]);
   Process& p = process(pid);
   // Not a socket, a closed fd, AF_UNIX, AF_NETLINK...: the call runs on, nothing to follow.
-  if (inspect_socket(p.pidfd.get(), c.fd, &c.socket) < 0 || !is_followed(c.socket))
+  int d = dup_tracee_fd(p.pidfd.get(), c.fd);
+  if (d < 0) return resume(t, 0);
+  UniqueFd dup(d);
+  if (inspect_dup(dup.get(), &c.socket, &facts_) < 0 || !is_followed(c.socket)) {
+    dup.reset();  // every duplicate is closed before the tracee runs on (sockets.h)
     return resume(t, 0);
+  }
   if (stop_stats::on()) timed_ = call == SocketCall::kConnect ? stop_stats::kConnectEntry : stop_stats::kOtherEntry;
   c.dests = call_destinations(t.tid, nr, args, kMaxDestinations);
 
@@ -712,28 +748,57 @@ void Tracer::on_call_entry(Tracee& t, long nr, const uint64_t args[6]) {
   t.expect_exit = need_exit;
   if (need_exit) {
     t.pending = c;
+    // Kept for the exit stop: the call holds the socket meanwhile anyway.
+    if (keep_dup_below_ == 0) {
+      rlimit rl;
+      keep_dup_below_ = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                            ? static_cast<int>(std::min<rlim_t>(rl.rlim_cur / 2, 1 << 20))
+                            : 512;
+      if (keep_dup_below_ < 64) keep_dup_below_ = 64;
+    }
+    if (dup.get() < keep_dup_below_)
+      t.pending_dup = std::move(dup);
+    else
+      dup.reset();
     resume(t, 0);
     return emit_socket_event(EventKind::kPending, c, c.socket, false, 0, std::move(rules));
   }
+  dup.reset();
   resume(t, 0);
   emit_socket_event(EventKind::kSocket, c, c.socket, false, 0, std::move(rules));
 }
 
-void Tracer::on_syscall_exit(Tracee& t) {
+void Tracer::on_syscall_exit(Tracee& t, const int64_t* known_result) {
   if (!t.expect_exit) return resume(t, 0);
   if (stop_stats::on())
     timed_ = t.pending.call == SocketCall::kConnect ? stop_stats::kConnectExit : stop_stats::kOtherExit;
-  user_regs_struct regs;
   int64_t result = 0;
-  if (ptrace(PTRACE_GETREGS, t.tid, nullptr, &regs) == 0) result = static_cast<int64_t>(regs.rax);
+  if (known_result) {
+    result = *known_result;
+  } else {
+    user_regs_struct regs;
+    if (ptrace(PTRACE_GETREGS, t.tid, nullptr, &regs) == 0) result = static_cast<int64_t>(regs.rax);
+  }
   t.expect_exit = false;
   SocketCallInfo c = std::move(t.pending);
   t.pending = {};
   SocketInfo after = c.socket;
-  Process& p = process(c.pid);
-  SocketInfo now;
-  if (inspect_socket(p.pidfd.get(), c.fd, &now) == 0) after = now;
+  if (t.pending_dup.valid()) {
+    // The same socket as at entry (even if the fd was closed and reused meanwhile): only what
+    // the call can change is asked again.
+    refresh_socket(t.pending_dup.get(), &after, &facts_);
+    t.pending_dup.reset();
+  } else {
+    Process& p = process(c.pid);
+    SocketInfo now;
+    if (inspect_socket(p.pidfd.get(), c.fd, &now, &facts_) == 0) after = now;
+  }
   std::vector<RuleSpec> rules;
+  if (rules_can_follow(c, result, after)) {
+    resume(t, 0);
+    if (hook_) hook_->after_call(c, result, after, &rules);
+    return emit_socket_event(EventKind::kSocket, c, after, true, result, std::move(rules));
+  }
   if (hook_) hook_->after_call(c, result, after, &rules);
   // Interrupted by a signal: the call is re-entered afterwards (and stops again there).
   if (is_restart(result)) return resume(t, 0);

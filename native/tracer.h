@@ -72,6 +72,9 @@ class Tracer {
     pid_t tgid = 0;           // 0 until known
     bool expect_exit = false; // resumed with PTRACE_SYSCALL to see the exit of `pending`
     SocketCallInfo pending;
+    // The socket of `pending`, duplicated at the entry stop and kept until the exit stop (or
+    // the tracee's end): the exit asks it for the endpoints only. Invalid: not kept.
+    UniqueFd pending_dup;
   };
   struct Process {
     UniqueFd pidfd;
@@ -94,7 +97,8 @@ class Tracer {
   void on_death(pid_t tid, int status);
   void on_seccomp(Tracee& t);
   void unsupported_abi(Tracee& t, pid_t pid);
-  void on_syscall_exit(Tracee& t);
+  // known_result: the return value when the caller has it already (attach mode's syscall info).
+  void on_syscall_exit(Tracee& t, const int64_t* known_result = nullptr);
   void on_spawn(Tracee& t, int event);
   void on_exec(Tracee& t);
   void resume(Tracee& t, int sig);
@@ -130,6 +134,10 @@ class Tracer {
   // tracer-thread state
   std::unordered_map<pid_t, Tracee> tracees_;
   std::unordered_map<pid_t, Process> processes_;
+  SocketFactsCache facts_;
+  // A duplicate is kept across a call only below this fd number (half the fd limit), so that
+  // threads blocked in calls never use up the fds the rest of tracedump needs.
+  int keep_dup_below_ = 0;
   // Instrumentation (stop_stats.h): when waitpid() returned the stop being handled, and which
   // timing the resume that ends it is recorded as (-1: none).
   uint64_t stop_ns_ = 0;
