@@ -39,7 +39,8 @@ class SocketHook {
   // At syscall entry, before the tracee may run the call. need_exit: an exit stop follows.
   virtual void before_call(const SocketCallInfo& call, bool need_exit,
                            std::vector<RuleSpec>* added) = 0;
-  // At syscall exit (only for calls that took an exit stop), before the tracee runs on.
+  // At syscall exit (only for calls that took an exit stop): before the tracee runs on, or
+  // just after for a connect in progress whose pending rule still matches its traffic.
   // `after` is the socket as inspected after the call; result is the return value or -errno.
   virtual void after_call(const SocketCallInfo& call, int64_t result, const SocketInfo& after,
                           std::vector<RuleSpec>* added) = 0;
