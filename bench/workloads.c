@@ -2,6 +2,8 @@
 // "elapsed_ns N" on stdout, so the tracer's start-up is not counted.
 //   syscalls N          N read(2)s of 1 byte from /dev/zero
 //   connect N PORT      N sequential TCP connects to 127.0.0.1:PORT, 1-byte request, close
+//                       (the bench points it at the sink's one-thread epoll server: a thread per
+//                       connection made the untraced loop 10-25x slower than its connects)
 //   send N PORT         N send(2)s on one connected UDP socket
 //   sendto N PORT       N sendto(2)s with an address on one bound UDP socket
 //   sendmsg N PORT      N sendmsg(2)s with an address on one bound UDP socket (QUIC's pattern)
