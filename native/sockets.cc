@@ -32,6 +32,22 @@ bool is_wildcard(const Endpoint& e) {
   return memcmp(e.addr, zero, e.family == AF_INET ? 4 : 16) == 0;
 }
 
+void resolve_any_destination(Endpoint* d, const SocketInfo& s) {
+  static const uint8_t loop4[4] = {127, 0, 0, 1};
+  if (d->family == AF_INET && is_wildcard(*d)) {
+    // IPv4 routing: the socket's own bound address, else loopback
+    if (s.local.family == AF_INET && !is_wildcard(s.local)) memcpy(d->addr, s.local.addr, 4);
+    else memcpy(d->addr, loop4, 4);
+  } else if (d->family == AF_INET6 && is_v4_mapped(*d)) {
+    static const uint8_t zero4[4] = {};
+    if (memcmp(d->addr + 12, zero4, 4) != 0) return;
+    if (is_v4_mapped(s.local) && memcmp(s.local.addr + 12, zero4, 4) != 0) memcpy(d->addr + 12, s.local.addr + 12, 4);
+    else memcpy(d->addr + 12, loop4, 4);
+  } else if (d->family == AF_INET6 && is_wildcard(*d)) {
+    d->addr[15] = 1;  // "::" means ::1 (the BSD convention Linux keeps)
+  }
+}
+
 std::string Endpoint::address_string() const {
   char buf[INET6_ADDRSTRLEN] = "";
   if (family == AF_INET) inet_ntop(AF_INET, addr, buf, sizeof buf);

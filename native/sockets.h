@@ -68,6 +68,11 @@ bool is_v4_mapped(const Endpoint& e);
 // The any-address (0.0.0.0 or ::): the kernel picks the real local address at connect/send.
 bool is_wildcard(const Endpoint& e);
 
+// A destination that is the any-address (0.0.0.0, ::, ::ffff:0.0.0.0) reaches the machine
+// itself: the kernel sends to the socket's bound IPv4 address or to loopback (::1 for IPv6).
+// Rewrites d to where the packets really go, so the filter rule matches them.
+void resolve_any_destination(Endpoint* d, const SocketInfo& s);
+
 // Decodes an AF_INET/AF_INET6 sockaddr; false for other families or short buffers.
 bool decode_sockaddr(const void* buf, size_t len, Endpoint* out);
 

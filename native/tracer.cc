@@ -737,6 +737,7 @@ void Tracer::on_call_entry(Tracee& t, long nr, const uint64_t args[6]) {
   }
   if (stop_stats::on()) timed_ = call == SocketCall::kConnect ? stop_stats::kConnectEntry : stop_stats::kOtherEntry;
   c.dests = call_destinations(t.tid, nr, args, kMaxDestinations);
+  for (Endpoint& d : c.dests) resolve_any_destination(&d, c.socket);
 
   // The exit stop is taken only where entry cannot tell the socket's local endpoint:
   // an unbound socket gets its port inside the call; bind can fail (EADDRINUSE); a socket
