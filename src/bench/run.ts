@@ -112,7 +112,7 @@ function attachRun(bin: string, w: string[], tracer: string): string[] {
 function tcpdumpRun(bin: string, w: string[], pcap: string, port: number): string[] {
   const log = `/tmp/tracedump-bench-tcpdump.${process.pid}`;
   const script =
-    `tcpdump -i any -B 262144 -s 262144 -w ${pcap} 'tcp port ${port}' 2>${log} & t=$!; ` +
+    `tcpdump -i any -B 262144 -s 262144 -w ${pcap} 'port ${port}' 2>${log} & t=$!; ` +
     `for i in $(seq 100); do grep -q listening ${log} && break; sleep 0.05; done; ` +
     `"$0" "$@"; s=$?; sleep 0.3; kill -INT $t; wait $t; cat ${log} >&2; rm -f ${log}; exit $s`;
   return ['sh', '-c', script, bin, ...w];
@@ -368,7 +368,7 @@ async function main() {
       rounds: R(3),
       stats: true,
     },
-    { name: '200 k `send()` on a connected UDP socket', argv: ['send', '200000', P], tracedump: 'tracedump', strace: 'strace', rounds: R(3), note: 'strace takes ~8 s a run' },
+    { name: '200 k `send()` on a connected UDP socket', argv: ['send', '200000', P], tracedump: 'tracedump', strace: 'strace', extra: ['tcpdump'], rounds: R(3), note: 'strace takes ~8 s a run; tcpdump: the cost of capturing the same packets' },
     { name: '100 k `sendto()` with an address, bound UDP', argv: ['sendto', '100000', P], tracedump: 'tracedump', strace: 'strace', rounds: R(3), stats: true },
     { name: '100 k `sendmsg()` with an address, bound UDP', argv: ['sendmsg', '100000', P], tracedump: 'tracedump', strace: 'strace', rounds: R(3), stats: true },
     { name: '2,000 DNS-like exchanges, each from a fresh UDP socket', argv: ['dns', '2000', String(port + 1)], tracedump: 'tracedump', strace: 'strace', rounds: R(5), stats: true },
