@@ -472,8 +472,6 @@ class CaptureHandle : public Napi::ObjectWrap<CaptureHandle> {
       if (opts.Get("blockSize").IsNumber()) o.block_size = opts.Get("blockSize").As<Napi::Number>().Uint32Value();
       if (opts.Get("blockCount").IsNumber()) o.block_count = opts.Get("blockCount").As<Napi::Number>().Uint32Value();
       if (opts.Get("retireMs").IsNumber()) o.retire_ms = opts.Get("retireMs").As<Napi::Number>().Uint32Value();
-      if (opts.Get("slabBytes").IsNumber())
-        o.max_in_flight = static_cast<uint64_t>(opts.Get("slabBytes").As<Napi::Number>().Int64Value());
       if (opts.Get("interfaces").IsArray()) {
         Napi::Array a = opts.Get("interfaces").As<Napi::Array>();
         for (uint32_t i = 0; i < a.Length(); i++) o.interfaces.push_back(a.Get(i).As<Napi::Number>().Int32Value());

@@ -20,7 +20,6 @@ struct CaptureOptions {
   uint32_t block_size = 4 << 20;  // bytes, a multiple of the page size
   uint32_t block_count = 16;
   uint32_t retire_ms = 20;        // a partly filled block is handed over after this long
-  uint64_t max_in_flight = 0;     // unused: batches are lent from the ring itself (no slabs)
   std::vector<int> interfaces;            // -i: only packets of these ifindexes (empty: all)
   std::vector<sock_filter> user_filter;   // -f: a pcap-filter program over the IP packet
 };

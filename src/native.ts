@@ -155,8 +155,6 @@ export interface CaptureOptions {
   blockSize?: number;
   blockCount?: number;
   retireMs?: number;
-  /** Bytes of reused buffers between the ring and the controller. */
-  slabBytes?: number;
   /** -i: only packets of these interfaces (ifindex). */
   interfaces?: number[];
   /** -f: a classic BPF program (from compileFilter) every packet must pass. */
