@@ -125,11 +125,11 @@ export async function runSession(options: SessionOptions): Promise<number> {
   // After a detach, the program's new sockets are no longer seen: nothing later is written, so
   // the file ends cleanly instead of with some of the program's packets and not others.
   let cutoffMs = Infinity;
-  const pipeline = new CapturePipeline(table, (rec, owner) => {
+  const pipeline = new CapturePipeline(table, (rec, owner, d) => {
     if (!file) return false;
     if (rec.sec * 1000 + rec.nsec / 1e6 > cutoffMs) return false;
     if (cap?.count !== undefined && pipeline.counters.written >= cap.count) return false;
-    handshakes?.notePacket(rec);
+    handshakes?.notePacket(rec, d);
     file.write(rec, owner);
     if (cap?.count !== undefined && pipeline.counters.written + 1 >= cap.count) requestStop(`${cap.count} packets written`);
     return true;

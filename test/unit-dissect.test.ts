@@ -20,6 +20,7 @@ t.test('IPv4 TCP/UDP/UDP-Lite', async (t) => {
     tcpSeq: 0xfedcba98,
     icmpError: false,
     fragment: undefined,
+    payload: 40,
   });
   for (const flags of [0x01, 0x02, 0x04, 0x10, 0x11, 0x18, 0xff])
     t.equal(dissect(ip4('1.2.3.4', '5.6.7.8', TCP, tcp(1, 2, flags)))?.tcpFlags, flags, `flags ${flags}`);
@@ -30,7 +31,9 @@ t.test('IPv4 TCP/UDP/UDP-Lite', async (t) => {
   t.match(dissect(ip4('1.2.3.4', '5.6.7.8', UDPLITE, udp(53, 5353))), { proto: UDPLITE, sport: 53, dport: 5353 });
   // IP options move the transport header
   const opt = dissect(ip4('1.2.3.4', '5.6.7.8', TCP, tcp(1111, 2222, 0x02), { options: Buffer.from([0x94, 4, 0, 0, 7, 7, 7, 7]) }));
-  t.match(opt, { sport: 1111, dport: 2222, tcpFlags: 0x02 }, 'after IP options');
+  t.match(opt, { sport: 1111, dport: 2222, tcpFlags: 0x02, payload: 48 }, 'after IP options');
+  t.equal(u?.payload, 28, 'a UDP payload starts after the 8-byte header');
+  t.equal(dissect(ip4('10.0.0.254', '10.0.0.1', 1, icmp(3, 3, ip4('10.0.0.1', '10.9.9.9', TCP, tcp(1, 2)))))?.payload, -1, 'an ICMP error has no payload of its own');
   // a UDP header has no flags byte where TCP's is: a UDP payload byte must not be read as flags
   t.equal(dissect(ip4('1.2.3.4', '5.6.7.8', UDP, udp(1, 2, Buffer.alloc(20, 0xff))))?.tcpFlags, 0);
   t.equal(dissect(ip4('1.2.3.4', '5.6.7.8', UDP, udp(1, 2, Buffer.alloc(20, 0xff))))?.tcpSeq, 0, 'no sequence number for UDP');
@@ -51,6 +54,7 @@ t.test('IPv6 TCP/UDP', async (t) => {
     tcpSeq: 1,
     icmpError: false,
     fragment: undefined,
+    payload: 60,
   });
   t.match(dissect(ip6('::1', '::1', UDP, udp(53, 40000))), { family: 6, proto: UDP, sport: 53, dport: 40000, tcpFlags: 0 });
   t.match(dissect(ip6('::1', '::1', UDPLITE, udp(7, 8))), { proto: UDPLITE, sport: 7, dport: 8 });

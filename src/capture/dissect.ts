@@ -27,6 +27,8 @@ export interface Dissected extends Endpoints {
   icmpError: boolean;
   /** A fragment: (src,dst,proto,id) identifies its datagram; ports are known only in the first. */
   fragment?: { id: number; first: boolean };
+  /** Where the transport payload starts in the packet; -1 when unknown (ICMP errors, later fragments). */
+  payload: number;
 }
 
 export const TCP_FIN = 0x01;
@@ -60,7 +62,7 @@ function transport(
   fragment: Dissected['fragment'],
 ): Dissected | undefined {
   if (fragment && !fragment.first)
-    return { family, proto, src, dst, sport: 0, dport: 0, tcpFlags: 0, tcpSeq: 0, icmpError: false, fragment };
+    return { family, proto, src, dst, sport: 0, dport: 0, tcpFlags: 0, tcpSeq: 0, icmpError: false, fragment, payload: -1 };
   if (d.length < l4 + 4) return undefined;
   return {
     family,
@@ -73,12 +75,13 @@ function transport(
     tcpSeq: proto === IPPROTO_TCP && d.length >= l4 + 8 ? d.readUInt32BE(l4 + 4) : 0,
     icmpError: false,
     fragment,
+    payload: proto !== IPPROTO_TCP ? l4 + 8 : d.length > l4 + 12 ? l4 + (d[l4 + 12] >> 4) * 4 : -1,
   };
 }
 
 function quoted(d: Buffer, at: number): Dissected | undefined {
   const q = dissect(d.subarray(at), true);
-  return q && !q.icmpError ? { ...q, icmpError: true, fragment: undefined } : undefined;
+  return q && !q.icmpError ? { ...q, icmpError: true, fragment: undefined, payload: -1 } : undefined;
 }
 
 function dissect4(d: Buffer, inner: boolean): Dissected | undefined {

@@ -25,8 +25,11 @@ export interface PipelineCounters {
   duplicates: number;
 }
 
-/** Writes a packet of the program; returns false when it was not written (e.g. -c reached). */
-export type PacketSink = (p: PacketRecord, owner: Owner) => boolean | void;
+/**
+ * Writes a packet of the program (d: its dissection, when it has one); returns false when it
+ * was not written (e.g. -c reached).
+ */
+export type PacketSink = (p: PacketRecord, owner: Owner, d: Dissected | undefined) => boolean | void;
 
 interface Waiting {
   rec: PacketRecord;
@@ -126,7 +129,7 @@ export class CapturePipeline {
   private emit(w: Waiting): void {
     w.emitted = true;
     if (w.owner) {
-      if (this.sink(w.rec, w.owner) === false) return;
+      if (this.sink(w.rec, w.owner, w.d) === false) return;
       this.counters.written++;
       this.counters.writtenBytes += w.rec.len;
     } else {

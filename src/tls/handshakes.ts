@@ -4,6 +4,7 @@
 // have the keys land in the file after the packets they decrypt, and Wireshark then cannot
 // decrypt the connection at all. So packets wait while a handshake seen in the program's
 // traffic (by the ClientHello's random) has no key line yet, up to a bound.
+import { type Dissected, IPPROTO_TCP } from '../capture/dissect';
 import type { PacketRecord } from '../capture/records';
 
 /** How long a handshake may hold the file back waiting for its keys (clients that never log). */
@@ -14,9 +15,10 @@ export class PendingHandshakes {
   private readonly waiting = new Map<string, number>();
   private readonly done = new Set<string>();
 
-  /** Notes a ClientHello in a packet about to be written. */
-  notePacket(p: PacketRecord): void {
-    const random = clientHelloRandom(p.data);
+  /** Notes a ClientHello in a packet about to be written (d: the pipeline's dissection). */
+  notePacket(p: PacketRecord, d: Dissected | undefined): void {
+    if (!d || d.proto !== IPPROTO_TCP || d.icmpError || d.payload < 0) return;
+    const random = clientHelloRandom(p.data, d.payload);
     if (random === undefined || this.done.has(random) || this.waiting.has(random)) return;
     this.waiting.set(random, p.sec * 1000 + p.nsec / 1e6);
   }
@@ -43,22 +45,10 @@ export class PendingHandshakes {
   }
 }
 
-/** The client random of a TLS ClientHello starting the TCP payload of an IP packet, as hex. */
-export function clientHelloRandom(ip: Buffer): string | undefined {
-  let at: number;
-  if (ip.length < 20) return undefined;
-  const version = ip[0] >> 4;
-  if (version === 4) {
-    if (ip[9] !== 6) return undefined;
-    at = (ip[0] & 0x0f) * 4;
-  } else if (version === 6) {
-    if (ip.length < 40 || ip[6] !== 6) return undefined;
-    at = 40;
-  } else return undefined;
-  if (ip.length < at + 20) return undefined;
-  at += (ip[at + 12] >> 4) * 4; // TCP data offset
+/** The client random (hex) of a TLS ClientHello starting at `at` (a TCP payload), if it is one. */
+export function clientHelloRandom(data: Buffer, at: number): string | undefined {
   // record: type 22 (handshake), version 3.x, length; handshake: type 1 (ClientHello), length
   // (3), client_version (2), random (32)
-  if (ip.length < at + 43 || ip[at] !== 22 || ip[at + 1] !== 3 || ip[at + 5] !== 1) return undefined;
-  return ip.toString('hex', at + 11, at + 43);
+  if (data.length < at + 43 || data[at] !== 22 || data[at + 1] !== 3 || data[at + 5] !== 1) return undefined;
+  return data.toString('hex', at + 11, at + 43);
 }
