@@ -213,6 +213,7 @@ class TracerHandle : public Napi::ObjectWrap<TracerHandle> {
     return DefineClass(env, "Tracer",
                        {InstanceAccessor<&TracerHandle::Pid>("pid"),
                         InstanceMethod<&TracerHandle::Signal>("signal"),
+                        InstanceMethod<&TracerHandle::Poll>("poll"),
                         InstanceMethod<&TracerHandle::Detach>("detach")});
   }
   explicit TracerHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TracerHandle>(info) {}
@@ -237,6 +238,7 @@ class TracerHandle : public Napi::ObjectWrap<TracerHandle> {
     });
     state->tracer = std::make_shared<Tracer>(state->queue, std::move(hook));
     TracerError err;
+    on_events_ = Napi::Persistent(on_events);
     pid_ = start(*state->tracer, &err);
     if (pid_ < 0) {
       state->tsfn.Release();
@@ -254,6 +256,13 @@ class TracerHandle : public Napi::ObjectWrap<TracerHandle> {
     std::shared_ptr<Tracer> tracer;
     bool released = false;
   };
+
+  // poll(): delivers what the tracer has queued now, synchronously (the controller then
+  // knows every event emitted before the call is applied).
+  Napi::Value Poll(const Napi::CallbackInfo& info) {
+    if (shared_ && !on_events_.IsEmpty()) Deliver(info.Env(), on_events_.Value(), shared_.get());
+    return info.Env().Undefined();
+  }
 
   static void Deliver(Napi::Env env, Napi::Function on_events, Shared* s) {
     if (!env || s->released) return;
@@ -288,6 +297,7 @@ class TracerHandle : public Napi::ObjectWrap<TracerHandle> {
 
   pid_t pid_ = -1;
   std::shared_ptr<Shared> shared_;
+  Napi::FunctionReference on_events_;
 };
 
 std::vector<sock_filter> classic_program(Napi::Value v) {

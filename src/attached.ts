@@ -32,6 +32,11 @@ export class AttachedProcesses {
     }
   }
 
+  /** Delivers the events the tracer has queued so far, now. */
+  pollEvents(): void {
+    this.tracer.poll();
+  }
+
   /** Stops tracing: every thread is detached and runs on; `done` resolves after. */
   detach(): void {
     if (this.detachRequested) return;

@@ -176,6 +176,8 @@ export interface NativeTracer {
   signal(sig: number): number;
   /** Attach mode: detaches from every tracee (they run on); the 'done' event follows. */
   detach(): void;
+  /** Delivers the events queued so far now, synchronously, through the events callback. */
+  poll(): void;
 }
 
 export interface NativeFileGuard {

@@ -194,6 +194,8 @@ export async function runSession(options: SessionOptions): Promise<number> {
     handshakes ? file!.flushSettled(() => Math.min(now - KEY_HOLD_MS, handshakes.holdFrom(now))) : file!.flush();
 
   const onEvents = (batch: TraceEvent[]) => {
+    // the tracer's queue was emptied for this batch just now
+    const current = Date.now();
     for (const e of batch) {
       table.apply(e);
       programs.apply(e);
@@ -204,6 +206,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
         sweeper?.processExited();
       }
     }
+    pipeline.eventsCurrent(current);
     if (live) settle(Date.now());
     for (const e of batch) if (e.kind === 'warning' && !format) printError(`pid ${e.pid}: ${e.message}`);
     if (!format) return;
@@ -218,6 +221,10 @@ export async function runSession(options: SessionOptions): Promise<number> {
   const timers: NodeJS.Timeout[] = [];
   const tick = () => {
     const now = Date.now();
+    // Packets waiting for an event are given up only once the events are known complete:
+    // take what the tracer has queued (the events callback may not have run yet).
+    traced?.pollEvents();
+    pipeline.eventsCurrent(now);
     settle(now);
     pipeline.expireFragments(now);
     if (file && (holdForKeys || now - lastFlush >= FLUSH_MS)) {

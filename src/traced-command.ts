@@ -53,6 +53,11 @@ export class TracedCommand {
     this.pid = this.tracer.pid;
   }
 
+  /** Delivers the events the tracer has queued so far, now. */
+  pollEvents(): void {
+    this.tracer.poll();
+  }
+
   /** Sends a signal to the launched process (not to its descendants). */
   signal(sig: number): void {
     this.tracer.signal(sig);

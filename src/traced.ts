@@ -14,6 +14,8 @@ export interface Traced {
   /** The first Ctrl-C reached tracedump. */
   interrupted(): void;
   clearTimers(): void;
+  /** Delivers the events the tracer has queued so far, synchronously (see CapturePipeline). */
+  pollEvents(): void;
 }
 
 export function launched(command: TracedCommand): Traced {
@@ -29,6 +31,7 @@ export function launched(command: TracedCommand): Traced {
   };
   return {
     done: command.done,
+    pollEvents: () => command.pollEvents(),
     stop(killAfterMs, alive) {
       command.signal(15);
       // A shell or launcher that dies at once leaves its children running: they get SIGTERM
@@ -69,6 +72,7 @@ function exists(pid: number): boolean {
 export function attached(procs: AttachedProcesses): Traced {
   return {
     done: procs.done.then((o) => ({ status: 0, detached: o.detached })),
+    pollEvents: () => procs.pollEvents(),
     stop: () => procs.detach(),
     interrupted() {
       procs.detach(); // tcpdump's Ctrl-C: stop capturing; the program runs on

@@ -381,3 +381,43 @@ t.test('ICMP errors about a flow belong to its socket', async (t) => {
   t.same(h.written(), ['ttl-exceeded']);
   t.match(h.pipeline.counters, { written: 1, rejected: 2 });
 });
+
+t.test('a controller busy past eventLagMs gives up on a packet only once the events are current', async (t) => {
+  const h = harness();
+  h.pipeline.eventsCurrent(T0);
+  h.add([
+    { name: 'ours', tsMs: T0, data: v4udp('10.0.0.1', 5000, '10.0.0.9', 53) },
+    { name: 'theirs', tsMs: T0 + 1, data: v4udp('10.0.0.1', 5001, '10.0.0.9', 53) },
+  ]);
+  // a second of packet work, during which no event could be applied
+  h.clock.now += 1000;
+  h.pipeline.drain(false);
+  t.equal(h.pipeline.waiting, 2, 'both still wait: the events are known only up to before they arrived');
+  // the events queued meanwhile are applied: they are current up to now
+  h.table.apply(socketEvent(app, 7, [flowRule(UDP, ep('10.0.0.1', 5000), ep('10.0.0.9', 53))]));
+  h.pipeline.eventsCurrent(h.clock.now);
+  h.pipeline.drain(false);
+  t.same(h.written(), ['ours'], 'claimed by its event');
+  t.match(h.pipeline.counters, { written: 1, rejected: 1 }, 'the other is given up at once');
+});
+
+t.test('a 4-tuple reused by a later socket of the program: each packet goes to the socket of its time', async (t) => {
+  // a port in TIME_WAIT taken again (loopback reuses it): both sockets' events are applied
+  // before the first connection's packets are judged (a busy controller)
+  const table = new EndpointTable(GRACE);
+  const local = ep('127.0.0.1', 40000);
+  const remote = ep('127.0.0.1', 80);
+  table.apply(pendingEvent(app, 1, TCP, [remote], T0));
+  table.apply(socketEvent(app, 1, [flowRule(TCP, local, remote)], T0 + 1));
+  table.apply(pendingEvent(app, 2, TCP, [remote], T0 + 1000));
+  table.apply(socketEvent(app, 2, [flowRule(TCP, local, remote)], T0 + 1001));
+  const first = { pid: 100, tid: 101, comm: 'app', inode: 1 };
+  const second = { ...first, inode: 2 };
+  const syn = (ts: number, seq: number) => table.judge(d(v4tcp('127.0.0.1', 40000, '127.0.0.1', 80, SYN, seq)), ts);
+  const ack = (ts: number) => table.judge(d(v4tcp('127.0.0.1', 80, '127.0.0.1', 40000, ACK)), ts);
+  t.same(syn(T0 + 0.5, 1000), first, "the first connection's SYN");
+  t.same(ack(T0 + 2), first, 'its reply');
+  t.same(syn(T0 + 1000.5, 9000), second, "the second connection's SYN");
+  t.same(ack(T0 + 1002), second, 'its reply');
+  t.same(ack(T0 + 3), first, 'a late packet of the first, judged last');
+});

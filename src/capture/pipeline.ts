@@ -6,7 +6,12 @@ import { ARPHRD_LOOPBACK, PACKET_OUTGOING, type PacketRecord, readRecords } from
 import type { EndpointTable, LocalSide, Owner, Verdict } from '../tracker/endpoints';
 
 export interface PipelineOptions {
-  /** How long a packet nobody claims waits for a late tracer event. */
+  /**
+   * How long a packet nobody claims waits for a late tracer event: it is given up once the
+   * events are known to be complete up to this long after the packet arrived (see
+   * eventsCurrent), not after this much wall time: a controller busy with a burst of packets
+   * applies no events meanwhile, and must not give up on packets for that.
+   */
   eventLagMs: number;
   /** After this long a waiting packet no longer holds back the packets behind it. */
   maxHoldMs: number;
@@ -49,6 +54,9 @@ export class CapturePipeline {
   private late: Waiting[] = [];
   // first fragments kept: "family/proto/src/dst/id" -> owner and when
   private readonly fragments = new Map<string, { owner: Owner; at: number }>();
+  // Every tracer event emitted before this time (ms) has been applied to the table; unset:
+  // take the clock's word (no tracer behind the table, as in tests).
+  private eventsAt: number | undefined;
 
   constructor(
     private readonly table: EndpointTable,
@@ -56,6 +64,11 @@ export class CapturePipeline {
     private readonly options: PipelineOptions = DEFAULT_PIPELINE,
     private readonly now: () => number = Date.now,
   ) {}
+
+  /** Every tracer event emitted before `ms` has been applied to the table. */
+  eventsCurrent(ms: number): void {
+    this.eventsAt = Math.max(this.eventsAt ?? ms, ms);
+  }
 
   get waiting(): number {
     return this.queue.length + this.late.length;
@@ -120,7 +133,7 @@ export class CapturePipeline {
     if (w.decided) return true;
     const verdict = this.judge(w);
     if ((verdict === 'pending' || verdict === 'recheck') && !final) return false;
-    if (verdict === undefined && !final && now - w.arrivedMs < this.options.eventLagMs) return false;
+    if (verdict === undefined && !final && (this.eventsAt ?? now) - w.arrivedMs < this.options.eventLagMs) return false;
     w.decided = true;
     if (typeof verdict === 'object') w.owner = verdict;
     return true;

@@ -33,6 +33,12 @@ export interface SocketSnapshot {
 
 interface SocketState {
   owner: Owner;
+  /**
+   * Realtime ms from which packets can be its own: the entry of the call that gave it its
+   * first rules (less the clock slack). A 4-tuple or port reused by a later socket of the
+   * program belongs to the older socket for packets before this, to the newer one after.
+   */
+  since: number;
   /** Wire protocol of the socket (6, 17, 136). */
   proto: number;
   /** [wire protocol, local port] of its rules (the classic filter matches on these). */
@@ -86,9 +92,36 @@ function anyKey(family: number, proto: number, port: number): string {
   return key(family, proto, family === 4 ? '\0\0\0\0' : '\0'.repeat(16), port);
 }
 
+/** The sockets holding one key, oldest first: the one whose time a packet falls in. */
+type Holders = SocketState[];
+
+function hold(map: Map<string, Holders>, key: string, s: SocketState): void {
+  const list = map.get(key);
+  if (!list) map.set(key, [s]);
+  else if (!list.includes(s)) {
+    list.push(s);
+    list.sort((x, y) => x.since - y.since);
+  }
+}
+
+function unhold(map: Map<string, Holders>, key: string, s: SocketState): void {
+  const list = map.get(key);
+  const i = list ? list.indexOf(s) : -1;
+  if (i < 0) return;
+  if (list!.length === 1) map.delete(key);
+  else list!.splice(i, 1);
+}
+
+/** The holder a packet captured at tsMs belongs to: the newest that existed by then. */
+function holderAt(list: Holders | undefined, tsMs: number): SocketState | undefined {
+  if (!list) return undefined;
+  for (let i = list.length - 1; i > 0; i--) if (list[i].since <= tsMs) return list[i];
+  return list[0];
+}
+
 export class EndpointTable {
-  private readonly flows = new Map<string, SocketState>();
-  private readonly binds = new Map<string, SocketState>();
+  private readonly flows = new Map<string, Holders>();
+  private readonly binds = new Map<string, Holders>();
   private readonly pending = new Map<string, number>();
   private readonly pendingByTid = new Map<number, { keys: string[]; since: number }>();
   // TCP connects that failed inside the call: the socket lost its port before the exit stop
@@ -141,12 +174,15 @@ export class EndpointTable {
         if (keys.length) this.pendingByTid.set(e.tid, { keys, since: e.time });
         return;
       }
-      case 'socket':
+      case 'socket': {
         this.generation = Math.max(this.generation, e.ruleGeneration);
+        // its packets may precede the event: from the call's entry on (a pending call's)
+        const since = (this.pendingByTid.get(e.tid)?.since ?? e.time) - CLOCK_SLACK_MS;
         this.noteFailedConnect(e);
         this.endPending(e.tid);
-        if (e.rules.length) this.addRules(e);
+        if (e.rules.length) this.addRules(e, since);
         return;
+      }
       case 'exit':
         this.endPending(e.tid);
         return;
@@ -192,12 +228,13 @@ export class EndpointTable {
     }
   }
 
-  private addRules(e: Extract<TraceEvent, { kind: 'socket' }>): void {
+  private addRules(e: Extract<TraceEvent, { kind: 'socket' }>, since: number): void {
     let s = this.sockets.get(e.inode);
     if (!s || s.goneAt !== undefined) {
       const proto = e.rules.find((r) => r.local)?.proto ?? 0;
       s = {
         owner: { pid: e.pid, tid: e.tid, comm: e.comm, inode: e.inode },
+        since,
         proto,
         lastAlive: -Infinity, // confirmed by the next sweep
         localPorts: [],
@@ -215,14 +252,14 @@ export class EndpointTable {
       if (r.kind === 'flow' && r.remote) {
         s.bindsUntil ??= e.time; // connected: from now on only its 4-tuple is its traffic
         const k = `${local.key}|${endpointKey(r.proto, r.remote).key}`;
-        this.flows.set(k, s);
+        hold(this.flows, k, s);
         (r.proto === IPPROTO_TCP ? s.tcpFlows : s.flows).push(k);
       } else if (r.kind === 'bind') {
         const keys = [local.key];
         // a dual-stack socket bound to [::] also receives IPv4
         if (local.any && local.family === 6) keys.push(anyKey(4, r.proto, r.local.port));
         for (const k of keys) {
-          this.binds.set(k, s);
+          hold(this.binds, k, s);
           s.binds.push(k);
         }
       }
@@ -241,7 +278,7 @@ export class EndpointTable {
     const ab = `${a}|${b}`;
     const ba = `${b}|${a}`;
     const flowKey = this.flows.has(ab) ? ab : ba;
-    const flow = this.flows.get(flowKey);
+    const flow = holderAt(this.flows.get(flowKey), tsMs);
     if (flow) {
       const v = this.judgeFlow(flow, flowKey, d, tsMs);
       if (v) return v;
@@ -250,7 +287,7 @@ export class EndpointTable {
     if (local !== 'dst') sides.push(a, anyKey(d.family, d.proto, d.sport));
     if (local !== 'src') sides.push(b, anyKey(d.family, d.proto, d.dport));
     for (const k of sides) {
-      const s = this.binds.get(k);
+      const s = holderAt(this.binds.get(k), tsMs);
       if (!s || (s.bindsUntil !== undefined && tsMs > s.bindsUntil)) continue;
       if (s.proto !== IPPROTO_TCP && this.confirmUdp) {
         const v = this.judgeUdp(s, tsMs);
@@ -334,8 +371,8 @@ export class EndpointTable {
   }
 
   private forget(inode: number, s: SocketState): void {
-    for (const k of [...s.tcpFlows, ...s.flows]) if (this.flows.get(k) === s) this.flows.delete(k);
-    for (const k of s.binds) if (this.binds.get(k) === s) this.binds.delete(k);
+    for (const k of [...s.tcpFlows, ...s.flows]) unhold(this.flows, k, s);
+    for (const k of s.binds) unhold(this.binds, k, s);
     this.sockets.delete(inode);
   }
 }
