@@ -315,6 +315,7 @@ class RuleSetHandle : public Napi::ObjectWrap<RuleSetHandle> {
     return DefineClass(env, "RuleSet",
                        {InstanceMethod<&RuleSetHandle::MapFds>("mapFds"),
                         InstanceMethod<&RuleSetHandle::Release>("release"),
+                        InstanceMethod<&RuleSetHandle::ExpirePending>("expirePending"),
                         InstanceMethod<&RuleSetHandle::Add>("add"),
                         InstanceMethod<&RuleSetHandle::Failed>("failed"),
                         InstanceMethod<&RuleSetHandle::OfferClassic>("offerClassic"),
@@ -378,6 +379,9 @@ class RuleSetHandle : public Napi::ObjectWrap<RuleSetHandle> {
   Napi::Value Release(const Napi::CallbackInfo& info) {
     uint64_t inode = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
     return Napi::Number::New(info.Env(), rules->release(inode));
+  }
+  Napi::Value ExpirePending(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), rules->expire_pending());
   }
   // add({proto, local, remote?, inode}): the rules of a socket known from elsewhere
   // (attach mode, tests): a flow when remote is given, else a bound local endpoint.

@@ -5,6 +5,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <time.h>
+
 #include <cerrno>
 
 #include "bpf.h"
@@ -40,6 +42,18 @@ std::vector<uint8_t> bytes(const void* p, size_t n) {
 }
 
 bool is_udp(int proto) { return proto == IPPROTO_UDP || proto == IPPROTO_UDPLITE; }
+
+// A pending key whose last call ended stays in the kernel map this long: a program that
+// connects to (or sends from fresh sockets to) the same destination again and again then
+// costs no map update and delete per call, one of them while the tracee is held. The kernel
+// filter is a superset anyway: the controller judges every packet by the exact endpoints.
+constexpr uint64_t kPendingLingerNs = 1'000'000'000;
+
+uint64_t monotonic_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
 
 // Instrumentation: how many flow and bind keys the maps hold, for the stop timings.
 template <class Flows, class Binds>
@@ -147,22 +161,39 @@ void CaptureRules::add_pending(const SocketCallInfo& c, int delta, std::vector<R
     int& n = pending_count_[k];
     n += delta;
     if (delta > 0 && n == 1) {
-      uint32_t one = 1;
-      if (pending_.valid()) {
+      auto lingering = lingering_.find(k);
+      if (lingering != lingering_.end()) {
+        lingering_.erase(lingering);  // still in the map
+      } else if (pending_.valid()) {
+        uint32_t one = 1;
         stop_stats::Timed timed(stop_stats::kMapInsert, static_cast<uint32_t>(pending_count_.size() - 1));
         if (bpf::map_update(pending_.get(), &k, &one) < 0) failed_++;
       }
       changed();
     }
     if (n <= 0) {
-      if (pending_.valid()) {
-        stop_stats::Timed timed(stop_stats::kMapDelete, static_cast<uint32_t>(pending_count_.size()));
-        bpf::map_delete(pending_.get(), &k);
-      }
       pending_count_.erase(k);
+      if (pending_.valid()) lingering_[k] = monotonic_ns() + kPendingLingerNs;
     }
     if (delta > 0 && added) added->push_back({RuleKind::kPending, wire_proto(c.socket.protocol), {}, d});
   }
+}
+
+int CaptureRules::expire_pending() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const uint64_t now = monotonic_ns();
+  int removed = 0;
+  for (auto it = lingering_.begin(); it != lingering_.end();) {
+    if (it->second > now) {
+      ++it;
+      continue;
+    }
+    stop_stats::Timed timed(stop_stats::kMapDelete, static_cast<uint32_t>(lingering_.size()));
+    bpf::map_delete(pending_.get(), &it->first);
+    it = lingering_.erase(it);
+    removed++;
+  }
+  return removed;
 }
 
 void CaptureRules::before_call(const SocketCallInfo& c, bool need_exit, std::vector<RuleSpec>* added) {
@@ -253,5 +284,5 @@ uint64_t CaptureRules::failed() {
 
 size_t CaptureRules::rule_count() {
   std::lock_guard<std::mutex> lock(mutex_);
-  return flow_owners_.size() + bind_owners_.size() + pending_count_.size();
+  return flow_owners_.size() + bind_owners_.size() + pending_count_.size() + lingering_.size();
 }

@@ -56,6 +56,8 @@ class CaptureRules : public SocketHook {
 
   // Removes every rule held by the socket with this inode; returns how many map keys went.
   int release(uint64_t inode);
+  // Takes out the pending keys whose linger has ended (see kPendingLingerNs); returns how many.
+  int expire_pending();
   // Adds the rules of a socket that already exists (attach mode, inherited sockets).
   void adopt(const SocketInfo& socket, std::vector<RuleSpec>* added) override;
   size_t rule_count();
@@ -85,5 +87,7 @@ class CaptureRules : public SocketHook {
   Owners flow_owners_, bind_owners_;
   std::map<uint64_t, std::vector<std::pair<RuleKind, std::vector<uint8_t>>>> by_inode_;
   std::map<EndpointKey, int> pending_count_;
+  // Pending keys no call holds any more, still in the map until the time given (ns).
+  std::map<EndpointKey, uint64_t> lingering_;
   uint64_t failed_ = 0;
 };

@@ -112,6 +112,19 @@ void read_endpoints(int dup, SocketInfo* out) {
   read_peer_if_bound(dup, out);
 }
 
+// An inet socket's type told by its protocol, without SO_TYPE: TCP and MPTCP sockets are
+// streams, UDP and UDP-Lite ones datagrams. The one other type such a protocol can have is
+// SOCK_RAW, and a raw socket's local port is its protocol number (inet_create): only then is
+// SO_TYPE needed. 0: ask SO_TYPE (another protocol, or a port that could be a raw socket's).
+int stream_or_dgram(int protocol, const sockaddr_storage* name) {
+  if (protocol == 262 /*MPTCP: no raw sockets above 255*/) return SOCK_STREAM;
+  if (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP && protocol != IPPROTO_UDPLITE) return 0;
+  if (!name) return 0;
+  Endpoint local;
+  if (!decode_sockaddr(name, sizeof *name, &local) || local.port == protocol) return 0;
+  return protocol == IPPROTO_TCP ? SOCK_STREAM : SOCK_DGRAM;
+}
+
 bool read_v6only(int dup) {
   int v6only = 0;
   socklen_t len = sizeof v6only;
@@ -183,9 +196,12 @@ int inspect_dup(int dup, SocketInfo* out, SocketFactsCache* cache) {
   } else {
     facts.domain = out->domain;
     len = sizeof(int);
-    getsockopt(dup, SOL_SOCKET, SO_TYPE, &facts.type, &len);
-    len = sizeof(int);
     getsockopt(dup, SOL_SOCKET, SO_PROTOCOL, &facts.protocol, &len);
+    facts.type = stream_or_dgram(facts.protocol, family >= 0 ? &ss : nullptr);
+    if (facts.type == 0) {
+      len = sizeof(int);
+      getsockopt(dup, SOL_SOCKET, SO_TYPE, &facts.type, &len);
+    }
     facts.read_ns = now;
   }
   out->type = facts.type;
@@ -215,9 +231,17 @@ int inspect_dup(int dup, SocketInfo* out, SocketFactsCache* cache) {
   return 0;
 }
 
-void refresh_socket(int dup, SocketInfo* info, SocketFactsCache* cache) {
+void refresh_socket(int dup, SocketInfo* info, SocketFactsCache* cache, const Endpoint* peer) {
   bool was_bound = info->local.port != 0;
-  read_endpoints(dup, info);
+  if (peer) {
+    info->local = Endpoint{};
+    sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(dup, reinterpret_cast<sockaddr*>(&ss), &len) == 0) decode_sockaddr(&ss, len, &info->local);
+    info->peer = *peer;
+  } else {
+    read_endpoints(dup, info);
+  }
   // v6only read at entry while unbound: read again now that the call may have bound it.
   if (info->domain == AF_INET6 && !was_bound) {
     info->v6only = read_v6only(dup);

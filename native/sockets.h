@@ -92,8 +92,9 @@ int dup_tracee_fd(int pidfd, int fd);
 int inspect_dup(int dup, SocketInfo* out, SocketFactsCache* cache);
 
 // Re-reads what a call can change of a socket inspected before through the same duplicate:
-// its endpoints, and v6only until it is bound (then final, and put in the cache).
-void refresh_socket(int dup, SocketInfo* info, SocketFactsCache* cache);
+// its endpoints, and v6only until it is bound (then final, and put in the cache). peer: the
+// peer when the caller knows it already (family 0: none), so getpeername is not asked.
+void refresh_socket(int dup, SocketInfo* info, SocketFactsCache* cache, const Endpoint* peer = nullptr);
 
 // Reads tracee memory; returns bytes read or -errno.
 ssize_t read_tracee(pid_t tid, uint64_t addr, void* buf, size_t len);

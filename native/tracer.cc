@@ -737,6 +737,7 @@ void Tracer::on_call_entry(Tracee& t, long nr, const uint64_t args[6]) {
   }
   if (stop_stats::on()) timed_ = call == SocketCall::kConnect ? stop_stats::kConnectEntry : stop_stats::kOtherEntry;
   c.dests = call_destinations(t.tid, nr, args, kMaxDestinations);
+  bool as_named = call == SocketCall::kConnect && c.dests.size() == 1 && !is_wildcard(c.dests[0]);
   for (Endpoint& d : c.dests) resolve_any_destination(&d, c.socket);
 
   // The exit stop is taken only where entry cannot tell the socket's local endpoint:
@@ -749,6 +750,7 @@ void Tracer::on_call_entry(Tracee& t, long nr, const uint64_t args[6]) {
   t.expect_exit = need_exit;
   if (need_exit) {
     t.pending = c;
+    t.connect_as_named = as_named;
     // Kept for the exit stop: the call holds the socket meanwhile anyway.
     if (keep_dup_below_ == 0) {
       rlimit rl;
@@ -787,7 +789,13 @@ void Tracer::on_syscall_exit(Tracee& t, const int64_t* known_result) {
   if (t.pending_dup.valid()) {
     // The same socket as at entry (even if the fd was closed and reused meanwhile): only what
     // the call can change is asked again.
-    refresh_socket(t.pending_dup.get(), &after, &facts_);
+    // A connect that succeeded has the peer it named; one in progress has none yet (the
+    // kernel answers getpeername with ENOTCONN until the handshake is done).
+    const Endpoint none;
+    const Endpoint* peer = nullptr;
+    if (t.connect_as_named && result == 0) peer = &c.dests[0];
+    if (t.connect_as_named && result == -EINPROGRESS) peer = &none;
+    refresh_socket(t.pending_dup.get(), &after, &facts_, peer);
     t.pending_dup.reset();
   } else {
     Process& p = process(c.pid);

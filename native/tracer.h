@@ -75,6 +75,9 @@ class Tracer {
     // The socket of `pending`, duplicated at the entry stop and kept until the exit stop (or
     // the tracee's end): the exit asks it for the endpoints only. Invalid: not kept.
     UniqueFd pending_dup;
+    // `pending` is a connect to the address it names (not the any-address, which the kernel
+    // replaces): if it succeeds, that address is its peer.
+    bool connect_as_named = false;
   };
   struct Process {
     UniqueFd pidfd;

@@ -227,6 +227,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
     pipeline.eventsCurrent(now);
     settle(now);
     pipeline.expireFragments(now);
+    live?.rules.expirePending();
     if (file && (holdForKeys || now - lastFlush >= FLUSH_MS)) {
       lastFlush = now;
       writeOut(now);
