@@ -5,11 +5,10 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include <time.h>
-
 #include <cerrno>
 
 #include "bpf.h"
+#include "clock.h"
 #include "stop_stats.h"
 
 EndpointKey endpoint_key(const Endpoint& e, int socket_protocol) {
@@ -48,12 +47,6 @@ bool is_udp(int proto) { return proto == IPPROTO_UDP || proto == IPPROTO_UDPLITE
 // costs no map update and delete per call, one of them while the tracee is held. The kernel
 // filter is a superset anyway: the controller judges every packet by the exact endpoints.
 constexpr uint64_t kPendingLingerNs = 1'000'000'000;
-
-uint64_t monotonic_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 // Instrumentation: how many flow and bind keys the maps hold, for the stop timings.
 template <class Flows, class Binds>

@@ -10,9 +10,9 @@
 
 #include <cerrno>
 #include <cstring>
-#include <ctime>
 #include <iterator>
 
+#include "clock.h"
 #include "unique_fd.h"
 
 #ifndef SYS_pidfd_open
@@ -87,15 +87,9 @@ int pidfd_open_checked(pid_t tgid) {
 
 namespace {
 
-uint64_t monotonic_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-// Decodes getsockname's answer into out->local; getpeername only when the socket has a local
-// port: a socket without one has no peer (TCP and UDP connect() bind a port first; a failed
-// or dissolved connection clears the peer before it gives the port back).
+// getpeername only when the socket has a local port: a socket without one has no peer (TCP
+// and UDP connect() bind a port first; a failed or dissolved connection clears the peer before
+// it gives the port back).
 void read_peer_if_bound(int dup, SocketInfo* out) {
   out->peer = Endpoint{};
   if (out->local.port == 0) return;
@@ -104,11 +98,16 @@ void read_peer_if_bound(int dup, SocketInfo* out) {
   if (getpeername(dup, reinterpret_cast<sockaddr*>(&ss), &len) == 0) decode_sockaddr(&ss, len, &out->peer);
 }
 
-void read_endpoints(int dup, SocketInfo* out) {
+// getsockname's answer into out->local.
+void read_local(int dup, SocketInfo* out) {
   out->local = Endpoint{};
   sockaddr_storage ss;
   socklen_t len = sizeof ss;
   if (getsockname(dup, reinterpret_cast<sockaddr*>(&ss), &len) == 0) decode_sockaddr(&ss, len, &out->local);
+}
+
+void read_endpoints(int dup, SocketInfo* out) {
+  read_local(dup, out);
   read_peer_if_bound(dup, out);
 }
 
@@ -116,12 +115,10 @@ void read_endpoints(int dup, SocketInfo* out) {
 // streams, UDP and UDP-Lite ones datagrams. The one other type such a protocol can have is
 // SOCK_RAW, and a raw socket's local port is its protocol number (inet_create): only then is
 // SO_TYPE needed. 0: ask SO_TYPE (another protocol, or a port that could be a raw socket's).
-int stream_or_dgram(int protocol, const sockaddr_storage* name) {
+int stream_or_dgram(int protocol, const Endpoint& local) {
   if (protocol == 262 /*MPTCP: no raw sockets above 255*/) return SOCK_STREAM;
   if (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP && protocol != IPPROTO_UDPLITE) return 0;
-  if (!name) return 0;
-  Endpoint local;
-  if (!decode_sockaddr(name, sizeof *name, &local) || local.port == protocol) return 0;
+  if (!local.valid() || local.port == protocol) return 0;
   return protocol == IPPROTO_TCP ? SOCK_STREAM : SOCK_DGRAM;
 }
 
@@ -183,6 +180,13 @@ int inspect_dup(int dup, SocketInfo* out, SocketFactsCache* cache) {
   struct stat st;
   if (fstat(dup, &st) < 0) return -errno;
   const uint64_t ino = st.st_ino;
+  if (family >= 0) {
+    out->local = Endpoint{};
+    decode_sockaddr(&ss, name_len <= sizeof ss ? name_len : sizeof ss, &out->local);
+    read_peer_if_bound(dup, out);
+  } else {
+    read_endpoints(dup, out);
+  }
   SocketFactsCache::Facts facts;
   const SocketFactsCache::Facts* known = nullptr;
   uint64_t now = 0;
@@ -197,7 +201,7 @@ int inspect_dup(int dup, SocketInfo* out, SocketFactsCache* cache) {
     facts.domain = out->domain;
     len = sizeof(int);
     getsockopt(dup, SOL_SOCKET, SO_PROTOCOL, &facts.protocol, &len);
-    facts.type = stream_or_dgram(facts.protocol, family >= 0 ? &ss : nullptr);
+    facts.type = stream_or_dgram(facts.protocol, out->local);
     if (facts.type == 0) {
       len = sizeof(int);
       getsockopt(dup, SOL_SOCKET, SO_TYPE, &facts.type, &len);
@@ -207,13 +211,6 @@ int inspect_dup(int dup, SocketInfo* out, SocketFactsCache* cache) {
   out->type = facts.type;
   out->protocol = facts.protocol;
   out->inode = ino;
-  if (family >= 0) {
-    out->local = Endpoint{};
-    decode_sockaddr(&ss, name_len <= sizeof ss ? name_len : sizeof ss, &out->local);
-    read_peer_if_bound(dup, out);
-  } else {
-    read_endpoints(dup, out);
-  }
   if (facts.domain == AF_INET6) {
     if (facts.v6only_final) {
       out->v6only = facts.v6only;
@@ -233,15 +230,11 @@ int inspect_dup(int dup, SocketInfo* out, SocketFactsCache* cache) {
 
 void refresh_socket(int dup, SocketInfo* info, SocketFactsCache* cache, const Endpoint* peer) {
   bool was_bound = info->local.port != 0;
-  if (peer) {
-    info->local = Endpoint{};
-    sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    if (getsockname(dup, reinterpret_cast<sockaddr*>(&ss), &len) == 0) decode_sockaddr(&ss, len, &info->local);
+  read_local(dup, info);
+  if (peer)
     info->peer = *peer;
-  } else {
-    read_endpoints(dup, info);
-  }
+  else
+    read_peer_if_bound(dup, info);
   // v6only read at entry while unbound: read again now that the call may have bound it.
   if (info->domain == AF_INET6 && !was_bound) {
     info->v6only = read_v6only(dup);

@@ -4,13 +4,13 @@
 // tracer thread and the JS thread (rule releases, classic offers): a slot is taken with one
 // atomic add. Read once the session is over.
 #pragma once
-#include <time.h>
-
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <vector>
+
+#include "clock.h"
 
 namespace stop_stats {
 
@@ -44,12 +44,6 @@ inline std::atomic<uint32_t> g_rules_present{0};
 
 inline bool on() { return g_on.load(std::memory_order_relaxed); }
 
-inline uint64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
 inline void record(Kind k, uint64_t ns, uint32_t present) {
   Series& s = g_series[k];
   size_t i = s.next.fetch_add(1, std::memory_order_relaxed);
@@ -79,9 +73,9 @@ inline std::vector<Sample> read(Kind k, uint64_t* overflow) {
 // Times a scope when stats are on: Timed t(kMapInsert, present); ... (recorded at scope end).
 class Timed {
  public:
-  Timed(Kind k, uint32_t present) : k_(k), present_(present), t0_(on() ? now_ns() : 0) {}
+  Timed(Kind k, uint32_t present) : k_(k), present_(present), t0_(on() ? monotonic_ns() : 0) {}
   ~Timed() {
-    if (t0_) record(k_, now_ns() - t0_, present_);
+    if (t0_) record(k_, monotonic_ns() - t0_, present_);
   }
   Timed(const Timed&) = delete;
   Timed& operator=(const Timed&) = delete;

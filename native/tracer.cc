@@ -441,7 +441,7 @@ void Tracer::loop() {
       if (errno != ECHILD) warn(0, 0, std::string("waitpid: ") + strerror(errno));
       break;
     }
-    if (stop_stats::on()) stop_ns_ = stop_stats::now_ns();
+    if (stop_stats::on()) stop_ns_ = monotonic_ns();
     handle(tid, status);
   }
   TraceEvent done;
@@ -529,7 +529,7 @@ void Tracer::resume(Tracee& t, int sig) {
          reinterpret_cast<void*>(static_cast<long>(sig)));
   if (timed_ >= 0) {  // held from waitpid()'s return until the resume request returned
     if (stop_ns_)
-      stop_stats::record(static_cast<stop_stats::Kind>(timed_), stop_stats::now_ns() - stop_ns_,
+      stop_stats::record(static_cast<stop_stats::Kind>(timed_), monotonic_ns() - stop_ns_,
                          stop_stats::g_rules_present.load(std::memory_order_relaxed));
     timed_ = -1;
   }
