@@ -380,8 +380,9 @@ class RuleSetHandle : public Napi::ObjectWrap<RuleSetHandle> {
     uint64_t inode = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
     return Napi::Number::New(info.Env(), rules->release(inode));
   }
+  // expirePending(all?)
   Napi::Value ExpirePending(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), rules->expire_pending());
+    return Napi::Number::New(info.Env(), rules->expire_pending(info[0].ToBoolean()));
   }
   // add({proto, local, remote?, inode}): the rules of a socket known from elsewhere
   // (attach mode, tests): a flow when remote is given, else a bound local endpoint.

@@ -172,17 +172,23 @@ void CaptureRules::add_pending(const SocketCallInfo& c, int delta, std::vector<R
   }
 }
 
-int CaptureRules::expire_pending() {
+int CaptureRules::expire_pending(bool all) {
   std::lock_guard<std::mutex> lock(mutex_);
   const uint64_t now = monotonic_ns();
+  if (all) {  // with the calls left in flight (a detach mid-call)
+    for (auto& [key, n] : pending_count_) lingering_[key] = now;
+    pending_count_.clear();
+  }
   int removed = 0;
   for (auto it = lingering_.begin(); it != lingering_.end();) {
-    if (it->second > now) {
+    if (!all && it->second > now) {
       ++it;
       continue;
     }
-    stop_stats::Timed timed(stop_stats::kMapDelete, static_cast<uint32_t>(lingering_.size()));
-    bpf::map_delete(pending_.get(), &it->first);
+    if (pending_.valid()) {
+      stop_stats::Timed timed(stop_stats::kMapDelete, static_cast<uint32_t>(lingering_.size()));
+      bpf::map_delete(pending_.get(), &it->first);
+    }
     it = lingering_.erase(it);
     removed++;
   }

@@ -56,8 +56,9 @@ class CaptureRules : public SocketHook {
 
   // Removes every rule held by the socket with this inode; returns how many map keys went.
   int release(uint64_t inode);
-  // Takes out the pending keys whose linger has ended (see kPendingLingerNs); returns how many.
-  int expire_pending();
+  // Takes out the pending keys whose linger has ended (see kPendingLingerNs), or with `all`
+  // every pending key (tracing has ended: no call is in flight any more); returns how many.
+  int expire_pending(bool all = false);
   // Adds the rules of a socket that already exists (attach mode, inherited sockets).
   void adopt(const SocketInfo& socket, std::vector<RuleSpec>* added) override;
   size_t rule_count();

@@ -139,8 +139,11 @@ export interface NativeRuleSet {
   mapFds(): { flows: number; binds: number; pending: number };
   /** Drops every rule the socket with this inode holds; returns how many keys left the maps. */
   release(inode: number): number;
-  /** Takes out pending-destination keys no call has held for a while; returns how many. */
-  expirePending(): number;
+  /**
+   * Takes out pending-destination keys no call has held for a while, or with `all` every one
+   * (tracing has ended); returns how many.
+   */
+  expirePending(all?: boolean): number;
   /** Adds the rules of a socket known from elsewhere (a flow when remote is given). */
   add(socket: { proto: number; local: Endpoint; remote?: Endpoint; inode: number; v6only?: boolean }): number;
   count(): number;

@@ -122,12 +122,8 @@ export async function runSession(options: SessionOptions): Promise<number> {
     });
   const table = new EndpointTable(DEFAULT_GRACE, true);
 
-  // After a detach, the program's new sockets are no longer seen: nothing later is written, so
-  // the file ends cleanly instead of with some of the program's packets and not others.
-  let cutoffMs = Infinity;
   const pipeline = new CapturePipeline(table, (rec, owner, d) => {
     if (!file) return false;
-    if (rec.sec * 1000 + rec.nsec / 1e6 > cutoffMs) return false;
     if (cap?.count !== undefined && pipeline.counters.written >= cap.count) return false;
     handshakes?.notePacket(rec, d);
     file.write(rec, owner);
@@ -200,13 +196,19 @@ export async function runSession(options: SessionOptions): Promise<number> {
       table.apply(e);
       programs.apply(e);
       if ((e.kind === 'spawn' && !e.thread) || e.kind === 'attach') alive.add(e.kind === 'spawn' ? e.child : e.pid);
-      if (e.kind === 'done' && e.detachedAt !== undefined) cutoffMs = e.detachedAt;
+      // After a detach, the program's new sockets are no longer seen: nothing later is
+      // written, so the file ends cleanly instead of with some of its packets and not others.
+      if (e.kind === 'done' && e.detachedAt !== undefined) pipeline.endAt(e.detachedAt);
       if (e.kind === 'exit' && e.tid === e.pid) {
         alive.delete(e.pid);
         sweeper?.processExited();
       }
     }
-    pipeline.eventsCurrent(current);
+    // After 'done' no event can come: a packet nobody claims now is nobody's, and no call is
+    // in flight whose destination the kernel filter must keep passing.
+    const done = batch.some((e) => e.kind === 'done');
+    if (done) live?.rules.expirePending(true);
+    pipeline.eventsCurrent(done ? Infinity : current);
     if (live) settle(Date.now());
     for (const e of batch) if (e.kind === 'warning' && !format) printError(`pid ${e.pid}: ${e.message}`);
     if (!format) return;

@@ -42,6 +42,9 @@ interface Waiting {
   tsMs: number;
   arrivedMs: number;
   decided: boolean;
+  /** The last verdict while undecided, and the version it was judged at (see judgedVersion). */
+  verdict?: Verdict;
+  judgedAt?: number;
   emitted?: boolean;
   owner?: Owner; // decided: the program's packet (else rejected)
 }
@@ -54,9 +57,12 @@ export class CapturePipeline {
   private late: Waiting[] = [];
   // first fragments kept: "family/proto/src/dst/id" -> owner and when
   private readonly fragments = new Map<string, { owner: Owner; at: number }>();
+  private fragmentsAdded = 0;
   // Every tracer event emitted before this time (ms) has been applied to the table; unset:
   // take the clock's word (no tracer behind the table, as in tests).
   private eventsAt: number | undefined;
+  // Packets captured after this (realtime ms) are nobody's: tracing ended there (a detach).
+  private endMs = Infinity;
 
   constructor(
     private readonly table: EndpointTable,
@@ -64,6 +70,11 @@ export class CapturePipeline {
     private readonly options: PipelineOptions = DEFAULT_PIPELINE,
     private readonly now: () => number = Date.now,
   ) {}
+
+  /** Tracing ended at `ms` (a detach): later packets are not judged, nor written. */
+  endAt(ms: number): void {
+    this.endMs = ms;
+  }
 
   /** Every tracer event emitted before `ms` has been applied to the table. */
   eventsCurrent(ms: number): void {
@@ -88,7 +99,12 @@ export class CapturePipeline {
         this.counters.duplicates++;
         continue;
       }
-      this.queue.push({ rec, d: dissect(rec.data), tsMs: rec.sec * 1000 + rec.nsec / 1e6, arrivedMs, decided: false });
+      const tsMs = rec.sec * 1000 + rec.nsec / 1e6;
+      if (tsMs > this.endMs) {
+        this.counters.rejected++;
+        continue;
+      }
+      this.queue.push({ rec, d: dissect(rec.data), tsMs, arrivedMs, decided: false });
     }
     const added = this.queue.slice(first);
     this.drain(false);
@@ -131,7 +147,14 @@ export class CapturePipeline {
   // Decides a packet if it can; returns whether it is decided.
   private decide(w: Waiting, now: number, final: boolean): boolean {
     if (w.decided) return true;
-    const verdict = this.judge(w);
+    if (w.tsMs > this.endMs) return (w.decided = true);
+    // Waiting packets are looked at on every drain: judged again only when a verdict may
+    // have changed, so that a long queue (a controller behind a burst) costs no more each time.
+    if (w.judgedAt !== this.judgedVersion()) {
+      w.verdict = this.judge(w);
+      w.judgedAt = this.judgedVersion();
+    }
+    const verdict = w.verdict;
     if ((verdict === 'pending' || verdict === 'recheck') && !final) return false;
     if (verdict === undefined && !final && (this.eventsAt ?? now) - w.arrivedMs < this.options.eventLagMs) return false;
     w.decided = true;
@@ -150,6 +173,10 @@ export class CapturePipeline {
     }
   }
 
+  private judgedVersion(): number {
+    return this.table.version + this.fragmentsAdded;
+  }
+
   private judge(w: Waiting): Verdict {
     const d = w.d;
     if (!d) return undefined;
@@ -160,6 +187,7 @@ export class CapturePipeline {
     const v = this.table.judge(d, w.tsMs, localSide(w.rec, d));
     if (d.fragment && typeof v === 'object') {
       this.fragments.set(fragmentKey(d), { owner: v, at: w.tsMs });
+      this.fragmentsAdded++;
       this.firstFragmentSeen = true;
     }
     return v;

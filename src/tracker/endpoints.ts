@@ -137,6 +137,12 @@ export class EndpointTable {
   sweepWanted = false;
 
   /**
+   * Grows whenever a verdict may have changed (an event, a sweep, a SYN taken as a flow's
+   * first): a packet judged at the same version is judged the same again.
+   */
+  version = 0;
+
+  /**
    * confirmUdp: judge UDP packets by sweeps, not just rules: a packet counts when its socket was
    * seen alive after it, or, once the socket is gone, when no other socket took its port —
    * so a program that takes a released UDP port at once is never mistaken for the traced one.
@@ -166,6 +172,7 @@ export class EndpointTable {
   }
 
   apply(e: TraceEvent): void {
+    this.version++;
     switch (e.kind) {
       case 'pending': {
         this.generation = Math.max(this.generation, e.ruleGeneration);
@@ -311,9 +318,12 @@ export class EndpointTable {
       const first = (s.synSeq ??= new Map()).get(key);
       // after the socket is gone it cannot send a first SYN either
       const afterGone = s.goneAt !== undefined && tsMs > s.goneAt;
-      if (first === undefined && !afterGone) s.synSeq.set(key, d.tcpSeq);
-      else if (first !== d.tcpSeq) {
+      if (first === undefined && !afterGone) {
+        s.synSeq.set(key, d.tcpSeq);
+        this.version++;
+      } else if (first !== d.tcpSeq) {
         s.superseded = true;
+        this.version++;
         return undefined;
       }
     }
@@ -345,6 +355,7 @@ export class EndpointTable {
 
   /** sweep() with a snapshot: alive sockets are confirmed at `before`, gone ones at `after`. */
   observe(snap: SocketSnapshot, protocols: ReadonlySet<number> = ALL_PROTOCOLS): number[] {
+    this.version++;
     this.sweepWanted = false;
     const expired: number[] = [];
     const nowMs = snap.after;
