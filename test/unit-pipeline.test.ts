@@ -421,3 +421,32 @@ t.test('a 4-tuple reused by a later socket of the program: each packet goes to t
   t.same(ack(T0 + 1002), second, 'its reply');
   t.same(ack(T0 + 3), first, 'a late packet of the first, judged last');
 });
+
+t.test('a waiting packet is judged again only when the table has changed', async (t) => {
+  const h = harness();
+  let judged = 0;
+  const judge = h.table.judge.bind(h.table);
+  h.table.judge = (...a: Parameters<typeof judge>) => (judged++, judge(...a));
+  h.pipeline.eventsCurrent(T0);
+  h.add([{ name: 'a', tsMs: T0, data: v4udp('10.0.0.1', 5000, '10.0.0.9', 53) }]);
+  t.equal(judged, 1, 'judged on arrival');
+  for (let i = 0; i < 10; i++) h.pipeline.drain(false);
+  t.equal(judged, 1, 'ten drains with nothing new: not judged again');
+  h.table.apply(socketEvent(app, 7, [flowRule(UDP, ep('10.0.0.1', 5000), ep('10.0.0.9', 53))]));
+  h.pipeline.drain(false);
+  t.equal(judged, 2, 'judged again after an event');
+  t.same(h.written(), ['a']);
+});
+
+t.test('after a detach (endAt), later packets are neither queued nor written', async (t) => {
+  const h = harness();
+  h.table.apply(socketEvent(app, 7, [flowRule(UDP, ep('10.0.0.1', 5000), ep('10.0.0.9', 53))]));
+  h.pipeline.endAt(T0 + 10);
+  h.add([
+    { name: 'before', tsMs: T0 + 5, data: v4udp('10.0.0.1', 5000, '10.0.0.9', 53) },
+    { name: 'after', tsMs: T0 + 20, data: v4udp('10.0.0.1', 5000, '10.0.0.9', 53) },
+  ]);
+  t.same(h.written(), ['before'], 'only the packet before the detach');
+  t.equal(h.pipeline.waiting, 0, 'nothing waits');
+  t.match(h.pipeline.counters, { written: 1, rejected: 1 });
+});
