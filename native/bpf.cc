@@ -29,22 +29,45 @@ int create_hash_map(uint32_t key_size, uint32_t value_size, uint32_t max_entries
   return fd >= 0 ? static_cast<int>(fd) : -errno;
 }
 
-int load_socket_filter(const bpf_insn* insns, size_t count, std::string* verifier_log) {
-  std::vector<char> log(1 << 20);
+namespace {
+
+long prog_load(const bpf_insn* insns, size_t count, std::vector<char>* log) {
   bpf_attr a;
   memset(&a, 0, sizeof a);
   a.prog_type = BPF_PROG_TYPE_SOCKET_FILTER;
   a.insns = ptr(insns);
   a.insn_cnt = static_cast<uint32_t>(count);
   a.license = ptr("GPL");
-  a.log_buf = ptr(log.data());
-  a.log_size = static_cast<uint32_t>(log.size());
-  a.log_level = 1;
+  if (log) {
+    a.log_buf = ptr(log->data());
+    a.log_size = static_cast<uint32_t>(log->size());
+    a.log_level = 1;
+  }
   strncpy(a.prog_name, "tracedump", sizeof a.prog_name - 1);
-  long fd = sys_bpf(BPF_PROG_LOAD, &a);
+  // The verifier gives up with EAGAIN when a signal is pending (a profiler's SIGPROF, a
+  // SIGCHLD); like libbpf, try again a few times.
+  long fd;
+  for (int tries = 0; tries < 5; tries++) {
+    fd = sys_bpf(BPF_PROG_LOAD, &a);
+    if (fd >= 0 || errno != EAGAIN) break;
+  }
+  return fd;
+}
+
+}  // namespace
+
+int load_socket_filter(const bpf_insn* insns, size_t count, std::string* verifier_log) {
+  // Without a log first: a verifier log costs time on every load and is only read on failure.
+  long fd = prog_load(insns, count, nullptr);
   if (fd >= 0) return static_cast<int>(fd);
   int err = errno;
-  if (verifier_log) *verifier_log = log.data();
+  if (verifier_log) {
+    std::vector<char> log(1 << 20);
+    fd = prog_load(insns, count, &log);
+    if (fd >= 0) return static_cast<int>(fd);  // a transient failure the second try got past
+    err = errno;
+    *verifier_log = log.data();
+  }
   return -err;
 }
 
