@@ -320,7 +320,8 @@ function tlsKeysFor(
 // closed terminal): the addon's _exit ends tracedump instead, once everything is written.
 function exit(status: number): never {
   try {
-    native().exitNow(status);
+    // (node --cpu-prof writes its profile in process.exit)
+    if (!process.execArgv.some((a) => a.startsWith('--cpu-prof'))) native().exitNow(status);
   } catch {
     // the addon could not load: its error was printed already
   }
