@@ -89,8 +89,9 @@ function dissect4(d: Buffer, inner: boolean): Dissected | undefined {
   const ihl = (d[0] & 0x0f) * 4;
   if (ihl < 20 || d.length < ihl) return undefined;
   const proto = d[9];
-  const src = d.toString('latin1', 12, 16);
-  const dst = d.toString('latin1', 16, 20);
+  // (four bytes: cheaper than a call into Buffer's latin1 decoder)
+  const src = String.fromCharCode(d[12], d[13], d[14], d[15]);
+  const dst = String.fromCharCode(d[16], d[17], d[18], d[19]);
   const frag = d.readUInt16BE(6);
   const offset = frag & 0x1fff;
   const more = (frag & 0x2000) !== 0;

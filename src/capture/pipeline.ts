@@ -2,8 +2,8 @@
 // packets that cannot be judged yet (a call in flight, an event not delivered yet) wait, and
 // the output stays in capture order unless a packet waits longer than maxHoldMs.
 import { type Dissected, dissect } from './dissect';
-import { ARPHRD_LOOPBACK, PACKET_OUTGOING, type PacketRecord, readRecords } from './records';
-import type { EndpointTable, LocalSide, Owner, Verdict } from '../tracker/endpoints';
+import { ARPHRD_LOOPBACK, PACKET_OUTGOING, type PacketRecord, copyRecord, readRecords } from './records';
+import { type EndpointTable, type LocalSide, type Owner, type PacketKeys, type Verdict, packetKeys } from '../tracker/endpoints';
 
 export interface PipelineOptions {
   /**
@@ -36,6 +36,7 @@ export interface PipelineCounters {
  */
 export type PacketSink = (p: PacketRecord, owner: Owner, d: Dissected | undefined) => boolean | void;
 
+// Every field is set when a packet is queued (one object shape: the hot loops stay optimised).
 interface Waiting {
   rec: PacketRecord;
   d: Dissected | undefined;
@@ -43,10 +44,12 @@ interface Waiting {
   arrivedMs: number;
   decided: boolean;
   /** The last verdict while undecided, and the version it was judged at (see judgedVersion). */
-  verdict?: Verdict;
-  judgedAt?: number;
-  emitted?: boolean;
-  owner?: Owner; // decided: the program's packet (else rejected)
+  verdict: Verdict;
+  judgedAt: number;
+  /** Its keys into the endpoint table, made at its first judging. */
+  keys: PacketKeys | undefined;
+  emitted: boolean;
+  owner: Owner | undefined; // decided: the program's packet (else rejected)
 }
 
 const FRAGMENT_MEMORY_MS = 30_000;
@@ -104,12 +107,23 @@ export class CapturePipeline {
         this.counters.rejected++;
         continue;
       }
-      this.queue.push({ rec, d: dissect(rec.data), tsMs, arrivedMs, decided: false });
+      this.queue.push({
+        rec,
+        d: dissect(rec.data),
+        tsMs,
+        arrivedMs,
+        decided: false,
+        verdict: undefined,
+        judgedAt: -1,
+        keys: undefined,
+        emitted: false,
+        owner: undefined,
+      });
     }
     const added = this.queue.slice(first);
     this.drain(false);
     // still queued (or moved to late): own the bytes before the batch memory is reused
-    for (const w of added) if (!w.emitted) w.rec = { ...w.rec, data: Buffer.from(w.rec.data) };
+    for (const w of added) if (!w.emitted) w.rec = copyRecord(w.rec);
   }
 
   /** Re-judges waiting packets (after new events, or on a timer). final: nothing will change any more. */
@@ -184,7 +198,7 @@ export class CapturePipeline {
       const f = this.fragments.get(fragmentKey(d));
       return f && w.tsMs - f.at < FRAGMENT_MEMORY_MS ? f.owner : undefined;
     }
-    const v = this.table.judge(d, w.tsMs, localSide(w.rec, d));
+    const v = this.table.judge(d, w.tsMs, localSide(w.rec, d), (w.keys ??= packetKeys(d)));
     if (d.fragment && typeof v === 'object') {
       this.fragments.set(fragmentKey(d), { owner: v, at: w.tsMs });
       this.fragmentsAdded++;

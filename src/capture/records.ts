@@ -29,17 +29,37 @@ export function* readRecords(batch: Buffer): Generator<PacketRecord> {
     const flags = batch[at + 25];
     const gap = batch.readUInt16LE(at + 26);
     if (!(flags & RECORD_SKIP))
-      yield {
-        sec: batch.readUInt32LE(at),
-        nsec: batch.readUInt32LE(at + 4),
+      yield record(
+        batch.readUInt32LE(at),
+        batch.readUInt32LE(at + 4),
         caplen,
-        len: batch.readUInt32LE(at + 12),
-        ifindex: batch.readInt32LE(at + 16),
-        protocol: batch.readUInt16LE(at + 20),
-        hatype: batch.readUInt16LE(at + 22),
-        pkttype: batch[at + 24],
-        data: batch.subarray(start, start + caplen),
-      };
+        batch.readUInt32LE(at + 12),
+        batch.readInt32LE(at + 16),
+        batch.readUInt16LE(at + 20),
+        batch.readUInt16LE(at + 22),
+        batch[at + 24],
+        batch.subarray(start, start + caplen),
+      );
     at = start + caplen + gap;
   }
+}
+
+/** The record with its own copy of the packet (a batch's memory is reused after its call). */
+export function copyRecord(r: PacketRecord): PacketRecord {
+  return record(r.sec, r.nsec, r.caplen, r.len, r.ifindex, r.protocol, r.hatype, r.pkttype, Buffer.from(r.data));
+}
+
+// One constructor, so that every record has the same shape (the code reading them stays fast).
+function record(
+  sec: number,
+  nsec: number,
+  caplen: number,
+  len: number,
+  ifindex: number,
+  protocol: number,
+  hatype: number,
+  pkttype: number,
+  data: Buffer,
+): PacketRecord {
+  return { sec, nsec, caplen, len, ifindex, protocol, hatype, pkttype, data };
 }

@@ -5,8 +5,27 @@ function v4Bytes(a: string): string {
   return String.fromCharCode(...a.split('.').map((x) => Number(x)));
 }
 
+export interface AddressBytes {
+  readonly family: 4 | 6;
+  readonly bytes: string;
+}
+
+// Every socket event names its addresses as text, and a program talks to few addresses: the
+// parse is kept (bounded) rather than done for each rule of each event.
+const parsed = new Map<string, AddressBytes>();
+const PARSED_MAX = 4096;
+
 /** Raw address bytes and the wire family; IPv4-mapped IPv6 is IPv4 on the wire. */
-export function addressBytes(address: string): { family: 4 | 6; bytes: string } {
+export function addressBytes(address: string): AddressBytes {
+  let r = parsed.get(address);
+  if (r) return r;
+  r = parseAddress(address);
+  if (parsed.size >= PARSED_MAX) parsed.clear();
+  parsed.set(address, r);
+  return r;
+}
+
+function parseAddress(address: string): AddressBytes {
   if (isIPv4(address)) return { family: 4, bytes: v4Bytes(address) };
   if (!isIPv6(address)) throw new Error(`not an IP address: ${address}`);
   let text = address.split('%')[0];

@@ -4,7 +4,7 @@
 // this table has the last word, judged at each packet's capture time.
 import { addressBytes, isWildcard } from '../net/address';
 import type { Endpoint, TraceEvent } from '../native';
-import { type Dissected, IPPROTO_TCP, TCP_ACK, TCP_RST, TCP_SYN } from '../capture/dissect';
+import { type Dissected, type Endpoints, IPPROTO_TCP, TCP_ACK, TCP_RST, TCP_SYN } from '../capture/dissect';
 
 export interface Owner {
   pid: number;
@@ -47,16 +47,16 @@ interface SocketState {
   flows: string[];
   binds: string[];
   /** Realtime ms at which the socket was first seen gone (it closed before that). */
-  goneAt?: number;
+  goneAt: number | undefined;
   /** Realtime ms at which it was last seen alive. */
   lastAlive: number;
   /** When it was seen gone, another socket held its local port. */
-  portTaken?: boolean;
+  portTaken: boolean;
   /** Its port rules (from bind) hold for packets up to this time: then it connected. */
-  bindsUntil?: number;
+  bindsUntil: number | undefined;
   /** Sequence number of the first SYN of each TCP flow: its own connection attempt. */
-  synSeq?: Map<string, number>;
-  superseded?: boolean;
+  synSeq: Map<string, number> | undefined;
+  superseded: boolean;
 }
 
 interface FailedConnect {
@@ -79,17 +79,41 @@ export type LocalSide = 'src' | 'dst' | 'both';
 
 export type Verdict = Owner | 'pending' | 'recheck' | undefined;
 
-function key(family: number, proto: number, bytes: string, port: number): string {
-  return `${family}/${proto}/${port}/${bytes}`;
+// A key is the protocol and port as two UTF-16 code units, then the raw address bytes (4 or
+// 16, which tell the family): short to build and to hash, for every packet.
+function key(proto: number, bytes: string, port: number): string {
+  return String.fromCharCode(proto, port) + bytes;
 }
 
 function endpointKey(proto: number, e: Endpoint): { key: string; any: boolean; family: 4 | 6 } {
   const { family, bytes } = addressBytes(e.address);
-  return { key: key(family, proto, bytes, e.port), any: isWildcard(bytes), family };
+  return { key: key(proto, bytes, e.port), any: isWildcard(bytes), family };
 }
 
+const ANY4 = '\0'.repeat(4);
+const ANY6 = '\0'.repeat(16);
+
 function anyKey(family: number, proto: number, port: number): string {
-  return key(family, proto, family === 4 ? '\0\0\0\0' : '\0'.repeat(16), port);
+  return key(proto, family === 4 ? ANY4 : ANY6, port);
+}
+
+/**
+ * A packet's keys into the table, made once per packet: a packet waiting for an event is
+ * judged again with the same keys.
+ */
+export interface PacketKeys {
+  /** Source and destination endpoints. */
+  a: string;
+  b: string;
+  /** The flow both ways round. */
+  ab: string;
+  ba: string;
+}
+
+export function packetKeys(d: Endpoints): PacketKeys {
+  const a = key(d.proto, d.src, d.sport);
+  const b = key(d.proto, d.dst, d.dport);
+  return { a, b, ab: `${a}|${b}`, ba: `${b}|${a}` };
 }
 
 /** The sockets holding one key, oldest first: the one whose time a packet falls in. */
@@ -239,15 +263,21 @@ export class EndpointTable {
     let s = this.sockets.get(e.inode);
     if (!s || s.goneAt !== undefined) {
       const proto = e.rules.find((r) => r.local)?.proto ?? 0;
+      // every field set here: one object shape for all sockets (the judging code stays optimised)
       s = {
         owner: { pid: e.pid, tid: e.tid, comm: e.comm, inode: e.inode },
         since,
         proto,
-        lastAlive: -Infinity, // confirmed by the next sweep
         localPorts: [],
         tcpFlows: [],
         flows: [],
         binds: [],
+        goneAt: undefined,
+        lastAlive: -Infinity, // confirmed by the next sweep
+        portTaken: false,
+        bindsUntil: undefined,
+        synSeq: undefined,
+        superseded: false,
       };
       this.sockets.set(e.inode, s);
       this.socketsSeen++;
@@ -279,31 +309,33 @@ export class EndpointTable {
    * 'dst' for one received, 'both' on loopback). Port rules (binds) match only that end: a
    * listener on *:443 must not claim another program's connection to some remote :443.
    */
-  judge(d: Dissected, tsMs: number, local: LocalSide = 'both'): Verdict {
-    const a = key(d.family, d.proto, d.src, d.sport);
-    const b = key(d.family, d.proto, d.dst, d.dport);
-    const ab = `${a}|${b}`;
-    const ba = `${b}|${a}`;
-    const flowKey = this.flows.has(ab) ? ab : ba;
-    const flow = holderAt(this.flows.get(flowKey), tsMs);
+  judge(d: Dissected, tsMs: number, local: LocalSide = 'both', keys: PacketKeys = packetKeys(d)): Verdict {
+    const { a, b } = keys;
+    let flowKey = keys.ab;
+    let holders = this.flows.get(flowKey);
+    if (!holders) holders = this.flows.get((flowKey = keys.ba));
+    const flow = holderAt(holders, tsMs);
     if (flow) {
       const v = this.judgeFlow(flow, flowKey, d, tsMs);
       if (v) return v;
     }
-    const sides: string[] = [];
-    if (local !== 'dst') sides.push(a, anyKey(d.family, d.proto, d.sport));
-    if (local !== 'src') sides.push(b, anyKey(d.family, d.proto, d.dport));
-    for (const k of sides) {
-      const s = holderAt(this.binds.get(k), tsMs);
-      if (!s || (s.bindsUntil !== undefined && tsMs > s.bindsUntil)) continue;
-      if (s.proto !== IPPROTO_TCP && this.confirmUdp) {
-        const v = this.judgeUdp(s, tsMs);
-        if (v) return v;
-      } else if (this.alive(s, tsMs)) return s.owner;
+    if (this.binds.size) {
+      const v =
+        (local !== 'dst' && (this.judgeBind(a, tsMs) ?? this.judgeBind(anyKey(d.family, d.proto, d.sport), tsMs))) ||
+        (local !== 'src' && (this.judgeBind(b, tsMs) ?? this.judgeBind(anyKey(d.family, d.proto, d.dport), tsMs)));
+      if (v) return v;
     }
-    if (this.pending.has(b) || this.pending.has(a)) return 'pending';
+    if (this.pending.size && (this.pending.has(b) || this.pending.has(a))) return 'pending';
     if (d.proto === IPPROTO_TCP && this.failedConnects.length) return this.judgeFailedConnect(d, a, b, tsMs);
     return undefined;
+  }
+
+  /** The owner by a port rule (bind) of key, if it held at tsMs. */
+  private judgeBind(k: string, tsMs: number): Owner | 'recheck' | undefined {
+    const s = holderAt(this.binds.get(k), tsMs);
+    if (!s || (s.bindsUntil !== undefined && tsMs > s.bindsUntil)) return undefined;
+    if (s.proto !== IPPROTO_TCP && this.confirmUdp) return this.judgeUdp(s, tsMs);
+    return this.alive(s, tsMs) ? s.owner : undefined;
   }
 
   private judgeFlow(s: SocketState, key: string, d: Dissected, tsMs: number): Owner | 'recheck' | undefined {
