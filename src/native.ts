@@ -1,6 +1,7 @@
 // The only loader of the native addon, and the typed view of what it exports.
 import * as path from 'node:path';
 import { TracedumpError } from './errors';
+import { type NativeEvent, decodeEvents } from './native-events';
 
 export interface Endpoint {
   address: string;
@@ -257,6 +258,12 @@ interface Addon {
   unsupported?: string;
 }
 
+/** What the addon itself exports: events as it delivers them (see native-events.ts). */
+type RawAddon = Omit<Addon, 'launch' | 'attach'> & {
+  launch(options: LaunchOptions, onEvents: (events: NativeEvent[]) => void): NativeTracer;
+  attach(options: AttachOptions, onEvents: (events: NativeEvent[]) => void): NativeTracer;
+};
+
 let addon: Addon | undefined;
 
 export function native(): Addon {
@@ -268,7 +275,12 @@ export function native(): Addon {
   const file = path.join(__dirname, '..', 'build', 'Release', 'tracedump.node');
   try {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
-    addon = require(file) as Addon;
+    const raw = require(file) as RawAddon;
+    addon = {
+      ...raw,
+      launch: (options, onEvents) => raw.launch(options, (batch) => onEvents(decodeEvents(batch))),
+      attach: (options, onEvents) => raw.attach(options, (batch) => onEvents(decodeEvents(batch))),
+    };
   } catch (err) {
     throw new TracedumpError(`cannot load the native addon ${file}: ${(err as Error).message}`, {
       path: file,

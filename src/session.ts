@@ -142,6 +142,10 @@ export async function runSession(options: SessionOptions): Promise<number> {
         interfaces: cap.interfaces,
         userFilter: cap.userFilter,
         onBatch: (batch) => {
+          // Judge against the newest table: the tracer's queued events first. A batch's packets
+          // whose events are still queued would otherwise all wait, and each later drain would
+          // walk them again (a controller behind a burst falls further behind).
+          traced?.pollEvents();
           pipeline.addBatch(batch);
           if (table.sweepWanted) settle(Date.now());
           if (cap.flushEveryBatch) writeOut(Date.now());
