@@ -23,6 +23,8 @@ class WakeQueue {
     std::lock_guard<std::mutex> lock(mutex_);
     std::vector<T> out;
     out.swap(items_);
+    // room for as many again: the producer (the tracer thread, between stops) grows no vector
+    items_.reserve(out.size());
     return out;
   }
 

@@ -41,23 +41,38 @@ export function pcapRecordSize(p: SllPacket): number {
 
 /** Writes one record at `at` in `out` (which must have room); returns the next offset. */
 export function writePcapRecord(out: Buffer, at: number, p: SllPacket): number {
-  out.writeUInt32LE(p.sec, at);
-  out.writeUInt32LE(p.nsec, at + 4);
-  out.writeUInt32LE(p.data.length + SLL2_HEADER_SIZE, at + 8);
-  out.writeUInt32LE(p.len + SLL2_HEADER_SIZE, at + 12);
+  u32le(out, at, p.sec);
+  u32le(out, at + 4, p.nsec);
+  u32le(out, at + 8, p.data.length + SLL2_HEADER_SIZE);
+  u32le(out, at + 12, p.len + SLL2_HEADER_SIZE);
   const h = at + PCAP_RECORD_HEADER_SIZE;
   writeSll2Header(out, h, p);
-  p.data.copy(out, h + SLL2_HEADER_SIZE);
+  out.set(p.data, h + SLL2_HEADER_SIZE);
   return h + SLL2_HEADER_SIZE + p.data.length;
 }
 
 /** The 20-byte LINUX_SLL2 header of a packet (pcap and pcapng alike). */
 export function writeSll2Header(out: Buffer, h: number, p: SllPacket): void {
-  out.writeUInt16BE(p.protocol, h);
-  out.writeUInt16BE(0, h + 2);
-  out.writeUInt32BE(p.ifindex >>> 0, h + 4);
-  out.writeUInt16BE(p.hatype, h + 8);
-  out.writeUInt8(p.pkttype, h + 10);
-  out.writeUInt8(0, h + 11); // link-layer address length
-  out.fill(0, h + 12, h + 20);
+  out[h] = p.protocol >>> 8;
+  out[h + 1] = p.protocol;
+  out[h + 2] = 0;
+  out[h + 3] = 0;
+  const i = p.ifindex >>> 0;
+  out[h + 4] = i >>> 24;
+  out[h + 5] = i >>> 16;
+  out[h + 6] = i >>> 8;
+  out[h + 7] = i;
+  out[h + 8] = p.hatype >>> 8;
+  out[h + 9] = p.hatype;
+  out[h + 10] = p.pkttype;
+  for (let k = 11; k < SLL2_HEADER_SIZE; k++) out[h + k] = 0; // address length, address
+}
+
+// Byte stores and TypedArray.set rather than Buffer's write and copy methods: a record is
+// written for every packet, and these stay cheap before the JIT has warmed up too.
+export function u32le(out: Buffer, at: number, v: number): void {
+  out[at] = v;
+  out[at + 1] = v >>> 8;
+  out[at + 2] = v >>> 16;
+  out[at + 3] = v >>> 24;
 }

@@ -2,7 +2,7 @@
 // Packet (with direction, process and thread), Name Resolution, Decryption Secrets and
 // Interface Statistics.
 // Pure: it only makes bytes. Layout: draft-ietf-opsawg-pcapng.
-import { LINKTYPE_LINUX_SLL2, SLL2_HEADER_SIZE, type SllPacket, writeSll2Header } from './pcap';
+import { LINKTYPE_LINUX_SLL2, SLL2_HEADER_SIZE, type SllPacket, u32le, writeSll2Header } from './pcap';
 
 export const BLOCK_SHB = 0x0a0d0d0a;
 export const BLOCK_IDB = 1;
@@ -58,6 +58,16 @@ function u64(n: number | bigint): Buffer {
 }
 
 /** A pcapng timestamp in nanoseconds (if_tsresol 9) at `at`: high word, then low word. */
+// A packet's sec and nsec as the 64-bit nanosecond count, high word first, in exact double
+// arithmetic (every intermediate below 2^53): no BigInt per packet.
+function writePacketTimestamp(out: Buffer, at: number, sec: number, nsec: number): void {
+  const a = (sec % 65536) * 1e9 + nsec; // < 2^47
+  const b = Math.floor(sec / 65536) * 1e9; // < 2^46; the count is b * 2^16 + a
+  const low = (b % 65536) * 65536 + (a % 4294967296);
+  u32le(out, at, Math.floor(b / 65536) + Math.floor(a / 4294967296) + Math.floor(low / 4294967296));
+  u32le(out, at + 4, low % 4294967296);
+}
+
 function writeTimestamp(out: Buffer, at: number, ns: bigint): void {
   out.writeUInt32LE(Number(ns >> 32n), at);
   out.writeUInt32LE(Number(ns & 0xffffffffn), at + 4);
@@ -135,27 +145,25 @@ export function enhancedPacketSize(p: SllPacket, extra: Buffer): number {
 export function writeEnhancedPacket(out: Buffer, at: number, p: SllPacket, ifid: number, extra: Buffer): number {
   const len = enhancedPacketSize(p, extra);
   const caplen = SLL2_HEADER_SIZE + p.data.length;
-  out.writeUInt32LE(BLOCK_EPB, at);
-  out.writeUInt32LE(len, at + 4);
-  out.writeUInt32LE(ifid, at + 8);
-  writeTimestamp(out, at + 12, BigInt(p.sec) * 1_000_000_000n + BigInt(p.nsec));
-  out.writeUInt32LE(caplen, at + 20);
-  out.writeUInt32LE(p.len + SLL2_HEADER_SIZE, at + 24);
+  u32le(out, at, BLOCK_EPB);
+  u32le(out, at + 4, len);
+  u32le(out, at + 8, ifid);
+  writePacketTimestamp(out, at + 12, p.sec, p.nsec);
+  u32le(out, at + 20, caplen);
+  u32le(out, at + 24, p.len + SLL2_HEADER_SIZE);
   let o = at + 28;
   writeSll2Header(out, o, p);
-  p.data.copy(out, o + SLL2_HEADER_SIZE);
+  out.set(p.data, o + SLL2_HEADER_SIZE);
   o += caplen;
   const padded = at + 28 + pad4(caplen);
-  out.fill(0, o, padded);
-  o = padded;
-  out.writeUInt16LE(EPB_FLAGS, o);
-  out.writeUInt16LE(4, o + 2);
-  out.writeUInt32LE(p.pkttype === PACKET_OUTGOING ? EPB_OUTBOUND : EPB_INBOUND, o + 4);
+  while (o < padded) out[o++] = 0;
+  u32le(out, o, EPB_FLAGS | (4 << 16)); // option code, length 4
+  u32le(out, o + 4, p.pkttype === PACKET_OUTGOING ? EPB_OUTBOUND : EPB_INBOUND);
   o += 8;
-  extra.copy(out, o);
+  out.set(extra, o);
   o += extra.length;
-  out.writeUInt32LE(0, o); // end of options
-  out.writeUInt32LE(len, o + 4);
+  u32le(out, o, 0); // end of options
+  u32le(out, o + 4, len);
   return o + 8;
 }
 
