@@ -19,6 +19,7 @@
 #include "bpf.h"
 #include "capture.h"
 #include "capture_rules.h"
+#include "event_json.h"
 #include "filter_keys.h"
 #include "seccomp.h"
 #include "sock_diag.h"
@@ -38,11 +39,6 @@ struct AddonData {
 
 #ifndef TRACEDUMP_UNSUPPORTED_PLATFORM
 
-const char* errno_name(int err) {
-  const char* name = strerrorname_np(err);
-  return name ? name : "E?";
-}
-
 Napi::Error make_error(Napi::Env env, const std::string& message, const char* syscall, int err) {
   Napi::Error e = Napi::Error::New(env, message + (err ? std::string(": ") + strerror(err) : ""));
   if (syscall) e.Set("syscall", Napi::String::New(env, syscall));
@@ -51,157 +47,6 @@ Napi::Error make_error(Napi::Env env, const std::string& message, const char* sy
     e.Set("code", Napi::String::New(env, errno_name(err)));
   }
   return e;
-}
-
-const char* call_name(SocketCall c) {
-  switch (c) {
-    case SocketCall::kConnect: return "connect";
-    case SocketCall::kBind: return "bind";
-    case SocketCall::kListen: return "listen";
-    case SocketCall::kSendto: return "sendto";
-    case SocketCall::kSendmsg: return "sendmsg";
-    case SocketCall::kSendmmsg: return "sendmmsg";
-    case SocketCall::kExisting: return "existing";
-  }
-  return "?";
-}
-
-const char* stage_name(LaunchStage s) {
-  switch (s) {
-    case LaunchStage::kNone: return nullptr;
-    case LaunchStage::kStdio: return "dup2";
-    case LaunchStage::kChdir: return "chdir";
-    case LaunchStage::kSync: return "read";
-    case LaunchStage::kSeccomp: return "seccomp";
-    case LaunchStage::kCredentials: return "setuid";
-    case LaunchStage::kExec: return "execve";
-  }
-  return nullptr;
-}
-
-const char* proto_name(const SocketInfo& s) {
-  switch (s.protocol) {
-    case 6: return "tcp";
-    case 262: return "mptcp";
-    case 17: return "udp";
-    case 136: return "udplite";
-  }
-  return "?";
-}
-
-// [address, port], or null.
-Napi::Value endpoint_value(Napi::Env env, const Endpoint& e) {
-  if (!e.valid()) return env.Null();
-  Napi::Array a = Napi::Array::New(env, 2);
-  a.Set(0u, e.address_string());
-  a.Set(1u, e.port);
-  return a;
-}
-
-const char* rule_kind_name(RuleKind k) {
-  switch (k) {
-    case RuleKind::kFlow: return "flow";
-    case RuleKind::kBind: return "bind";
-    case RuleKind::kPending: return "pending";
-  }
-  return "?";
-}
-
-// A socket or pending event as an array (src/native-events.ts names its fields): V8 builds
-// an object property by property through a slow path, about 17 µs for one event here, and a
-// connect has two of them; an array's elements are set directly.
-Napi::Array socket_event_value(Napi::Env env, const TraceEvent& e) {
-  Napi::Array a = Napi::Array::New(env, 17);
-  uint32_t i = 0;
-  a.Set(i++, e.kind == EventKind::kSocket ? 0 : 1);
-  a.Set(i++, e.time_ms);
-  a.Set(i++, e.pid);
-  a.Set(i++, e.tid);
-  a.Set(i++, Napi::Number::New(env, static_cast<double>(e.socket.inode)));
-  a.Set(i++, e.comm);
-  a.Set(i++, e.thread_name.empty() ? env.Undefined() : Napi::String::New(env, e.thread_name));
-  a.Set(i++, call_name(e.call));
-  a.Set(i++, e.fd);
-  a.Set(i++, e.socket.domain == AF_INET6 ? 6 : 4);
-  a.Set(i++, proto_name(e.socket));
-  a.Set(i++, endpoint_value(env, e.socket.local));
-  Napi::Array remotes = Napi::Array::New(env, e.remotes.size());
-  for (uint32_t r = 0; r < e.remotes.size(); r++) remotes.Set(r, endpoint_value(env, e.remotes[r]));
-  a.Set(i++, remotes);
-  Napi::Array rules = Napi::Array::New(env, e.rules.size());
-  for (uint32_t r = 0; r < e.rules.size(); r++) {
-    Napi::Array rule = Napi::Array::New(env, 4);
-    rule.Set(0u, rule_kind_name(e.rules[r].kind));
-    rule.Set(1u, e.rules[r].proto);
-    rule.Set(2u, endpoint_value(env, e.rules[r].local));
-    rule.Set(3u, endpoint_value(env, e.rules[r].remote));
-    rules.Set(r, rule);
-  }
-  a.Set(i++, rules);
-  a.Set(i++, Napi::Number::New(env, static_cast<double>(e.rule_generation)));
-  a.Set(i++, e.has_result ? Napi::Value(Napi::Number::New(env, static_cast<double>(e.result))) : env.Null());
-  a.Set(i++, e.has_result && e.result < 0 && e.result > -4096
-                 ? Napi::Value(Napi::String::New(env, errno_name(static_cast<int>(-e.result))))
-                 : env.Undefined());
-  return a;
-}
-
-Napi::Value event_value(Napi::Env env, const TraceEvent& e) {
-  if (e.kind == EventKind::kSocket || e.kind == EventKind::kPending) return socket_event_value(env, e);
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("time", e.time_ms);
-  o.Set("pid", e.pid);
-  o.Set("tid", e.tid);
-  switch (e.kind) {
-    case EventKind::kSocket:
-    case EventKind::kPending:
-      break;
-    case EventKind::kAttach:
-      o.Set("kind", "attach");
-      o.Set("comm", e.comm);
-      o.Set("exe", e.exe);
-      o.Set("threads", e.threads);
-      break;
-    case EventKind::kSpawn:
-      o.Set("kind", "spawn");
-      o.Set("child", e.child);
-      o.Set("thread", e.thread);
-      o.Set("how", e.spawn_event == PTRACE_EVENT_VFORK  ? "vfork"
-                   : e.spawn_event == PTRACE_EVENT_FORK ? "fork"
-                                                        : "clone");
-      o.Set("comm", e.comm);
-      break;
-    case EventKind::kExec:
-      o.Set("kind", "exec");
-      o.Set("formerTid", e.former_tid);
-      o.Set("comm", e.comm);
-      o.Set("exe", e.exe);
-      break;
-    case EventKind::kExit:
-      o.Set("kind", "exit");
-      o.Set("comm", e.comm);
-      o.Set("code", e.exited ? Napi::Value(Napi::Number::New(env, e.code)) : env.Null());
-      o.Set("signal", e.exited ? env.Null() : Napi::Value(Napi::Number::New(env, e.signal)));
-      o.Set("core", e.core);
-      if (const char* stage = stage_name(e.failed_stage)) {
-        Napi::Object f = Napi::Object::New(env);
-        f.Set("syscall", stage);
-        f.Set("errno", e.failed_errno);
-        f.Set("code", errno_name(e.failed_errno));
-        f.Set("message", strerror(e.failed_errno));
-        o.Set("launchFailure", f);
-      }
-      break;
-    case EventKind::kWarning:
-      o.Set("kind", "warning");
-      o.Set("message", e.message);
-      break;
-    case EventKind::kDone:
-      o.Set("kind", "done");
-      if (e.detached_at_ms > 0) o.Set("detachedAt", e.detached_at_ms);
-      break;
-  }
-  return o;
 }
 
 std::vector<std::string> string_array(const Napi::Value& v, const char* what) {
@@ -279,16 +124,18 @@ class TracerHandle : public Napi::ObjectWrap<TracerHandle> {
     std::vector<TraceEvent> batch = s->queue->drain();
     if (batch.empty()) return;
     bool done = false;
-    Napi::Array arr = Napi::Array::New(env, batch.size());
-    for (size_t i = 0; i < batch.size(); i++) {
-      arr.Set(i, event_value(env, batch[i]));
-      done = done || batch[i].kind == EventKind::kDone;
-    }
+    for (const TraceEvent& e : batch) done = done || e.kind == EventKind::kDone;
+    std::string json;
+    bool ascii = append_events_json(batch, &json);
     if (done) {
       s->released = true;
       s->tsfn.Release();
     }
-    on_events.Call({arr});
+    napi_value text;
+    napi_status st = ascii ? napi_create_string_latin1(env, json.data(), json.size(), &text)
+                           : napi_create_string_utf8(env, json.data(), json.size(), &text);
+    NAPI_THROW_IF_FAILED(env, st, );
+    on_events.Call({Napi::Value(env, text)});
   }
 
   Napi::Value Pid(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), pid_); }

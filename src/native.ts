@@ -1,7 +1,6 @@
 // The only loader of the native addon, and the typed view of what it exports.
 import * as path from 'node:path';
 import { TracedumpError } from './errors';
-import { type NativeEvent, decodeEvents } from './native-events';
 
 export interface Endpoint {
   address: string;
@@ -258,13 +257,33 @@ interface Addon {
   unsupported?: string;
 }
 
-/** What the addon itself exports: events as it delivers them (see native-events.ts). */
+/**
+ * What the addon itself exports: a batch of events arrives as JSON text (native/event_json.h:
+ * V8's JSON parser makes the objects far faster than N-API can set their properties).
+ */
 type RawAddon = Omit<Addon, 'launch' | 'attach'> & {
-  launch(options: LaunchOptions, onEvents: (events: NativeEvent[]) => void): NativeTracer;
-  attach(options: AttachOptions, onEvents: (events: NativeEvent[]) => void): NativeTracer;
+  launch(options: LaunchOptions, onEvents: (json: string) => void): NativeTracer;
+  attach(options: AttachOptions, onEvents: (json: string) => void): NativeTracer;
 };
 
 let addon: Addon | undefined;
+
+/**
+ * A callback the addon calls from its threads' queues: an exception thrown there is only
+ * warned about by Node, and the events or packets it carried would be lost (tracedump would
+ * wait for a 'done' that never comes). Thrown again outside, it ends tracedump as any bug does.
+ */
+export function uncaught<A extends unknown[]>(fn: (...args: A) => void): (...args: A) => void {
+  return (...args: A) => {
+    try {
+      fn(...args);
+    } catch (err) {
+      process.nextTick(() => {
+        throw err;
+      });
+    }
+  };
+}
 
 export function native(): Addon {
   if (addon) return addon;
@@ -278,8 +297,8 @@ export function native(): Addon {
     const raw = require(file) as RawAddon;
     addon = {
       ...raw,
-      launch: (options, onEvents) => raw.launch(options, (batch) => onEvents(decodeEvents(batch))),
-      attach: (options, onEvents) => raw.attach(options, (batch) => onEvents(decodeEvents(batch))),
+      launch: (options, onEvents) => raw.launch(options, uncaught((json) => onEvents(JSON.parse(json) as TraceEvent[]))),
+      attach: (options, onEvents) => raw.attach(options, uncaught((json) => onEvents(JSON.parse(json) as TraceEvent[]))),
     };
   } catch (err) {
     throw new TracedumpError(`cannot load the native addon ${file}: ${(err as Error).message}`, {

@@ -6,7 +6,7 @@ import { TracedumpError, fromNative } from '../errors';
 import { buildEbpfFilter } from '../filter/ebpf-program';
 import { encodeClassic } from '../filter/classic';
 import { type PortsByProto, buildExactClassic, buildWideClassic } from '../filter/classic-program';
-import { type NativeCapture, type NativeRuleSet, native } from '../native';
+import { type NativeCapture, type NativeRuleSet, native, uncaught } from '../native';
 
 export type FilterMode = 'ebpf' | 'classic';
 export type FilterChoice = FilterMode | 'auto';
@@ -92,7 +92,7 @@ export class LiveCapture {
     try {
       this.capture = new addon.Capture(
         { blockSize: BLOCK_SIZE, blockCount, retireMs: 20, interfaces: opts.interfaces, userFilter: opts.userFilter },
-        opts.onBatch,
+        uncaught(opts.onBatch),
       );
     } catch (err) {
       if (ebpf) addon.closeFd(ebpf.progFd);
