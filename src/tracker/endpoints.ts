@@ -110,10 +110,15 @@ export interface PacketKeys {
   ba: string;
 }
 
+/** A flow's key from its two endpoint keys: a rule's local then remote, a packet's either way. */
+function flowKey(from: string, to: string): string {
+  return `${from}|${to}`;
+}
+
 export function packetKeys(d: Endpoints): PacketKeys {
   const a = key(d.proto, d.src, d.sport);
   const b = key(d.proto, d.dst, d.dport);
-  return { a, b, ab: `${a}|${b}`, ba: `${b}|${a}` };
+  return { a, b, ab: flowKey(a, b), ba: flowKey(b, a) };
 }
 
 /** The sockets holding one key, oldest first: the one whose time a packet falls in. */
@@ -288,7 +293,7 @@ export class EndpointTable {
       s.localPorts.push([r.proto, r.local.port]);
       if (r.kind === 'flow' && r.remote) {
         s.bindsUntil ??= e.time; // connected: from now on only its 4-tuple is its traffic
-        const k = `${local.key}|${endpointKey(r.proto, r.remote).key}`;
+        const k = flowKey(local.key, endpointKey(r.proto, r.remote).key);
         hold(this.flows, k, s);
         (r.proto === IPPROTO_TCP ? s.tcpFlows : s.flows).push(k);
       } else if (r.kind === 'bind') {
@@ -311,12 +316,13 @@ export class EndpointTable {
    */
   judge(d: Dissected, tsMs: number, local: LocalSide = 'both', keys: PacketKeys = packetKeys(d)): Verdict {
     const { a, b } = keys;
-    let flowKey = keys.ab;
-    let holders = this.flows.get(flowKey);
-    if (!holders) holders = this.flows.get((flowKey = keys.ba));
+    // the flow as its rule has it: local end first
+    let ruleKey = keys.ab;
+    let holders = this.flows.get(ruleKey);
+    if (!holders) holders = this.flows.get((ruleKey = keys.ba));
     const flow = holderAt(holders, tsMs);
     if (flow) {
-      const v = this.judgeFlow(flow, flowKey, d, tsMs);
+      const v = this.judgeFlow(flow, ruleKey, d, tsMs);
       if (v) return v;
     }
     if (this.binds.size) {
