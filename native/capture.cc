@@ -278,6 +278,7 @@ bool Capture::wanted(int ifindex, const uint8_t* data, uint32_t len, uint32_t ca
 }
 
 void Capture::run() {
+  pthread_setname_np(pthread_self(), "td-capture");
   // The reader does little (a record header per packet) but must run as soon as a block is
   // retired, also when the traced program keeps both CPUs busy.
   if (boost_nice_ < consumer_nice_) setpriority(PRIO_PROCESS, static_cast<int>(gettid()), boost_nice_);
