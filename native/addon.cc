@@ -76,7 +76,7 @@ class TracerHandle : public Napi::ObjectWrap<TracerHandle> {
   // start(tracer, error) launches or attaches; returns the pid, or -1 with *error filled.
   using Starter = std::function<pid_t(Tracer&, TracerError*)>;
   void Start(Napi::Env env, const Starter& start, Napi::Function on_events,
-             std::shared_ptr<SocketHook> hook) {
+             std::shared_ptr<SocketHook> hook, bool socket_events_polled) {
     // The TSFN's finalizer owns the tracer's thread: it runs once the last batch was delivered.
     auto state = std::make_shared<Shared>();
     state->tsfn = Napi::ThreadSafeFunction::New(
@@ -92,6 +92,7 @@ class TracerHandle : public Napi::ObjectWrap<TracerHandle> {
       if (auto s = weak.lock()) s->tsfn.NonBlockingCall(s.get(), Deliver);
     });
     state->tracer = std::make_shared<Tracer>(state->queue, std::move(hook));
+    state->tracer->set_socket_events_polled(socket_events_polled);
     TracerError err;
     on_events_ = Napi::Persistent(on_events);
     pid_ = start(*state->tracer, &err);
@@ -568,7 +569,7 @@ Napi::Value InterfaceName(const Napi::CallbackInfo& info) {
 
 Napi::Value start_tracer(const Napi::CallbackInfo& info, const TracerHandle::Starter& start);
 
-// launch({path, argv, env, cwd, stdio, user?, rules?}, onEvents) -> Tracer
+// launch({path, argv, env, cwd, stdio, user?, rules?, socketEventsPolled?}, onEvents) -> Tracer
 Napi::Value Launch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject() || !info[1].IsFunction())
@@ -596,7 +597,7 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   return start_tracer(info, [options](Tracer& t, TracerError* err) { return t.launch(options, err); });
 }
 
-// attach({pids, rules}, onEvents) -> Tracer (pid: the first process)
+// attach({pids, rules?, socketEventsPolled?}, onEvents) -> Tracer (pid: the first process)
 Napi::Value Attach(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject() || !info[1].IsFunction() || !info[0].As<Napi::Object>().Get("pids").IsArray())
@@ -616,7 +617,8 @@ Napi::Value start_tracer(const Napi::CallbackInfo& info, const TracerHandle::Sta
   std::shared_ptr<SocketHook> hook;
   if (o.Get("rules").IsObject()) hook = RuleSetHandle::Unwrap(o.Get("rules").As<Napi::Object>())->rules;
   Napi::Object handle = data->tracer_class.New({});
-  TracerHandle::Unwrap(handle)->Start(env, start, info[1].As<Napi::Function>(), std::move(hook));
+  bool polled = o.Get("socketEventsPolled").ToBoolean();
+  TracerHandle::Unwrap(handle)->Start(env, start, info[1].As<Napi::Function>(), std::move(hook), polled);
   return handle;
 }
 

@@ -293,6 +293,7 @@ void Tracer::run_launch(LaunchOptions o) {
   // threads (JavaScript, capture) when the CPUs are busy. Only after the fork, so the command
   // keeps the priority it would have had. Needs CAP_SYS_NICE; without it nothing changes.
   setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), -10);
+  pthread_setname_np(pthread_self(), "td-tracer");  // after the fork: the child keeps its name
   fcntl(launch_report_.get(), F_SETFL, O_NONBLOCK);
 
   if (ptrace(PTRACE_SEIZE, pid, nullptr, reinterpret_cast<void*>(kPtraceOptions)) < 0) {
@@ -353,6 +354,7 @@ int Tracer::seize_process(pid_t pid, std::vector<pid_t>* seized) {
 void Tracer::run_attach(std::vector<pid_t> pids) {
   thread_tid_ = static_cast<pid_t>(syscall(SYS_gettid));
   setpriority(PRIO_PROCESS, static_cast<id_t>(thread_tid_.load()), -10);
+  pthread_setname_np(pthread_self(), "td-tracer");
   std::vector<pid_t> seized;
   std::vector<std::pair<pid_t, int>> attached;  // pid, threads
   for (pid_t pid : pids) {
@@ -838,7 +840,7 @@ void Tracer::emit_socket_event(EventKind kind, const SocketCallInfo& c, const So
   if (c.tid != c.pid)
     e.thread_name = read_first_line("/proc/" + std::to_string(c.pid) + "/task/" +
                                     std::to_string(c.tid) + "/comm");
-  events_->push(std::move(e));
+  events_->push(std::move(e), socket_events_polled_);
 }
 
 void Tracer::warn(pid_t pid, pid_t tid, std::string message) {

@@ -15,14 +15,14 @@ export class AttachedProcesses {
   private readonly tracer: NativeTracer;
   private detachRequested = false;
 
-  /** Seizes every thread of pids; events arrive in batches, in order, ending with 'done'. */
-  constructor(pids: number[], onEvents: (batch: TraceEvent[]) => void, rules?: NativeRuleSet) {
+  /** Seizes every thread of pids; events arrive as for TracedCommand (`polled` likewise). */
+  constructor(pids: number[], onEvents: (batch: TraceEvent[]) => void, rules?: NativeRuleSet, polled = false) {
     for (const pid of pids) checkTraceable(pid);
     this.pids = pids;
     let finish!: (o: AttachOutcome) => void;
     this.done = new Promise((resolve) => (finish = resolve));
     try {
-      this.tracer = native().attach({ pids, rules }, (batch) => {
+      this.tracer = native().attach({ pids, rules, socketEventsPolled: polled }, (batch) => {
         onEvents(batch);
         if (batch.some((e) => e.kind === 'done')) finish({ detached: this.detachRequested });
       });

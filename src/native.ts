@@ -116,11 +116,18 @@ export interface LaunchOptions {
   user?: { uid: number; gid: number; groups: number[] };
   /** Kernel filter rules kept in step by the tracer's stop path. */
   rules?: NativeRuleSet;
+  /**
+   * The controller calls poll() often (before each packet batch, on a timer): socket events
+   * then wait for it instead of waking it one by one. Other events still wake it.
+   */
+  socketEventsPolled?: boolean;
 }
 
 export interface AttachOptions {
   pids: number[];
   rules?: NativeRuleSet;
+  /** As LaunchOptions.socketEventsPolled. */
+  socketEventsPolled?: boolean;
 }
 
 /** An account from the system's user databases. */

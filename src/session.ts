@@ -241,9 +241,13 @@ export async function runSession(options: SessionOptions): Promise<number> {
     if (file?.error) requestStop('the capture file cannot be written');
   };
 
+  // A live capture polls the tracer's events before judging each batch and on every tick, so
+  // socket events need not wake the loop one by one (a cross-CPU wake-up each, paid by the
+  // tracer thread between two stops).
+  const polled = live !== undefined;
   try {
-    if (options.attach) traced = attached(new AttachedProcesses(options.attach, onEvents, live?.rules));
-    else if (options.command) traced = launched(new TracedCommand(options.command, onEvents, live?.rules));
+    if (options.attach) traced = attached(new AttachedProcesses(options.attach, onEvents, live?.rules, polled));
+    else if (options.command) traced = launched(new TracedCommand(options.command, onEvents, live?.rules, polled));
     else throw new Error('runSession: neither a command nor processes to attach to');
   } catch (err) {
     live?.close();

@@ -28,8 +28,12 @@ export class TracedCommand {
   readonly done: Promise<CommandOutcome>;
   private readonly tracer: NativeTracer;
 
-  /** Launches argv under the tracer; events arrive in batches, in order, ending with 'done'. */
-  constructor(spec: CommandSpec, onEvents: (batch: TraceEvent[]) => void, rules?: NativeRuleSet) {
+  /**
+   * Launches argv under the tracer; events arrive in batches, in order, ending with 'done'.
+   * With `polled`, socket events wait for pollEvents() (which the caller then calls often)
+   * instead of waking the event loop one by one.
+   */
+  constructor(spec: CommandSpec, onEvents: (batch: TraceEvent[]) => void, rules?: NativeRuleSet, polled = false) {
     if (spec.argv.length === 0) throw new TracedumpError('no command given', { code: 'EUSAGE' });
     const file = resolveCommand(spec.argv[0], spec.env.PATH, spec.cwd);
     let rootExit: ExitEvent | undefined;
@@ -40,7 +44,7 @@ export class TracedCommand {
       .map(([k, v]) => `${k}=${v}`);
     try {
       this.tracer = native().launch(
-        { path: file, argv: spec.argv, env, cwd: spec.cwd, stdio: spec.stdio ?? [0, 1, 2], user: spec.user, rules },
+        { path: file, argv: spec.argv, env, cwd: spec.cwd, stdio: spec.stdio ?? [0, 1, 2], user: spec.user, rules, socketEventsPolled: polled },
         (batch) => {
           for (const e of batch) if (e.kind === 'exit' && e.tid === this.pid) rootExit = e;
           onEvents(batch);
