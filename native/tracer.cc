@@ -399,6 +399,7 @@ void Tracer::run_attach(std::vector<pid_t> pids) {
   for (pid_t pid : pids) adopt_sockets(pid, &adopted);
   start_succeeded(pids.empty() ? -1 : pids[0]);
   stop_ns_ = 0;  // these stops were held through the attach: not timed
+  stop_ms_ = 0;
   for (auto& [tid, status] : held) handle(tid, status);
   loop();
 }
@@ -444,6 +445,7 @@ void Tracer::loop() {
       break;
     }
     if (stop_stats::on()) stop_ns_ = monotonic_ns();
+    stop_ms_ = now_ms();
     handle(tid, status);
   }
   TraceEvent done;
@@ -821,7 +823,8 @@ void Tracer::emit_socket_event(EventKind kind, const SocketCallInfo& c, const So
                                bool has_result, int64_t result, std::vector<RuleSpec> rules) {
   TraceEvent e;
   e.kind = kind;
-  e.time_ms = now_ms();
+  // the stop's time, not now: the tracee was resumed before this and may have sent already
+  e.time_ms = stop_ms_ > 0 && c.call != SocketCall::kExisting ? stop_ms_ : now_ms();
   e.pid = c.pid;
   e.tid = c.tid;
   e.call = c.call;

@@ -151,4 +151,7 @@ class Tracer {
   // timing the resume that ends it is recorded as (-1: none).
   uint64_t stop_ns_ = 0;
   int timed_ = -1;
+  // When waitpid() returned the stop being handled (realtime ms, the packets' clock; 0: none).
+  // A call's events carry it: its packets leave after an entry stop and before an exit stop.
+  double stop_ms_ = 0;
 };

@@ -5,6 +5,7 @@
 import { addressBytes, isWildcard } from '../net/address';
 import type { Endpoint, TraceEvent } from '../native';
 import { type Dissected, type Endpoints, IPPROTO_TCP, TCP_ACK, TCP_RST, TCP_SYN } from '../capture/dissect';
+import { ENTRY_ONLY_SEND_MS, QUEUED_SEND_MS, type SendWindows, addSendWindow, inSendWindow } from './send-windows';
 
 export interface Owner {
   pid: number;
@@ -57,6 +58,10 @@ interface SocketState {
   /** Sequence number of the first SYN of each TCP flow: its own connection attempt. */
   synSeq: Map<string, number> | undefined;
   superseded: boolean;
+  /** UDP: when its traced send calls ran (send-windows.ts); from the first one on, every datagram it sends is inside one. */
+  sendWindows: SendWindows | undefined;
+  /** UDP: [time, allowance] of datagrams from its port sent outside its windows (another socket's), earliest first, a few. */
+  foreignSends: number[] | undefined;
 }
 
 interface FailedConnect {
@@ -67,6 +72,9 @@ interface FailedConnect {
 }
 const FAILED_CONNECT_MEMORY_MS = 30_000;
 const CLOCK_SLACK_MS = 2;
+const SEND_CALLS: ReadonlySet<string> = new Set(['sendto', 'sendmsg', 'sendmmsg']);
+/** Foreign datagrams remembered per socket: the earliest few decide. */
+const MAX_FOREIGN_SENDS = 8;
 
 const ALL_PROTOCOLS: ReadonlySet<number> = new Set([6, 17, 136]);
 
@@ -213,10 +221,11 @@ export class EndpointTable {
       case 'socket': {
         this.generation = Math.max(this.generation, e.ruleGeneration);
         // its packets may precede the event: from the call's entry on (a pending call's)
-        const since = (this.pendingByTid.get(e.tid)?.since ?? e.time) - CLOCK_SLACK_MS;
+        const entry = this.pendingByTid.get(e.tid)?.since ?? e.time;
         this.noteFailedConnect(e);
         this.endPending(e.tid);
-        if (e.rules.length) this.addRules(e, since);
+        if (e.rules.length) this.addRules(e, entry - CLOCK_SLACK_MS);
+        if (SEND_CALLS.has(e.call) && (e.proto === 'udp' || e.proto === 'udplite')) this.noteSend(e, entry);
         return;
       }
       case 'exit':
@@ -227,6 +236,13 @@ export class EndpointTable {
         if (e.formerTid !== e.pid) this.endPending(e.pid);
         return;
     }
+  }
+
+  /** A send call on a UDP socket: it may have sent from its entry to its exit (send-windows.ts). */
+  private noteSend(e: Extract<TraceEvent, { kind: 'socket' }>, entry: number): void {
+    const s = this.sockets.get(e.inode);
+    if (!s || s.goneAt !== undefined) return;
+    addSendWindow((s.sendWindows ??= []), entry, e.result === null ? entry + ENTRY_ONLY_SEND_MS : e.time);
   }
 
   private noteFailedConnect(e: Extract<TraceEvent, { kind: 'socket' }>): void {
@@ -283,6 +299,8 @@ export class EndpointTable {
         bindsUntil: undefined,
         synSeq: undefined,
         superseded: false,
+        sendWindows: undefined,
+        foreignSends: undefined,
       };
       this.sockets.set(e.inode, s);
       this.socketsSeen++;
@@ -327,7 +345,8 @@ export class EndpointTable {
     }
     if (this.binds.size) {
       const v =
-        (local !== 'dst' && (this.judgeBind(a, tsMs) ?? this.judgeBind(anyKey(d.family, d.proto, d.sport), tsMs))) ||
+        (local !== 'dst' &&
+          (this.judgeBind(a, tsMs, local) ?? this.judgeBind(anyKey(d.family, d.proto, d.sport), tsMs, local))) ||
         (local !== 'src' && (this.judgeBind(b, tsMs) ?? this.judgeBind(anyKey(d.family, d.proto, d.dport), tsMs)));
       if (v) return v;
     }
@@ -337,10 +356,31 @@ export class EndpointTable {
   }
 
   /** The owner by a port rule (bind) of key, if it held at tsMs. */
-  private judgeBind(k: string, tsMs: number): Owner | 'recheck' | undefined {
+  /** sentOn: the packet left from this port, on loopback ('both') or a real interface ('src'). */
+  private judgeBind(k: string, tsMs: number, sentOn?: LocalSide): Owner | 'recheck' | undefined {
     const s = holderAt(this.binds.get(k), tsMs);
     if (!s || (s.bindsUntil !== undefined && tsMs > s.bindsUntil)) return undefined;
-    if (s.proto !== IPPROTO_TCP && this.confirmUdp) return this.judgeUdp(s, tsMs);
+    if (s.proto !== IPPROTO_TCP && this.confirmUdp) {
+      const w = s.sendWindows;
+      if (w && tsMs >= w[0]) {
+        if (sentOn) {
+          // Outside every send call of it: not its datagram. Inside one it may still be
+          // another's (an entry-only window is long): the usual judgement below decides.
+          const tail = sentOn === 'both' ? 0 : QUEUED_SEND_MS;
+          if (!inSendWindow(w, tsMs, tail)) {
+            this.noteForeignSend(s, tsMs, tail);
+            return undefined;
+          }
+        }
+        // Received after another socket sent from the port: ours only if seen alive after it.
+        else if (tsMs > s.lastAlive && this.foreignSendBefore(s, tsMs)) {
+          if (s.goneAt !== undefined) return undefined;
+          this.sweepWanted = true;
+          return 'recheck';
+        }
+      }
+      return this.judgeUdp(s, tsMs);
+    }
     return this.alive(s, tsMs) ? s.owner : undefined;
   }
 
@@ -366,6 +406,23 @@ export class EndpointTable {
       }
     }
     return s.owner;
+  }
+
+  private noteForeignSend(s: SocketState, tsMs: number, tail: number): void {
+    const f = (s.foreignSends ??= []);
+    if (f.length >= 2 * MAX_FOREIGN_SENDS) return;
+    for (let i = 0; i < f.length; i += 2) if (f[i] === tsMs) return;
+    f.push(tsMs, tail);
+    this.version++; // received packets after it are judged again
+  }
+
+  /** Whether a datagram from s's port, sent by another socket, left before tsMs. */
+  private foreignSendBefore(s: SocketState, tsMs: number): boolean {
+    const f = s.foreignSends;
+    if (!f) return false;
+    // still outside its windows: an event applied since may have shown it was s's after all
+    for (let i = 0; i < f.length; i += 2) if (f[i] <= tsMs && !inSendWindow(s.sendWindows!, f[i], f[i + 1])) return true;
+    return false;
   }
 
   private judgeUdp(s: SocketState, tsMs: number): Owner | 'recheck' | undefined {
