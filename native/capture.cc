@@ -48,6 +48,12 @@ std::shared_ptr<Capture> Capture::open(const CaptureOptions& o, std::string* sys
   // Protocol 0: nothing is received until start() binds with ETH_P_ALL, after the filter is set.
   c->fd_.reset(socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!c->fd_.valid()) return fail("socket(AF_PACKET)");
+  // Received packets are then stamped as they are queued (netif_rx), not when the receive
+  // softirq reaches the tap: a loopback packet's time is inside the send call that made it,
+  // even when softirqs run late under load. The UDP send windows rely on that
+  // (src/tracker/send-windows.ts; net.core.netdev_tstamp_prequeue=0 undoes it, see there).
+  int on = 1;
+  setsockopt(c->fd_.get(), SOL_SOCKET, SO_TIMESTAMP, &on, sizeof on);
   int version = TPACKET_V3;
   if (setsockopt(c->fd_.get(), SOL_PACKET, PACKET_VERSION, &version, sizeof version) < 0)
     return fail("setsockopt(PACKET_VERSION)");

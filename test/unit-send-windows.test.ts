@@ -4,7 +4,7 @@
 import t from 'tap';
 import { EndpointTable } from '../src/tracker/endpoints';
 import { dissect } from '../src/capture/dissect';
-import { addSendWindow, inSendWindow } from '../src/tracker/send-windows';
+import { QUEUED_SEND_MS, addSendWindow, inSendWindow, loopbackSendTailMs } from '../src/tracker/send-windows';
 import type { SocketEvent } from '../src/native';
 import { bindRule, ep, pendingEvent, socketEvent } from './helpers/unit-events';
 import { ip4, udp } from './helpers/unit-packets';
@@ -93,5 +93,15 @@ t.test('a socket seen only receiving (no traced send) is judged as before', (t) 
   const table = new EndpointTable(undefined, true);
   table.apply(socketEvent(who, 1, [bindRule(17, ep('0.0.0.0', PORT))], 100));
   t.equal(table.judge(query, 110, 'both'), 'recheck', 'no windows: the sweep decides');
+  t.end();
+});
+
+t.test('a kernel that stamps received packets late (netdev_tstamp_prequeue=0) gets an allowance on loopback too', (t) => {
+  t.equal(loopbackSendTailMs(() => '1\n'), 0, 'the default: stamped inside the call');
+  t.equal(loopbackSendTailMs(() => undefined), 0, 'unreadable: the default');
+  t.equal(loopbackSendTailMs(() => '0\n'), QUEUED_SEND_MS);
+  const table = new EndpointTable(undefined, true, QUEUED_SEND_MS);
+  firstSendto(table, 1, 100, 101);
+  t.equal(table.judge(query, 110, 'both'), 'recheck', 'within the allowance: judged as usual');
   t.end();
 });

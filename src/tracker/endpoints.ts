@@ -187,6 +187,8 @@ export class EndpointTable {
   constructor(
     private readonly grace: GracePolicy = DEFAULT_GRACE,
     private readonly confirmUdp = false,
+    /** See send-windows.ts: how long after a send call a loopback datagram may be stamped. */
+    private readonly loopbackSendTailMs = 0,
   ) {}
 
   /** Local ports of every socket in the table, per wire protocol. */
@@ -366,7 +368,7 @@ export class EndpointTable {
         if (sentOn) {
           // Outside every send call of it: not its datagram. Inside one it may still be
           // another's (an entry-only window is long): the usual judgement below decides.
-          const tail = sentOn === 'both' ? 0 : QUEUED_SEND_MS;
+          const tail = sentOn === 'both' ? this.loopbackSendTailMs : QUEUED_SEND_MS;
           if (!inSendWindow(w, tsMs, tail)) {
             this.noteForeignSend(s, tsMs, tail);
             return undefined;

@@ -23,9 +23,16 @@ export const ENTRY_ONLY_SEND_MS = 1_000;
 
 /**
  * A packet leaving a real interface may wait in its queue discipline after the call returned;
- * loopback has none (noqueue), so there the exit stop bounds it exactly.
+ * loopback has none (noqueue), so there the exit stop bounds it exactly — its received copy
+ * (the one kept) is stamped when it is queued, inside the call, as long as the capture socket
+ * has timestamps on (native/capture.cc) and net.core.netdev_tstamp_prequeue is 1 (the default).
  */
 export const QUEUED_SEND_MS = 1_000;
+
+/** The allowance after a loopback send call: none, unless the kernel stamps packets late. */
+export function loopbackSendTailMs(readSysctl: (name: string) => string | undefined): number {
+  return readSysctl('net/core/netdev_tstamp_prequeue')?.trim() === '0' ? QUEUED_SEND_MS : 0;
+}
 
 export function addSendWindow(w: SendWindows, start: number, end: number): void {
   const n = w.length;
