@@ -173,6 +173,9 @@ export class EndpointTable {
   /** A packet waits for a sweep ('recheck'): sweep soon. */
   sweepWanted = false;
 
+  /** An MPTCP socket was seen: sweeps must also list MPTCP sockets (a dump of their own). */
+  mptcpSeen = false;
+
   /**
    * Grows whenever a verdict may have changed (an event, a sweep, a SYN taken as a flow's
    * first): a packet judged at the same version is judged the same again.
@@ -222,6 +225,7 @@ export class EndpointTable {
       }
       case 'socket': {
         this.generation = Math.max(this.generation, e.ruleGeneration);
+        if (e.proto === 'mptcp') this.mptcpSeen = true;
         // its packets may precede the event: from the call's entry on (a pending call's)
         const entry = this.pendingByTid.get(e.tid)?.since ?? e.time;
         this.noteFailedConnect(e);

@@ -16,7 +16,8 @@ export const SWEEP = {
   onDemandMs: 10,
 };
 
-const TCP = [6, 262]; // MPTCP sockets are listed apart from TCP ones
+const TCP = [6];
+const MPTCP = 262; // listed apart from TCP sockets, by a dump (~5 ms here) only made once one is traced
 const UDP = [17, 136];
 
 export class Sweeper {
@@ -40,9 +41,9 @@ export class Sweeper {
   poke(now: number): boolean {
     let protocols: number[] | undefined;
     if (this.exitDue && now - Math.max(this.lastUdp, this.lastTcp) >= SWEEP.afterExitMs) {
-      protocols = [...TCP, ...UDP];
+      protocols = [...this.tcp(), ...UDP];
       this.exitDue = false;
-    } else if (now - this.lastTcp >= SWEEP.tcpEveryMs) protocols = [...TCP, ...UDP];
+    } else if (now - this.lastTcp >= SWEEP.tcpEveryMs) protocols = [...this.tcp(), ...UDP];
     else if (now - this.lastUdp >= SWEEP.udpEveryMs) protocols = UDP;
     else if (this.table.sweepWanted && now - this.lastUdp >= SWEEP.onDemandMs) protocols = UDP;
     if (!protocols) return false;
@@ -52,7 +53,11 @@ export class Sweeper {
 
   /** The last sweep, after the capture ended: every socket is judged alive or gone. */
   final(now: number): void {
-    this.sweep([...TCP, ...UDP], now);
+    this.sweep([...this.tcp(), ...UDP], now);
+  }
+
+  private tcp(): number[] {
+    return this.table.mptcpSeen ? [...TCP, MPTCP] : TCP;
   }
 
   private sweep(protocols: number[], now: number): void {
