@@ -454,14 +454,22 @@ for (const ext of ['pcap', 'pcapng']) {
     const unknown = got.filter((_, i) => idx[i] < 0);
     t.same(listed(unknown.map(describe)), [], 'every packet in the ring is one of the program packets of the oracle');
     const start = program.length - got.length;
-    // Per direction the order is exact: the ring's packets of each direction are the last ones
-    // of that direction in the oracle, in the same order. Across directions, packets handled at
-    // the same moment on two CPUs may be ordered differently by any two packet sockets (the
-    // oracle's and tracedump's): there only a small displacement is allowed.
+    // Per direction the ring's packets are the last ones of that direction in the oracle, in
+    // its order but for packets handled at the same moment on two CPUs, which any two packet
+    // sockets (the oracle's and tracedump's) may see in either order: even one direction's TCP
+    // segments leave both from the sending call and from the softirq handling the peer's ACKs
+    // (a CI run saw two adjacent segments swapped). Across directions likewise.
     for (const dirn of directions(program)) {
       const mine = got.filter((p) => dirOf(p) === dirn).map((p) => packetKey(p));
       const theirs = program.filter((p) => dirOf(p) === dirn).map((p) => packetKey(p));
-      t.same(mine, theirs.slice(theirs.length - mine.length), `${dirn}: the ring holds the last ${mine.length} of its ${theirs.length} packets, in order`);
+      const at = new Map(theirs.map((k, i) => [k, i]));
+      const base = theirs.length - mine.length;
+      const off = mine
+        .map((k, i) => ({ i, o: at.get(k) ?? -1 }))
+        .filter(({ i, o }) => Math.abs(o - (base + i)) > 2)
+        .map(({ i, o }) => `${i}: oracle #${o}, expected about #${base + i}`);
+      t.same(listed(off), [], `${dirn}: the ring holds the last ${mine.length} of its ${theirs.length} packets, in order (to within concurrent packets)`);
+      t.equal(new Set(mine).size, mine.length, `${dirn}: no packet twice`);
     }
     const moved = idx.map((x, i) => `${i}: oracle #${x}, expected about #${start + i}`).filter((_, i) => Math.abs(idx[i] - (start + i)) > 3);
     t.same(listed(moved), [], `the ring holds the last ${got.length} of the ${program.length} program packets, in order (to within concurrent packets)`);
