@@ -352,6 +352,8 @@ int Tracer::seize_process(pid_t pid, std::vector<pid_t>* seized) {
 }
 
 void Tracer::run_attach(std::vector<pid_t> pids) {
+  // The stops held through the attach happened after this (their events' time: a bound).
+  const double attach_started_ms = now_ms();
   thread_tid_ = static_cast<pid_t>(syscall(SYS_gettid));
   setpriority(PRIO_PROCESS, static_cast<id_t>(thread_tid_.load()), -10);
   pthread_setname_np(pthread_self(), "td-tracer");
@@ -399,7 +401,7 @@ void Tracer::run_attach(std::vector<pid_t> pids) {
   for (pid_t pid : pids) adopt_sockets(pid, &adopted);
   start_succeeded(pids.empty() ? -1 : pids[0]);
   stop_ns_ = 0;  // these stops were held through the attach: not timed
-  stop_ms_ = 0;
+  stop_ms_ = attach_started_ms;
   for (auto& [tid, status] : held) handle(tid, status);
   loop();
 }

@@ -105,3 +105,15 @@ t.test('a kernel that stamps received packets late (netdev_tstamp_prequeue=0) ge
   t.equal(table.judge(query, 110, 'both'), 'recheck', 'within the allowance: judged as usual');
   t.end();
 });
+
+t.test("another socket's exchange just before the program's socket was given the same port is not the program's", (t) => {
+  const table = new EndpointTable(undefined, true);
+  // the other process asks from PORT at 99.0 (answer 99.03) and closes; the kernel then gives
+  // PORT to the program's fresh socket, whose sendto enters at 99.5
+  firstSendto(table, 1, 99.5, 100.2);
+  table.sweep(new Set([1]), 120, new Set([17])); // the program's socket alive at 120
+  t.equal(table.judge(query, 99.0, 'both'), undefined, 'the query before the call that bound the port');
+  t.equal(table.judge(answer, 99.03, 'both'), undefined, 'and its answer');
+  t.equal(pid(table.judge(query, 100.0, 'both')), 10, "the program's own query, inside its call");
+  t.end();
+});

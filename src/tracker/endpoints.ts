@@ -60,7 +60,7 @@ interface SocketState {
   superseded: boolean;
   /** UDP: when its traced send calls ran (send-windows.ts); from the first one on, every datagram it sends is inside one. */
   sendWindows: SendWindows | undefined;
-  /** UDP: [time, allowance] of datagrams from its port sent outside its windows (another socket's), earliest first, a few. */
+  /** UDP: [time, allowance] pairs of datagrams from its port sent outside its windows (another socket's): the first few met. */
   foreignSends: number[] | undefined;
 }
 
@@ -72,6 +72,13 @@ interface FailedConnect {
 }
 const FAILED_CONNECT_MEMORY_MS = 30_000;
 const CLOCK_SLACK_MS = 2;
+/**
+ * A call's events carry the time of its stop (native/tracer.cc), which precedes every packet
+ * of the call; only the µs rounding of event times needs room. A socket's rules must not
+ * reach back further: the packets just before its first call are another socket's (one that
+ * released the port the kernel then gave this one).
+ */
+const SINCE_SLACK_MS = 0.01;
 const SEND_CALLS: ReadonlySet<string> = new Set(['sendto', 'sendmsg', 'sendmmsg']);
 /** Foreign datagrams remembered per socket: the earliest few decide. */
 const MAX_FOREIGN_SENDS = 8;
@@ -149,11 +156,14 @@ function unhold(map: Map<string, Holders>, key: string, s: SocketState): void {
   else list!.splice(i, 1);
 }
 
-/** The holder a packet captured at tsMs belongs to: the newest that existed by then. */
+/**
+ * The holder a packet captured at tsMs belongs to: the newest that existed by then. None
+ * before the first: the key was someone else's until the kernel gave it to that socket.
+ */
 function holderAt(list: Holders | undefined, tsMs: number): SocketState | undefined {
   if (!list) return undefined;
-  for (let i = list.length - 1; i > 0; i--) if (list[i].since <= tsMs) return list[i];
-  return list[0];
+  for (let i = list.length - 1; i >= 0; i--) if (list[i].since <= tsMs) return list[i];
+  return undefined;
 }
 
 export class EndpointTable {
@@ -230,7 +240,8 @@ export class EndpointTable {
         const entry = this.pendingByTid.get(e.tid)?.since ?? e.time;
         this.noteFailedConnect(e);
         this.endPending(e.tid);
-        if (e.rules.length) this.addRules(e, entry - CLOCK_SLACK_MS);
+        // a socket found at an attach existed before anyone looked
+        if (e.rules.length) this.addRules(e, e.call === 'existing' ? -Infinity : entry - SINCE_SLACK_MS);
         if (SEND_CALLS.has(e.call) && (e.proto === 'udp' || e.proto === 'udplite')) this.noteSend(e, entry);
         return;
       }
@@ -361,8 +372,10 @@ export class EndpointTable {
     return undefined;
   }
 
-  /** The owner by a port rule (bind) of key, if it held at tsMs. */
-  /** sentOn: the packet left from this port, on loopback ('both') or a real interface ('src'). */
+  /**
+   * The owner by a port rule (bind) of key, if it held at tsMs. sentOn: the packet left from
+   * this port, on loopback ('both') or a real interface ('src').
+   */
   private judgeBind(k: string, tsMs: number, sentOn?: LocalSide): Owner | 'recheck' | undefined {
     const s = holderAt(this.binds.get(k), tsMs);
     if (!s || (s.bindsUntil !== undefined && tsMs > s.bindsUntil)) return undefined;
@@ -377,9 +390,8 @@ export class EndpointTable {
             this.noteForeignSend(s, tsMs, tail);
             return undefined;
           }
-        }
-        // Received after another socket sent from the port: ours only if seen alive after it.
-        else if (tsMs > s.lastAlive && this.foreignSendBefore(s, tsMs)) {
+        } else if (tsMs > s.lastAlive && this.foreignSendBefore(s, tsMs)) {
+          // received after another socket sent from the port: its only if seen alive after that
           if (s.goneAt !== undefined) return undefined;
           this.sweepWanted = true;
           return 'recheck';
