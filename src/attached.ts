@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import { TracedumpError, fromNative } from './errors';
 import { type NativeRuleSet, type NativeTracer, type TraceEvent, native } from './native';
+import { readProcFile } from './proc-file';
 
 export interface AttachOutcome {
   /** Processes still running when tracing ended (detached), by pid. */
@@ -46,11 +47,7 @@ export class AttachedProcesses {
 }
 
 function readProc(pid: number, file: string): string | undefined {
-  try {
-    return fs.readFileSync(`/proc/${pid}/${file}`, 'utf8');
-  } catch {
-    return undefined;
-  }
+  return readProcFile(`${pid}/${file}`);
 }
 
 function statusField(status: string | undefined, field: string): string | undefined {
@@ -89,7 +86,7 @@ export function explainAttachFailure(err: TracedumpError, pid: number): Tracedum
   if (err.code === 'EPERM') {
     const traced = alreadyTraced(pid, status);
     if (traced) return traced;
-    const yama = fs.existsSync('/proc/sys/kernel/yama/ptrace_scope') ? fs.readFileSync('/proc/sys/kernel/yama/ptrace_scope', 'utf8').trim() : '0';
+    const yama = readProcFile('sys/kernel/yama/ptrace_scope')?.trim() ?? '0';
     if (yama === '3')
       return new TracedumpError(`${base}: ptrace is disabled on this machine (kernel.yama.ptrace_scope = 3)`, {
         pid,

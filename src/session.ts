@@ -1,6 +1,5 @@
 // Wiring and order of one tracedump run: output open -> capture ready -> command released ->
 // command done -> linger -> drain -> close -> summary. Returns the exit status.
-import * as fs from 'node:fs';
 import { type EventFormat, formatter } from './events/format';
 import { printError, writeAll } from './output/fd-writer';
 import { type CommandSpec, TracedCommand } from './traced-command';
@@ -14,6 +13,7 @@ import { ProgramTable } from './tracker/programs';
 import { type FilterChoice, LiveCapture } from './capture/live-capture';
 import { DEFAULT_GRACE, EndpointTable } from './tracker/endpoints';
 import { loopbackSendTailMs } from './tracker/send-windows';
+import { readProcFile } from './proc-file';
 import { Sweeper } from './tracker/sweeper';
 import { CapturePipeline } from './capture/pipeline';
 import { formatSummary } from './summary';
@@ -122,7 +122,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
       totals,
       onLimit: () => requestStop(`${cap.rotation?.fileCount} files written`),
     });
-  const table = new EndpointTable(DEFAULT_GRACE, true, loopbackSendTailMs(readSysctl));
+  const table = new EndpointTable(DEFAULT_GRACE, true, loopbackSendTailMs((name) => readProcFile(`sys/${name}`)));
 
   const pipeline = new CapturePipeline(table, (rec, owner, d) => {
     if (!file) return false;
@@ -329,13 +329,4 @@ function handleSignals(traced: Traced, requestStop: (why: string) => void, befor
     process.off('SIGTERM', onTerm);
     process.off('SIGHUP', onHup);
   };
-}
-
-/** A /proc/sys value (name as in the path under it), or undefined when it cannot be read. */
-function readSysctl(name: string): string | undefined {
-  try {
-    return fs.readFileSync(`/proc/sys/${name}`, 'utf8');
-  } catch {
-    return undefined;
-  }
 }
