@@ -565,16 +565,23 @@ function listed(lines: string[], max = 25): string[] {
   return lines.length > max ? [...lines.slice(0, max), `... and ${lines.length - max} more`] : lines;
 }
 
-/** Frame numbers tshark calls malformed. */
-function malformedFrames(file: string): number[] {
-  const r = spawnSync('tshark', ['-n', '-r', file, '-Y', '_ws.malformed', '-T', 'fields', '-e', 'frame.number'], {
+/** One tshark field of each frame tshark calls malformed (lines, blanks left out). */
+function malformedField(file: string, field: string): string[] {
+  const r = spawnSync('tshark', ['-n', '-r', file, '-Y', '_ws.malformed', '-T', 'fields', '-e', field], {
     encoding: 'utf8',
     maxBuffer: 1 << 28,
     timeout: 240_000,
   });
   return r.stdout
     .split('\n')
-    .filter((l) => /^\d+$/.test(l.trim()))
+    .map((l) => l.trim())
+    .filter((l) => l);
+}
+
+/** Frame numbers tshark calls malformed. */
+function malformedFrames(file: string): number[] {
+  return malformedField(file, 'frame.number')
+    .filter((l) => /^\d+$/.test(l))
     .map(Number);
 }
 
@@ -583,16 +590,7 @@ const RECORD_LAYERS = new Set(['frame', 'eth', 'ethertype', 'sll', 'vlan', 'ip',
 
 /** The protocol that reported each malformed frame (the last of its frame.protocols). */
 function malformedBy(file: string): string[] {
-  const r = spawnSync('tshark', ['-n', '-r', file, '-Y', '_ws.malformed', '-T', 'fields', '-e', 'frame.protocols'], {
-    encoding: 'utf8',
-    maxBuffer: 1 << 28,
-    timeout: 240_000,
-  });
-  return r.stdout
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l)
-    .map((l) => l.split(':').pop()!);
+  return malformedField(file, 'frame.protocols').map((l) => l.split(':').pop()!);
 }
 
 /**
