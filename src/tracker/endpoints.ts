@@ -379,27 +379,27 @@ export class EndpointTable {
   private judgeBind(k: string, tsMs: number, sentOn?: LocalSide): Owner | 'recheck' | undefined {
     const s = holderAt(this.binds.get(k), tsMs);
     if (!s || (s.bindsUntil !== undefined && tsMs > s.bindsUntil)) return undefined;
-    if (s.proto !== IPPROTO_TCP && this.confirmUdp) {
-      const w = s.sendWindows;
-      if (w && tsMs >= w[0]) {
-        if (sentOn) {
-          // Outside every send call of it: not its datagram. Inside one it may still be
-          // another's (an entry-only window is long): the usual judgement below decides.
-          const tail = sentOn === 'both' ? this.loopbackSendTailMs : QUEUED_SEND_MS;
-          if (!inSendWindow(w, tsMs, tail)) {
-            this.noteForeignSend(s, tsMs, tail);
-            return undefined;
-          }
-        } else if (tsMs > s.lastAlive && this.foreignSendBefore(s, tsMs)) {
-          // received after another socket sent from the port: its only if seen alive after that
-          if (s.goneAt !== undefined) return undefined;
-          this.sweepWanted = true;
-          return 'recheck';
-        }
-      }
-      return this.judgeUdp(s, tsMs);
-    }
+    if (s.proto !== IPPROTO_TCP && this.confirmUdp) return this.judgeUdpPort(s, tsMs, sentOn);
     return this.alive(s, tsMs) ? s.owner : undefined;
+  }
+
+  /** A UDP packet on s's port: its send windows first (send-windows.ts), then judgeUdp. */
+  private judgeUdpPort(s: SocketState, tsMs: number, sentOn?: LocalSide): Owner | 'recheck' | undefined {
+    const w = s.sendWindows;
+    if (!w || tsMs < w[0]) return this.judgeUdp(s, tsMs);
+    if (sentOn) {
+      // Outside every send call of it: not its datagram. Inside one it may still be another's
+      // (an entry-only window is long): judgeUdp decides.
+      const tail = sentOn === 'both' ? this.loopbackSendTailMs : QUEUED_SEND_MS;
+      if (inSendWindow(w, tsMs, tail)) return this.judgeUdp(s, tsMs);
+      this.noteForeignSend(s, tsMs, tail);
+      return undefined;
+    }
+    // received after another socket sent from the port: its only if seen alive after that
+    if (tsMs <= s.lastAlive || !this.foreignSendBefore(s, tsMs)) return this.judgeUdp(s, tsMs);
+    if (s.goneAt !== undefined) return undefined;
+    this.sweepWanted = true;
+    return 'recheck';
   }
 
   private judgeFlow(s: SocketState, key: string, d: Dissected, tsMs: number): Owner | 'recheck' | undefined {
