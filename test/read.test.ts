@@ -302,28 +302,53 @@ t.before(async () => {
   ];
   // "listening on" comes before the capture is live: send probe datagrams until each oracle
   // has one (tcpdump -U writes it at once; dumpcap counts its packets on stderr)
+  let dumpcapPackets = 0; // as dumpcap counts them on stderr
   const ready = oracles.map((o, i) =>
     waitFor(o, 'stderr', /listening on/, 10_000).then(() => waitUntil(() => fs.statSync(i ? live.tcpdumpNs : live.tcpdumpUs).size > 24, 10_000)),
   );
   if (spawnSync('which', ['dumpcap']).status === 0) {
     live.dumpcap = path.join(dir, 'dumpcap.pcapng');
     const d = startProcess('dumpcap', ['-i', 'lo', '-f', filter, '-w', live.dumpcap]);
+    d.stderr!.on('data', (b: Buffer) => {
+      const m = [...String(b).matchAll(/Packets: (\d+)/g)].pop();
+      if (m) dumpcapPackets = Number(m[1]);
+    });
     oracles.push(d);
     ready.push(waitFor(d, 'stderr', /Packets: [1-9]/, 10_000).then(() => undefined));
   }
   const probe = dgram.createSocket('udp4');
-  const timer = setInterval(() => probe.send('probe', live.probePort, '127.0.0.1'), 50);
+  const probing = async (until: Promise<unknown>[]) => {
+    const timer = setInterval(() => probe.send('probe', live.probePort, '127.0.0.1'), 50);
+    try {
+      await Promise.all(until);
+    } finally {
+      clearInterval(timer);
+    }
+  };
   try {
-    await Promise.all(ready);
-  } finally {
-    clearInterval(timer);
+    await probing(ready);
+  } catch (err) {
     probe.close();
+    throw err;
   }
   live.pcap = path.join(dir, 'tracedump.pcap');
   live.pcapng = path.join(dir, 'tracedump.pcapng');
   const a = runTracedump(live.pcap, live.ports);
   const b = runTracedump(live.pcapng, live.ports);
-  await new Promise((r) => setTimeout(r, 300));
+  // Probes again until every oracle has written one sent after the runs: libpcap hands over a
+  // ring block up to a second after its first packet, and what is still in the ring at SIGINT
+  // is lost (the last client's packets were, now and then, after a fixed 300 ms).
+  const sizes = [live.tcpdumpUs, live.tcpdumpNs].map((f) => fs.statSync(f).size);
+  const counted = dumpcapPackets;
+  try {
+    await probing([
+      waitUntil(() => fs.statSync(live.tcpdumpUs).size > sizes[0], 10_000),
+      waitUntil(() => fs.statSync(live.tcpdumpNs).size > sizes[1], 10_000),
+      ...(live.dumpcap ? [waitUntil(() => dumpcapPackets > counted, 10_000)] : []),
+    ]);
+  } finally {
+    probe.close();
+  }
   for (const o of oracles) await stop(o, 'SIGINT');
   await stop(server, 'SIGKILL');
   if (a.status !== 0 || b.status !== 0 || a.pids.length !== 2 || b.pids.length !== 2)
