@@ -148,8 +148,9 @@ export async function runSession(options: SessionOptions): Promise<number> {
           // whose events are still queued would otherwise all wait, and each later drain would
           // walk them again (a controller behind a burst falls further behind).
           traced?.pollEvents();
-          pipeline.addBatch(batch);
-          if (table.sweepWanted) settle(Date.now());
+          pipeline.addBatch(batch, () => {
+            if (table.sweepWanted) settle(Date.now());
+          });
           if (cap.flushEveryBatch) writeOut(Date.now());
         },
       });

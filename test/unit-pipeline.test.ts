@@ -450,3 +450,34 @@ t.test('after a detach (endAt), later packets are neither queued nor written', a
   t.equal(h.pipeline.waiting, 0, 'nothing waits');
   t.match(h.pipeline.counters, { written: 1, rejected: 1 });
 });
+
+t.test('batch memory: packets decided by whileValid are not copied; packets still waiting own their bytes', async (t) => {
+  const table = new EndpointTable(GRACE, true); // UDP judged by sweeps: a fresh socket's packets wait for one
+  const written: Array<{ data: Buffer; owner: Owner }> = [];
+  const pipeline = new CapturePipeline(table, (rec, owner) => void written.push({ data: rec.data, owner }), OPTIONS, () => T0 + 5);
+  table.apply(socketEvent(app, 7, [flowRule(UDP, ep('10.0.0.1', 5000), ep('10.0.0.9', 53))], T0 - 1));
+  table.apply(socketEvent(app, 8, [flowRule(UDP, ep('10.0.0.1', 5001), ep('10.0.0.9', 53))], T0 - 1));
+  const a = v4udp('10.0.0.1', 5000, '10.0.0.9', 53);
+  const b = v4udp('10.0.0.1', 5001, '10.0.0.9', 53);
+  const mem = batch([
+    { tsMs: T0, data: a },
+    { tsMs: T0 + 1, data: b },
+  ]);
+  let sawWaiting = -1;
+  pipeline.addBatch(mem, () => {
+    sawWaiting = pipeline.waiting;
+    // a sweep that proves socket 7 alive after its packet; socket 8 is not in it (not yet listed)
+    table.observe({ inodes: new Set([7, 8]), before: T0 + 0.5, after: T0 + 0.6 }, new Set([UDP]));
+    pipeline.drain(false);
+  });
+  t.equal(sawWaiting, 2, 'both packets waited for a sweep when whileValid ran');
+  t.equal(written.length, 1, "socket 7's packet is decided by the sweep inside whileValid");
+  t.equal(pipeline.waiting, 1, "socket 8's packet (after the sweep) still waits");
+  mem.fill(0); // the batch memory is reused by the next batch
+  t.ok(written[0].data.every((x) => x === 0), 'it was written from the batch itself, not from a copy');
+  table.observe({ inodes: new Set([7, 8]), before: T0 + 2, after: T0 + 2.1 }, new Set([UDP]));
+  pipeline.drain(false);
+  t.equal(written.length, 2, 'written after the next sweep');
+  t.same(written[1].data, b, 'with its own bytes, not the reused batch memory');
+  t.equal(written[1].owner.inode, 8);
+});

@@ -90,9 +90,10 @@ export class CapturePipeline {
 
   /**
    * Judges and writes a batch. The batch is only valid during this call (its memory is
-   * reused): packets still waiting afterwards keep copies.
+   * reused): packets still waiting afterwards keep copies. `whileValid` runs before those
+   * copies are made (a sweep there decides UDP packets waiting for one, which then need none).
    */
-  addBatch(batch: Buffer): void {
+  addBatch(batch: Buffer, whileValid?: () => void): void {
     const first = this.queue.length;
     const arrivedMs = this.now();
     for (const rec of readRecords(batch)) {
@@ -122,6 +123,7 @@ export class CapturePipeline {
     }
     const added = this.queue.slice(first);
     this.drain(false);
+    whileValid?.();
     // still queued (or moved to late): own the bytes before the batch memory is reused
     for (const w of added) if (!w.emitted) w.rec = copyRecord(w.rec);
   }
