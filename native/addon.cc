@@ -12,6 +12,7 @@
 #include <memory>
 
 #ifndef TRACEDUMP_UNSUPPORTED_PLATFORM
+#include <malloc.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <net/if.h>
@@ -683,12 +684,24 @@ Napi::Value SeccompProgram(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), seccomp::dump_program(seccomp::build_program()));
 }
 
+// glibc maps every allocation over 128 KiB on its own and unmaps it when freed, and gives a
+// heap's free top back over 128 KiB: each reuse then faults its pages in afresh. tracedump
+// allocates such blocks all the time (an event batch's JSON text, V8's compiler zones), and a
+// page fault is dear in a VM (~18 µs each on the 2-vCPU VM of the benchmarks). Kept up to 4 MiB blocks and 16 MiB of free top:
+// a 2,000-connect storm took 15 % less CPU (11 % less time); peak RSS unchanged (125 MiB for a
+// 200 MiB capture). Only this process: the command starts from execve, with glibc's defaults.
+void tune_malloc() {
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
+  mallopt(M_TRIM_THRESHOLD, 16 << 20);
+}
+
 #endif  // TRACEDUMP_UNSUPPORTED_PLATFORM
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #ifdef TRACEDUMP_UNSUPPORTED_PLATFORM
   exports.Set("unsupported", Napi::String::New(env, "tracedump runs on Linux x86-64 only"));
 #else
+  tune_malloc();
   auto* data = new AddonData();
   data->tracer_class = Napi::Persistent(TracerHandle::Define(env));
   env.SetInstanceData(data);
