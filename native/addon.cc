@@ -687,9 +687,10 @@ Napi::Value SeccompProgram(const Napi::CallbackInfo& info) {
 // glibc maps every allocation over 128 KiB on its own and unmaps it when freed, and gives a
 // heap's free top back over 128 KiB: each reuse then faults its pages in afresh. tracedump
 // allocates such blocks all the time (an event batch's JSON text, V8's compiler zones), and a
-// page fault is dear in a VM (~18 µs each on the 2-vCPU VM of the benchmarks). Kept up to 4 MiB blocks and 16 MiB of free top:
-// a 2,000-connect storm took 15 % less CPU (11 % less time); peak RSS unchanged (125 MiB for a
-// 200 MiB capture). Only this process: the command starts from execve, with glibc's defaults.
+// page fault is dear in a VM (~18 µs each on the benchmarks' 2-vCPU VM). Blocks up to 4 MiB and
+// 16 MiB of free top are kept: a 2,000-connect storm took 15 % less CPU (11 % less time); peak
+// RSS unchanged (125 MiB for a 200 MiB capture). Only this process: the command starts from
+// execve, with glibc's defaults.
 void tune_malloc() {
   mallopt(M_MMAP_THRESHOLD, 4 << 20);
   mallopt(M_TRIM_THRESHOLD, 16 << 20);
