@@ -125,6 +125,7 @@ class TracerHandle : public Napi::ObjectWrap<TracerHandle> {
     if (!env || s->released) return;
     std::vector<TraceEvent> batch = s->queue->drain();
     if (batch.empty()) return;
+    merge_pending_events(&batch);
     bool done = false;
     for (const TraceEvent& e : batch) done = done || e.kind == EventKind::kDone;
     std::string json;

@@ -7,6 +7,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <unordered_map>
 
 namespace {
 
@@ -130,6 +131,21 @@ class Json {
   bool ascii_ = true;
 };
 
+void append_rules(Json& j, const std::vector<RuleSpec>& rules) {
+  j.raw('[');
+  for (size_t i = 0; i < rules.size(); i++) {
+    if (i) j.raw(',');
+    const RuleSpec& r = rules[i];
+    j.open();
+    j.key("kind").str(rule_kind_name(r.kind));
+    j.key("proto").num(r.proto);
+    j.key("local").endpoint(r.local);
+    j.key("remote").endpoint(r.remote);
+    j.close();
+  }
+  j.raw(']');
+}
+
 void append_socket_event(Json& j, const TraceEvent& e) {
   j.key("kind").str(e.kind == EventKind::kSocket ? "socket" : "pending");
   j.key("inode").unum(e.socket.inode);
@@ -146,19 +162,16 @@ void append_socket_event(Json& j, const TraceEvent& e) {
     j.endpoint(e.remotes[i]);
   }
   j.raw(']');
-  j.key("rules").raw('[');
-  for (size_t i = 0; i < e.rules.size(); i++) {
-    if (i) j.raw(',');
-    const RuleSpec& r = e.rules[i];
-    j.open();
-    j.key("kind").str(rule_kind_name(r.kind));
-    j.key("proto").num(r.proto);
-    j.key("local").endpoint(r.local);
-    j.key("remote").endpoint(r.remote);
+  j.key("rules");
+  append_rules(j, e.rules);
+  j.key("ruleGeneration").unum(e.rule_generation);
+  if (e.has_entry) {
+    j.key("entry").open();
+    j.key("time").dbl(e.entry_ms);
+    j.key("rules");
+    append_rules(j, e.entry_rules);
     j.close();
   }
-  j.raw(']');
-  j.key("ruleGeneration").unum(e.rule_generation);
   if (!e.has_result) {
     j.key("result").null();
   } else {
@@ -232,6 +245,41 @@ void append_event(Json& j, const TraceEvent& e) {
 const char* errno_name(int err) {
   const char* name = strerrorname_np(err);
   return name ? name : "E?";
+}
+
+void merge_pending_events(std::vector<TraceEvent>* batch) {
+  std::vector<TraceEvent>& b = *batch;
+  std::unordered_map<pid_t, size_t> open;  // tid -> its kPending event not ended yet
+  std::vector<bool> merged(b.size(), false);
+  bool any = false;
+  for (size_t i = 0; i < b.size(); i++) {
+    TraceEvent& e = b[i];
+    auto it = open.find(e.tid);
+    if (e.kind == EventKind::kSocket && e.has_result && it != open.end()) {
+      TraceEvent& p = b[it->second];
+      if (p.socket.inode == e.socket.inode && p.call == e.call) {
+        e.has_entry = true;
+        e.entry_ms = p.time_ms;
+        e.entry_rules = std::move(p.rules);
+        merged[it->second] = any = true;
+      }
+    }
+    // anything else of the thread (its exit, an exec, another call) ends the chance
+    if (it != open.end()) open.erase(it);
+    if (e.kind == EventKind::kExec) {
+      open.erase(e.pid);
+      open.erase(e.former_tid);
+    }
+    if (e.kind == EventKind::kPending) open[e.tid] = i;
+  }
+  if (!any) return;
+  size_t out = 0;
+  for (size_t i = 0; i < b.size(); i++)
+    if (!merged[i]) {
+      if (out != i) b[out] = std::move(b[i]);
+      out++;
+    }
+  b.resize(out);
 }
 
 bool append_events_json(const std::vector<TraceEvent>& batch, std::string* out) {

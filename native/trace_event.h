@@ -39,6 +39,11 @@ struct TraceEvent {
   int64_t result = 0;              // return value, -errno on failure
   std::vector<RuleSpec> rules;     // kernel filter rules the hook added for this call
   uint64_t rule_generation = 0;    // the hook's generation after this call's rules
+  // The call's kPending event, merged into this kSocket one (merge_pending_events): its time
+  // and rules. has_entry false: not merged.
+  bool has_entry = false;
+  double entry_ms = 0;
+  std::vector<RuleSpec> entry_rules;
 
   // kSpawn
   pid_t child = 0;

@@ -44,6 +44,11 @@ export interface SocketEvent extends EventBase {
   rules: FilterRule[];
   /** The rule generation after this call (classic filter mode). */
   ruleGeneration: number;
+  /**
+   * The call's 'pending' event (its entry stop) when both came in one delivery: merged into
+   * this one instead of sent apart (the controller applies them back to back anyway).
+   */
+  entry?: { time: number; rules: FilterRule[] };
 }
 
 /** Entry of a call whose local endpoint is known only at its exit (a 'socket' event follows). */

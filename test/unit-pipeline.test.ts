@@ -481,3 +481,33 @@ t.test('batch memory: packets decided by whileValid are not copied; packets stil
   t.same(written[1].data, b, 'with its own bytes, not the reused batch memory');
   t.equal(written[1].owner.inode, 8);
 });
+
+t.test('a socket event carrying its entry (a merged pending event) is judged as the two events applied in turn', async (t) => {
+  const dest = ep('10.0.0.2', 80);
+  const pending = (time: number, tid: number, inode: number) => pendingEvent({ pid: 100, tid }, inode, TCP, [dest], time);
+  // a connect that succeeded (local port 40000), and one refused inside the call (no port left)
+  const done = socketEvent({ pid: 100, tid: 101 }, 1, [flowRule(TCP, ep('10.0.0.1', 40000), dest)], T0 + 5);
+  const refused = { ...socketEvent({ pid: 100, tid: 102 }, 2, [], T0 + 6), local: null, remotes: [dest], result: -111, errno: 'ECONNREFUSED' };
+  const apart = new EndpointTable(GRACE);
+  apart.apply(pending(T0 + 1, 101, 1));
+  apart.apply(pending(T0 + 2, 102, 2));
+  apart.apply(done);
+  apart.apply(refused);
+  const merged = new EndpointTable(GRACE);
+  merged.apply({ ...done, entry: { time: T0 + 1, rules: pending(T0 + 1, 101, 1).rules } });
+  merged.apply({ ...refused, entry: { time: T0 + 2, rules: pending(T0 + 2, 102, 2).rules } });
+  const packets: Array<[string, Buffer, number]> = [
+    ['SYN before either call', v4tcp('10.0.0.1', 40000, '10.0.0.2', 80, SYN), T0 - 5],
+    ['SYN inside the call', v4tcp('10.0.0.1', 40000, '10.0.0.2', 80, SYN), T0 + 3],
+    ['reply after the call', v4tcp('10.0.0.2', 80, '10.0.0.1', 40000, SYN | ACK), T0 + 7],
+    ['refused SYN', v4tcp('10.0.0.1', 41000, '10.0.0.2', 80, SYN), T0 + 4],
+    ['its RST', v4tcp('10.0.0.2', 80, '10.0.0.1', 41000, RST | ACK), T0 + 4.5],
+  ];
+  for (const [name, p, ts] of packets) t.same(merged.judge(d(p), ts), apart.judge(d(p), ts), name);
+  t.equal(merged.pendingCount, 0, 'no pending destination left');
+  t.same(
+    packets.map(([, p, ts]) => (merged.judge(d(p), ts) as Owner | undefined)?.inode),
+    [undefined, 1, 1, 2, 2],
+    'the verdicts themselves',
+  );
+});

@@ -58,7 +58,7 @@ export function formatText(e: TraceEvent): string | undefined {
 export function formatJson(e: TraceEvent): string | undefined {
   if (e.kind === 'done' || e.kind === 'pending') return undefined;
   if (e.kind === 'socket') {
-    const { ruleGeneration: _internal, ...shown } = e; // bookkeeping of the classic filter
+    const { ruleGeneration: _internal, entry: _merged, ...shown } = e; // the controller's bookkeeping
     return JSON.stringify(shown);
   }
   return JSON.stringify(e);

@@ -3,7 +3,7 @@
 // The kernel filter is a superset (pending destinations, rules kept for a grace period);
 // this table has the last word, judged at each packet's capture time.
 import { addressBytes, isWildcard } from '../net/address';
-import type { Endpoint, TraceEvent } from '../native';
+import type { Endpoint, FilterRule, TraceEvent } from '../native';
 import { type Dissected, type Endpoints, IPPROTO_TCP, TCP_ACK, TCP_RST, TCP_SYN } from '../capture/dissect';
 import { ENTRY_ONLY_SEND_MS, QUEUED_SEND_MS, type SendWindows, addSendWindow, inSendWindow } from './send-windows';
 
@@ -125,6 +125,13 @@ export interface PacketKeys {
   ba: string;
 }
 
+/** The keys of a call's pending rules: its destinations while it picks its local port. */
+function pendingKeys(rules: readonly FilterRule[]): string[] {
+  const keys: string[] = [];
+  for (const r of rules) if (r.kind === 'pending' && r.remote) keys.push(endpointKey(r.proto, r.remote).key);
+  return keys;
+}
+
 /** A flow's key from its two endpoint keys: a rule's local then remote, a packet's either way. */
 function flowKey(from: string, to: string): string {
   return `${from}|${to}`;
@@ -228,7 +235,7 @@ export class EndpointTable {
     switch (e.kind) {
       case 'pending': {
         this.generation = Math.max(this.generation, e.ruleGeneration);
-        const keys = e.rules.filter((r) => r.kind === 'pending' && r.remote).map((r) => endpointKey(r.proto, r.remote!).key);
+        const keys = pendingKeys(e.rules);
         for (const k of keys) this.pending.set(k, (this.pending.get(k) ?? 0) + 1);
         if (keys.length) this.pendingByTid.set(e.tid, { keys, since: e.time });
         return;
@@ -236,9 +243,17 @@ export class EndpointTable {
       case 'socket': {
         this.generation = Math.max(this.generation, e.ruleGeneration);
         if (e.proto === 'mptcp') this.mptcpSeen = true;
+        let call = this.pendingByTid.get(e.tid);
+        if (e.entry) {
+          // Its pending event, merged into it (both came in one delivery): the same as that
+          // event applied just before this one, which nothing could have been judged between.
+          this.endPending(e.tid);
+          const keys = pendingKeys(e.entry.rules);
+          call = keys.length ? { keys, since: e.entry.time } : undefined;
+        }
         // its packets may precede the event: from the call's entry on (a pending call's)
-        const entry = this.pendingByTid.get(e.tid)?.since ?? e.time;
-        this.noteFailedConnect(e);
+        const entry = call?.since ?? e.time;
+        this.noteFailedConnect(e, call);
         this.endPending(e.tid);
         // a socket found at an attach existed before anyone looked
         if (e.rules.length) this.addRules(e, e.call === 'existing' ? -Infinity : entry - SINCE_SLACK_MS);
@@ -262,8 +277,7 @@ export class EndpointTable {
     addSendWindow((s.sendWindows ??= []), entry, e.result === null ? entry + ENTRY_ONLY_SEND_MS : e.time);
   }
 
-  private noteFailedConnect(e: Extract<TraceEvent, { kind: 'socket' }>): void {
-    const p = this.pendingByTid.get(e.tid);
+  private noteFailedConnect(e: Extract<TraceEvent, { kind: 'socket' }>, p: { keys: string[]; since: number } | undefined): void {
     if (!p || e.call !== 'connect' || e.proto !== 'tcp' || e.result === null || e.result >= 0) return;
     if (e.errno === 'EINPROGRESS' || (e.local && e.local.port !== 0)) return;
     const now = e.time;
