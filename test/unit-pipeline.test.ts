@@ -511,3 +511,15 @@ t.test('a socket event carrying its entry (a merged pending event) is judged as 
     'the verdicts themselves',
   );
 });
+
+t.test('a call entered again (restarted after a signal) leaves no pending destination behind', async (t) => {
+  const table = new EndpointTable(GRACE);
+  const dest = ep('10.0.0.2', 80);
+  // the tracer reports no exit for a call the kernel restarts: its entry comes again
+  table.apply(pendingEvent({ pid: 100, tid: 101 }, 1, TCP, [dest], T0));
+  table.apply(pendingEvent({ pid: 100, tid: 101 }, 1, TCP, [dest], T0 + 50));
+  t.equal(table.pendingCount, 1, 'one call in flight');
+  table.apply(socketEvent({ pid: 100, tid: 101 }, 1, [flowRule(TCP, ep('10.0.0.1', 40000), dest)], T0 + 60));
+  t.equal(table.pendingCount, 0, 'none once it returned');
+  t.equal(table.judge(d(v4tcp('10.0.0.3', 5000, '10.0.0.2', 80, SYN)), T0 + 70), undefined, "another socket's SYN to the destination is nobody's, not pending");
+});

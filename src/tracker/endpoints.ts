@@ -235,6 +235,9 @@ export class EndpointTable {
     switch (e.kind) {
       case 'pending': {
         this.generation = Math.max(this.generation, e.ruleGeneration);
+        // a thread is in one call at a time: an earlier one of it that never ended here was
+        // interrupted and is entered again now (a restarted call has no exit event)
+        this.endPending(e.tid);
         const keys = pendingKeys(e.rules);
         for (const k of keys) this.pending.set(k, (this.pending.get(k) ?? 0) + 1);
         if (keys.length) this.pendingByTid.set(e.tid, { keys, since: e.time });
