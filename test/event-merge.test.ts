@@ -14,7 +14,8 @@ t.test('a connect: one socket event carrying its entry stop, no pending event le
   const port = (server.address() as net.AddressInfo).port;
   const rules = new (native().RuleSet)(1024);
   const events: TraceEvent[] = [];
-  const script = `import socket\nfor i in range(3):\n    socket.create_connection(('127.0.0.1', ${port})).close()\n`;
+  // the pause lets the delivery its exec event asks for pass before the first call
+  const script = `import socket, time\ntime.sleep(0.3)\nfor i in range(3):\n    socket.create_connection(('127.0.0.1', ${port})).close()\n`;
   await new Promise<void>((resolve) => {
     // polled socket events: they wait for a delivery something else asks for (the exits here),
     // so each call's two events arrive together
