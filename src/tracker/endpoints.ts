@@ -183,6 +183,7 @@ export class EndpointTable {
   // destination and time instead.
   private failedConnects: FailedConnect[] = [];
   private readonly sockets = new Map<number, SocketState>();
+  private readonly heldByProto = new Map<number, number>();
 
   /** The highest rule generation among the events applied (classic filter mode). */
   generation = 0;
@@ -336,7 +337,10 @@ export class EndpointTable {
         sendWindows: undefined,
         foreignSends: undefined,
       };
+      const replaced = this.sockets.get(e.inode);
+      if (replaced) this.countHeld(replaced.proto, -1);
       this.sockets.set(e.inode, s);
+      this.countHeld(proto, 1);
       this.socketsSeen++;
     }
     for (const r of e.rules) {
@@ -515,5 +519,17 @@ export class EndpointTable {
     for (const k of [...s.tcpFlows, ...s.flows]) unhold(this.flows, k, s);
     for (const k of s.binds) unhold(this.binds, k, s);
     this.sockets.delete(inode);
+    this.countHeld(s.proto, -1);
+  }
+
+  private countHeld(proto: number, by: number): void {
+    const n = (this.heldByProto.get(proto) ?? 0) + by;
+    if (n > 0) this.heldByProto.set(proto, n);
+    else this.heldByProto.delete(proto);
+  }
+
+  /** Whether the table holds a socket of this wire protocol (alive, or gone and in its grace). */
+  holds(proto: number): boolean {
+    return this.heldByProto.has(proto);
   }
 }

@@ -60,9 +60,13 @@ export class Sweeper {
     return this.table.mptcpSeen ? [...TCP, MPTCP] : TCP;
   }
 
-  private sweep(protocols: number[], now: number): void {
+  private sweep(all: number[], now: number): void {
     this.lastUdp = now;
-    if (protocols.includes(6)) this.lastTcp = now;
+    if (all.includes(6)) this.lastTcp = now;
+    // a dump tells the table only of its own sockets: none of a protocol, no dump of it (an
+    // idle program with no socket, or TCP only, costs no TCP, or no UDP, dumps)
+    const protocols = all.filter((p) => this.table.holds(p === MPTCP ? 6 : p));
+    if (protocols.length === 0) return;
     let snap;
     try {
       snap = native().liveSockets(protocols);
