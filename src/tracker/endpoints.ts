@@ -125,11 +125,17 @@ export interface PacketKeys {
   ba: string;
 }
 
-/** The keys of a call's pending rules: its destinations while it picks its local port. */
-function pendingKeys(rules: readonly FilterRule[]): string[] {
+/** A call in flight that picks its local port: its destinations' keys, and when it entered. */
+interface PendingCall {
+  keys: string[];
+  since: number;
+}
+
+/** The call a pending event (or a socket event's merged entry) begins; none without pending rules. */
+function pendingCall(rules: readonly FilterRule[], since: number): PendingCall | undefined {
   const keys: string[] = [];
   for (const r of rules) if (r.kind === 'pending' && r.remote) keys.push(endpointKey(r.proto, r.remote).key);
-  return keys;
+  return keys.length ? { keys, since } : undefined;
 }
 
 /** A flow's key from its two endpoint keys: a rule's local then remote, a packet's either way. */
@@ -177,7 +183,7 @@ export class EndpointTable {
   private readonly flows = new Map<string, Holders>();
   private readonly binds = new Map<string, Holders>();
   private readonly pending = new Map<string, number>();
-  private readonly pendingByTid = new Map<number, { keys: string[]; since: number }>();
+  private readonly pendingByTid = new Map<number, PendingCall>();
   // TCP connects that failed inside the call: the socket lost its port before the exit stop
   // could read it, so their SYNs (and the RST or ICMP error answering them) are recognised by
   // destination and time instead.
@@ -239,22 +245,18 @@ export class EndpointTable {
         // a thread is in one call at a time: an earlier one of it that never ended here was
         // interrupted and is entered again now (a restarted call has no exit event)
         this.endPending(e.tid);
-        const keys = pendingKeys(e.rules);
-        for (const k of keys) this.pending.set(k, (this.pending.get(k) ?? 0) + 1);
-        if (keys.length) this.pendingByTid.set(e.tid, { keys, since: e.time });
+        const call = pendingCall(e.rules, e.time);
+        if (!call) return;
+        for (const k of call.keys) this.pending.set(k, (this.pending.get(k) ?? 0) + 1);
+        this.pendingByTid.set(e.tid, call);
         return;
       }
       case 'socket': {
         this.generation = Math.max(this.generation, e.ruleGeneration);
         if (e.proto === 'mptcp') this.mptcpSeen = true;
-        let call = this.pendingByTid.get(e.tid);
-        if (e.entry) {
-          // Its pending event, merged into it (both came in one delivery): the same as that
-          // event applied just before this one, which nothing could have been judged between.
-          this.endPending(e.tid);
-          const keys = pendingKeys(e.entry.rules);
-          call = keys.length ? { keys, since: e.entry.time } : undefined;
-        }
+        // The call this ends: its pending event's, applied before, or merged into this one (both
+        // came in one delivery: the same as that event applied just before, nothing judged between).
+        const call = e.entry ? pendingCall(e.entry.rules, e.entry.time) : this.pendingByTid.get(e.tid);
         // its packets may precede the event: from the call's entry on (a pending call's)
         const entry = call?.since ?? e.time;
         this.noteFailedConnect(e, call);
@@ -281,7 +283,7 @@ export class EndpointTable {
     addSendWindow((s.sendWindows ??= []), entry, e.result === null ? entry + ENTRY_ONLY_SEND_MS : e.time);
   }
 
-  private noteFailedConnect(e: Extract<TraceEvent, { kind: 'socket' }>, p: { keys: string[]; since: number } | undefined): void {
+  private noteFailedConnect(e: Extract<TraceEvent, { kind: 'socket' }>, p: PendingCall | undefined): void {
     if (!p || e.call !== 'connect' || e.proto !== 'tcp' || e.result === null || e.result >= 0) return;
     if (e.errno === 'EINPROGRESS' || (e.local && e.local.port !== 0)) return;
     const now = e.time;
