@@ -184,3 +184,13 @@ t.test('IPv4 header length below 20 is malformed', async (t) => {
   p[0] = 0x44;
   t.equal(dissect(p), undefined);
 });
+
+t.test('addresses stay right while the dissector reuses the strings of recent ones', async (t) => {
+  // a flow both ways round, then addresses rotating through more than the two remembered
+  const seq = ['10.0.0.1', '10.0.0.2', '10.0.0.2', '10.0.0.1', '10.0.0.3', '255.0.0.1', '0.0.0.0', '10.0.0.1', '255.0.0.1', '0.0.0.0', '0.0.0.0', '10.0.0.3'];
+  for (let i = 0; i + 1 < seq.length; i++) {
+    const x = dissect(ip4(seq[i], seq[i + 1], UDP, udp(1, 2)));
+    t.equal(x?.src, raw(v4(seq[i])), `src ${seq[i]} (packet ${i})`);
+    t.equal(x?.dst, raw(v4(seq[i + 1])), `dst ${seq[i + 1]} (packet ${i})`);
+  }
+});

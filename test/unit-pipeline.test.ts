@@ -3,7 +3,7 @@
 import t from 'tap';
 import { type Dissected, dissect } from '../src/capture/dissect';
 import { CapturePipeline } from '../src/capture/pipeline';
-import { EndpointTable, type Owner } from '../src/tracker/endpoints';
+import { EndpointTable, type Owner, PacketKeyCache, packetKeys } from '../src/tracker/endpoints';
 import { bindRule, ep, exitEvent, flowRule, pendingEvent, socketEvent } from './helpers/unit-events';
 import { ARPHRD_ETHER, ARPHRD_LOOPBACK, PACKET_HOST, PACKET_OUTGOING, type Rec, batch, icmp, ip4, ip6, tcp, udp } from './helpers/unit-packets';
 
@@ -163,6 +163,44 @@ t.test('pipeline: output stays in capture order', async (t) => {
   t.same(h.written(), ['p1-pending', 'p2-bound', 'p3-late-event', 'p4-bound']);
   t.same(h.out.map((o) => o.owner.inode), [2, 1, 3, 1]);
   t.same(h.out.map((o) => o.ts), [T0, T0 + 1, T0 + 2, T0 + 3], 'timestamps carried through');
+});
+
+t.test('pipeline: packets decided on arrival are written at once, until one waits; then in order behind it', async (t) => {
+  const h = harness();
+  h.table.apply(socketEvent(app, 1, [bindRule(UDP, ep('0.0.0.0', 5353))]));
+  h.table.apply(pendingEvent(app, 2, TCP, [ep('10.0.0.2', 443)]));
+  h.add([
+    { name: 'q1-bound', tsMs: T0, data: v4udp('10.0.0.1', 5353, '224.0.0.251', 5353) },
+    { name: 'q2-pending', tsMs: T0 + 1, data: v4tcp('10.0.0.1', 42000, '10.0.0.2', 443, SYN) },
+    { name: 'q3-bound', tsMs: T0 + 2, data: v4udp('10.0.0.1', 5353, '224.0.0.251', 5353) },
+  ]);
+  t.same(h.written(), ['q1-bound'], 'the packet ahead of the waiting one is written');
+  t.equal(h.pipeline.waiting, 2, 'the one behind it waits too');
+  h.table.apply(socketEvent(app, 2, [flowRule(TCP, ep('10.0.0.1', 42000), ep('10.0.0.2', 443))]));
+  h.add([{ name: 'q4-bound', tsMs: T0 + 3, data: v4udp('10.0.0.7', 9, '10.0.0.1', 5353) }]);
+  t.same(h.written(), ['q1-bound', 'q2-pending', 'q3-bound', 'q4-bound'], 'a new batch behind waiting packets keeps capture order');
+  h.add([{ name: 'q5-bound', tsMs: T0 + 4, data: v4udp('10.0.0.9', 7, '10.0.0.1', 5353) }]);
+  t.same(h.written().slice(-1), ['q5-bound']);
+  t.equal(h.pipeline.waiting, 0);
+  t.same(h.out.map((o) => o.owner.inode), [1, 2, 1, 1, 1]);
+});
+
+t.test('packet keys from the cache are the keys of each packet, both ways round and across flows', async (t) => {
+  const cache = new PacketKeyCache();
+  const packets = [
+    v4tcp('10.0.0.1', 40000, '10.0.0.2', 80, SYN),
+    v4tcp('10.0.0.2', 80, '10.0.0.1', 40000, SYN | ACK),
+    v4tcp('10.0.0.1', 40000, '10.0.0.2', 80, ACK),
+    v4udp('10.0.0.1', 40000, '10.0.0.2', 80), // same endpoints, another protocol
+    v4tcp('10.0.0.1', 40001, '10.0.0.2', 80, SYN), // another port
+    v4tcp('10.0.0.3', 40001, '10.0.0.2', 80, SYN), // another address
+    v4tcp('10.0.0.2', 40001, '10.0.0.3', 80, SYN), // addresses swapped, ports not
+    v4tcp('10.0.0.3', 80, '10.0.0.2', 40001, SYN), // ports swapped, addresses not
+    ip6('fd00::1', 'fd00::2', TCP, tcp(40000, 80, SYN)),
+    ip6('fd00::2', 'fd00::1', TCP, tcp(80, 40000, ACK)),
+    v4tcp('10.0.0.1', 40000, '10.0.0.2', 80, ACK),
+  ];
+  for (const [i, p] of packets.entries()) t.same(cache.keysOf(d(p)), packetKeys(d(p)), `packet ${i}`);
 });
 
 t.test('pipeline: a waiting packet stops blocking the queue after maxHoldMs', async (t) => {

@@ -84,14 +84,31 @@ function quoted(d: Buffer, at: number): Dissected | undefined {
   return q && !q.icmpError ? { ...q, icmpError: true, fragment: undefined, payload: -1 } : undefined;
 }
 
+// The last two IPv4 addresses made: a flow's packets name the same two, either way round, so
+// they share the strings (no new ones to allocate, hash and collect for every packet).
+const recentAddresses = new Int32Array([0, 0]);
+const recentStrings = ['', ''];
+
+function ip4(d: Buffer, at: number): string {
+  const n = (d[at] << 24) | (d[at + 1] << 16) | (d[at + 2] << 8) | d[at + 3];
+  if (n === recentAddresses[0] && recentStrings[0] !== '') return recentStrings[0];
+  if (n === recentAddresses[1] && recentStrings[1] !== '') return recentStrings[1];
+  // (four bytes: cheaper than a call into Buffer's latin1 decoder)
+  const s = String.fromCharCode(d[at], d[at + 1], d[at + 2], d[at + 3]);
+  recentAddresses[1] = recentAddresses[0];
+  recentStrings[1] = recentStrings[0];
+  recentAddresses[0] = n;
+  recentStrings[0] = s;
+  return s;
+}
+
 function dissect4(d: Buffer, inner: boolean): Dissected | undefined {
   if (d.length < 20) return undefined;
   const ihl = (d[0] & 0x0f) * 4;
   if (ihl < 20 || d.length < ihl) return undefined;
   const proto = d[9];
-  // (four bytes: cheaper than a call into Buffer's latin1 decoder)
-  const src = String.fromCharCode(d[12], d[13], d[14], d[15]);
-  const dst = String.fromCharCode(d[16], d[17], d[18], d[19]);
+  const src = ip4(d, 12);
+  const dst = ip4(d, 16);
   const frag = d.readUInt16BE(6);
   const offset = frag & 0x1fff;
   const more = (frag & 0x2000) !== 0;

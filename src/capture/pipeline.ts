@@ -3,7 +3,7 @@
 // the output stays in capture order unless a packet waits longer than maxHoldMs.
 import { type Dissected, dissect } from './dissect';
 import { ARPHRD_LOOPBACK, PACKET_OUTGOING, type PacketRecord, copyRecord, readRecords } from './records';
-import { type EndpointTable, type LocalSide, type Owner, type PacketKeys, type Verdict, packetKeys } from '../tracker/endpoints';
+import { type EndpointTable, type LocalSide, type Owner, PacketKeyCache, type PacketKeys, type Verdict } from '../tracker/endpoints';
 
 export interface PipelineOptions {
   /**
@@ -61,6 +61,7 @@ export class CapturePipeline {
   // first fragments kept: "family/proto/src/dst/id" -> owner and when
   private readonly fragments = new Map<string, { owner: Owner; at: number }>();
   private fragmentsAdded = 0;
+  private readonly keyCache = new PacketKeyCache();
   // Every tracer event emitted before this time (ms) has been applied to the table; unset:
   // take the clock's word (no tracer behind the table, as in tests).
   private eventsAt: number | undefined;
@@ -108,15 +109,30 @@ export class CapturePipeline {
         this.counters.rejected++;
         continue;
       }
+      const d = dissect(rec.data);
+      let verdict: Verdict;
+      let judgedAt = -1;
+      let keys: PacketKeys | undefined;
+      if (this.queue.length === 0) {
+        // Nothing waits ahead of it: a packet the table decides now is written now (the
+        // common case; no queue entry). Else it waits with this verdict, as drain would.
+        keys = d && this.keyCache.keysOf(d);
+        verdict = this.judge(rec, d, tsMs, keys);
+        judgedAt = this.judgedVersion();
+        if (typeof verdict === 'object') {
+          this.write(rec, verdict, d);
+          continue;
+        }
+      }
       this.queue.push({
         rec,
-        d: dissect(rec.data),
+        d,
         tsMs,
         arrivedMs,
         decided: false,
-        verdict: undefined,
-        judgedAt: -1,
-        keys: undefined,
+        verdict,
+        judgedAt,
+        keys,
         emitted: false,
         owner: undefined,
       });
@@ -167,7 +183,7 @@ export class CapturePipeline {
     // Waiting packets are looked at on every drain: judged again only when a verdict may
     // have changed, so that a long queue (a controller behind a burst) costs no more each time.
     if (w.judgedAt !== this.judgedVersion()) {
-      w.verdict = this.judge(w);
+      w.verdict = this.judge(w.rec, w.d, w.tsMs, (w.keys ??= w.d && this.keyCache.keysOf(w.d)));
       w.judgedAt = this.judgedVersion();
     }
     const verdict = w.verdict;
@@ -180,29 +196,29 @@ export class CapturePipeline {
 
   private emit(w: Waiting): void {
     w.emitted = true;
-    if (w.owner) {
-      if (this.sink(w.rec, w.owner, w.d) === false) return;
-      this.counters.written++;
-      this.counters.writtenBytes += w.rec.len;
-    } else {
-      this.counters.rejected++;
-    }
+    if (w.owner) this.write(w.rec, w.owner, w.d);
+    else this.counters.rejected++;
+  }
+
+  private write(rec: PacketRecord, owner: Owner, d: Dissected | undefined): void {
+    if (this.sink(rec, owner, d) === false) return;
+    this.counters.written++;
+    this.counters.writtenBytes += rec.len;
   }
 
   private judgedVersion(): number {
     return this.table.version + this.fragmentsAdded;
   }
 
-  private judge(w: Waiting): Verdict {
-    const d = w.d;
+  private judge(rec: PacketRecord, d: Dissected | undefined, tsMs: number, keys: PacketKeys | undefined): Verdict {
     if (!d) return undefined;
     if (d.fragment && !d.fragment.first) {
       const f = this.fragments.get(fragmentKey(d));
-      return f && w.tsMs - f.at < FRAGMENT_MEMORY_MS ? f.owner : undefined;
+      return f && tsMs - f.at < FRAGMENT_MEMORY_MS ? f.owner : undefined;
     }
-    const v = this.table.judge(d, w.tsMs, localSide(w.rec, d), (w.keys ??= packetKeys(d)));
+    const v = this.table.judge(d, tsMs, localSide(rec, d), keys);
     if (d.fragment && typeof v === 'object') {
-      this.fragments.set(fragmentKey(d), { owner: v, at: w.tsMs });
+      this.fragments.set(fragmentKey(d), { owner: v, at: tsMs });
       this.fragmentsAdded++;
       this.firstFragmentSeen = true;
     }

@@ -149,6 +149,38 @@ export function packetKeys(d: Endpoints): PacketKeys {
   return { a, b, ab: flowKey(a, b), ba: flowKey(b, a) };
 }
 
+/**
+ * packetKeys for a stream of packets: one flow's packets come in runs, both ways round, and
+ * share their keys (strings already flattened and hashed) instead of making four new ones
+ * each.
+ */
+export class PacketKeyCache {
+  // the last flow made, as its packet had it (-1: none yet)
+  private proto = -1;
+  private src = '';
+  private dst = '';
+  private sport = 0;
+  private dport = 0;
+  private forward: PacketKeys = { a: '', b: '', ab: '', ba: '' };
+  private reverse: PacketKeys = this.forward;
+
+  keysOf(d: Endpoints): PacketKeys {
+    if (this.proto === d.proto) {
+      if (this.sport === d.sport && this.dport === d.dport && this.src === d.src && this.dst === d.dst) return this.forward;
+      if (this.sport === d.dport && this.dport === d.sport && this.src === d.dst && this.dst === d.src) return this.reverse;
+    }
+    const k = packetKeys(d);
+    this.proto = d.proto;
+    this.src = d.src;
+    this.dst = d.dst;
+    this.sport = d.sport;
+    this.dport = d.dport;
+    this.forward = k;
+    this.reverse = { a: k.b, b: k.a, ab: k.ba, ba: k.ab };
+    return k;
+  }
+}
+
 /** The sockets holding one key, oldest first: the one whose time a packet falls in. */
 type Holders = SocketState[];
 
