@@ -187,6 +187,8 @@ function summarizeMode(w: Workload, mode: Mode, runs: Run[], base: ModeResult | 
   if (w.argv[0] === 'bulk') {
     const mib = Number(w.argv[1]);
     cell += `; ${(mib / (res.medianMs / 1000)).toFixed(0)} MiB/s`;
+    // the capture's own CPU: the run's (every process it started) less the untraced workload's
+    if (base && mode !== 'untraced') cell += `, own CPU ${((res.cpuMs - base.cpuMs) / 1000).toFixed(2)} s`;
     if (mode.startsWith('tracedump')) {
       const pkts = median(runs.map((r) => Number(/(\d+) packets/.exec(r.stderr)?.[1] ?? NaN)));
       cell += `, ${((pkts / res.medianMs) * 1000).toFixed(0)} packets/s written`;
