@@ -185,13 +185,21 @@ function buildProgram(): Command {
     .exitOverride();
 }
 
-// `--events` takes its format only as `--events=FORMAT`: `--events curl` must run curl.
+// `--events` takes the next word as its format only when it is one (`--events json -p 42`);
+// any other word starts the command (`--events curl ...` runs curl; a program named json
+// runs as `--events -- json`).
 function normalizeArgs(args: string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === '--' || !a.startsWith('-')) return out.concat(args.slice(i));
-    out.push(a === '--events' ? '--events=text' : a);
+    if (a !== '--events') {
+      out.push(a);
+      continue;
+    }
+    const next = args[i + 1];
+    if (next === 'text' || next === 'json') i++;
+    out.push(`--events=${next === 'json' ? 'json' : 'text'}`);
   }
   return out;
 }

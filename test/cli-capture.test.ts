@@ -118,3 +118,21 @@ t.test('the command keeps the scheduling priority it would have had', (t) => {
   }
   t.end();
 });
+
+t.test('--events takes a following text or json as its format; any other word is the command', (t) => {
+  const events = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  const json = events('--events', 'json', '--', 'sh', '-c', 'exit 3');
+  t.equal(json.status, 3, 'the command ran: its exit status');
+  const lines = json.stderr.trim().split('\n');
+  t.ok(lines.length >= 2 && lines.every((l) => l.startsWith('{')), `JSON lines: ${json.stderr}`);
+  t.match(JSON.parse(lines[lines.length - 1]), { kind: 'exit', code: 3 });
+  const text = events('--events', 'text', 'sh', '-c', 'exit 4');
+  t.equal(text.status, 4);
+  t.match(text.stderr, /\] exit 4$/m, 'text lines');
+  const cmd = events('--events', 'true');
+  t.equal(cmd.status, 0, '--events true runs true');
+  t.match(cmd.stderr, /\[\d+ true\] exec \S*\/true$/m, 'with text events');
+  const named = events('--events', '--', 'json-is-a-command-here-5e1d');
+  t.equal(named.status, 127, 'after --, json-like words are the command');
+  t.end();
+});
