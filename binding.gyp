@@ -16,7 +16,7 @@
         "native/file_guard.cc",
         "native/pcap_filter.cc"
       ],
-      "libraries": ["-lpcap"],
+      "libraries": ["-ldl"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],

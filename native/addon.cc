@@ -295,6 +295,7 @@ class FileGuardHandle : public Napi::ObjectWrap<FileGuardHandle> {
     return DefineClass(env, "FileGuard",
                        {InstanceMethod<&FileGuardHandle::Writing>("writing"),
                         InstanceMethod<&FileGuardHandle::Written>("written"),
+                        InstanceMethod<&FileGuardHandle::Keep>("keep"),
                         InstanceMethod<&FileGuardHandle::Release>("release")});
   }
   explicit FileGuardHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FileGuardHandle>(info) {
@@ -318,6 +319,10 @@ class FileGuardHandle : public Napi::ObjectWrap<FileGuardHandle> {
   }
   Napi::Value Written(const Napi::CallbackInfo& info) {
     if (guard_) guard_->written(size_arg(info));
+    return info.Env().Undefined();
+  }
+  Napi::Value Keep(const Napi::CallbackInfo& info) {
+    if (guard_) guard_->keep();
     return info.Env().Undefined();
   }
   Napi::Value Release(const Napi::CallbackInfo& info) {
@@ -548,13 +553,31 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// compileFilter(expr, snaplen) -> Buffer of classic BPF over IP packets; throws libpcap's message.
+// compileFilter(expr, snaplen, linktype = LINKTYPE_RAW) -> Buffer of classic BPF; throws libpcap's
+// message, or an error with code ELIBPCAP when libpcap is not installed.
 Napi::Value CompileFilter(const Napi::CallbackInfo& info) {
   std::vector<sock_filter> prog;
   std::string error;
-  if (!compile_pcap_filter(info[0].ToString().Utf8Value(), info[1].ToNumber().Int32Value(), &prog, &error))
-    throw Napi::Error::New(info.Env(), error);
+  bool missing = false;
+  int linktype = info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : kLinktypeRaw;
+  if (!compile_pcap_filter(info[0].ToString().Utf8Value(), linktype, info[1].ToNumber().Int32Value(), &prog,
+                           &error, &missing)) {
+    Napi::Error e = Napi::Error::New(info.Env(), error);
+    if (missing) e.Set("code", Napi::String::New(info.Env(), "ELIBPCAP"));
+    throw e;
+  }
   return Napi::Buffer<uint8_t>::Copy(info.Env(), reinterpret_cast<uint8_t*>(prog.data()), prog.size() * sizeof(sock_filter));
+}
+
+// filterMatches(program, frame, wireLength) -> whether a program from compileFilter keeps the frame.
+Napi::Value FilterMatches(const Napi::CallbackInfo& info) {
+  Napi::Buffer<uint8_t> prog = info[0].As<Napi::Buffer<uint8_t>>();
+  Napi::Buffer<uint8_t> frame = info[1].As<Napi::Buffer<uint8_t>>();
+  uint32_t wire = info[2].As<Napi::Number>().Uint32Value();
+  if (!pcap_filter_loaded() || prog.Length() < sizeof(sock_filter) || prog.Length() % sizeof(sock_filter) != 0)
+    throw Napi::TypeError::New(info.Env(), "filterMatches: not a program from compileFilter");
+  return Napi::Boolean::New(info.Env(), pcap_filter_accepts(reinterpret_cast<const sock_filter*>(prog.Data()),
+                                                            frame.Data(), wire, frame.Length()));
 }
 
 Napi::Value InterfaceIndex(const Napi::CallbackInfo& info) {
@@ -724,6 +747,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("liveSockets", Napi::Function::New(env, LiveSockets, "liveSockets"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
   exports.Set("compileFilter", Napi::Function::New(env, CompileFilter, "compileFilter"));
+  exports.Set("filterMatches", Napi::Function::New(env, FilterMatches, "filterMatches"));
   exports.Set("interfaceIndex", Napi::Function::New(env, InterfaceIndex, "interfaceIndex"));
   exports.Set("interfaceName", Napi::Function::New(env, InterfaceName, "interfaceName"));
 #endif

@@ -280,7 +280,7 @@ bool Capture::wanted(int ifindex, const uint8_t* data, uint32_t len, uint32_t ca
       std::find(options_.interfaces.begin(), options_.interfaces.end(), ifindex) == options_.interfaces.end())
     return false;
   if (options_.user_filter.empty()) return true;
-  return pcap_filter_accepts(options_.user_filter, data, len, caplen);
+  return pcap_filter_accepts(options_.user_filter.data(), data, len, caplen);
 }
 
 void Capture::run() {

@@ -20,7 +20,8 @@ void close_range_sys(unsigned first, unsigned last) {
 
 // The guardian: only async-signal-safe calls (it is forked from a multi-threaded process).
 [[noreturn]] void guard(int file_fd, int wait_fd, std::atomic<uint64_t>* whole,
-                        std::atomic<uint64_t>* target, const std::vector<std::string>& remove) {
+                        std::atomic<uint64_t>* target, std::atomic<bool>* keep,
+                        const std::vector<std::string>& remove) {
   // Hold nothing of tracedump's but the file and the pipe (no capture socket, no terminal).
   int lo = file_fd < wait_fd ? file_fd : wait_fd, hi = file_fd < wait_fd ? wait_fd : file_fd;
   close_range_sys(0, lo - 1);
@@ -42,8 +43,9 @@ void close_range_sys(unsigned first, unsigned last) {
   if (fstat(file_fd, &st) == 0 && static_cast<uint64_t>(st.st_size) != w &&
       static_cast<uint64_t>(st.st_size) != t)
     ftruncate(file_fd, static_cast<off_t>(w));
-  for (const std::string& path : remove)
-    if (unlink(path.c_str()) < 0 && errno == EISDIR) rmdir(path.c_str());
+  if (!keep->load())
+    for (const std::string& path : remove)
+      if (unlink(path.c_str()) < 0 && errno == EISDIR) rmdir(path.c_str());
   _exit(0);
 }
 
@@ -61,6 +63,7 @@ std::unique_ptr<FileGuard> FileGuard::start(int fd, const std::vector<std::strin
   uint64_t size = fstat(fd, &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
   shared->whole = size;
   shared->target = size;
+  shared->keep = false;
   int p[2];
   if (pipe2(p, O_CLOEXEC) < 0) {
     *err = errno;
@@ -75,7 +78,7 @@ std::unique_ptr<FileGuard> FileGuard::start(int fd, const std::vector<std::strin
     munmap(mem, sizeof(Shared));
     return nullptr;
   }
-  if (pid == 0) guard(fd, p[0], &shared->whole, &shared->target, remove_on_death);
+  if (pid == 0) guard(fd, p[0], &shared->whole, &shared->target, &shared->keep, remove_on_death);
   close(p[0]);
   return std::unique_ptr<FileGuard>(new FileGuard(shared, pid, p[1]));
 }
@@ -85,6 +88,10 @@ void FileGuard::writing(uint64_t size_after) { shared_->target = size_after; }
 void FileGuard::written(uint64_t size) {
   shared_->whole = size;
   shared_->target = size;
+}
+
+void FileGuard::keep() {
+  if (shared_) shared_->keep = true;
 }
 
 void FileGuard::release() {

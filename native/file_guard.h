@@ -25,6 +25,8 @@ class FileGuard {
   void writing(uint64_t size_after);
   // After it (or after cutting a failed write back): the size of the whole records in the file.
   void written(uint64_t size);
+  // The paths given to start() are to stay: the guardian no longer removes them.
+  void keep();
   // The file is finished: the guardian exits without touching it.
   void release();
 
@@ -32,6 +34,7 @@ class FileGuard {
   struct Shared {
     std::atomic<uint64_t> whole;   // bytes of whole records
     std::atomic<uint64_t> target;  // whole + the write in progress, if any
+    std::atomic<bool> keep;        // keep() was called
   };
   FileGuard(Shared* shared, pid_t pid, int release_fd)
       : shared_(shared), pid_(pid), release_fd_(release_fd) {}

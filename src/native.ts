@@ -202,6 +202,8 @@ export interface NativeFileGuard {
   writing(sizeAfter: number): void;
   /** After it: the size of the whole records in the file. */
   written(size: number): void;
+  /** The paths given to remove if tracedump dies are to stay from now on. */
+  keep(): void;
   /** The file is finished; the guardian exits. */
   release(): void;
 }
@@ -264,8 +266,13 @@ interface Addon {
   interfaceName(ifindex: number): string | null;
   /** if_nametoindex: 0 when there is no such interface. */
   interfaceIndex(name: string): number;
-  /** A pcap-filter expression compiled by libpcap for IP packets; throws libpcap's message. */
-  compileFilter(expression: string, snaplen: number): Buffer;
+  /**
+   * A pcap-filter expression compiled by libpcap for frames of a link type (LINKTYPE_RAW by
+   * default: IP packets); throws libpcap's message, or code ELIBPCAP when it is not installed.
+   */
+  compileFilter(expression: string, snaplen: number, linktype?: number): Buffer;
+  /** Whether a program from compileFilter keeps this frame (wireLength: its length on the wire). */
+  filterMatches(program: Buffer, frame: Buffer, wireLength: number): boolean;
   unsupported?: string;
 }
 
