@@ -81,6 +81,7 @@ t.test('a small file read by tshark and capinfos', async (t) => {
     { sec: 1_700_000_001, nsec: 999_999_999, len: v4back.length, ifindex: 3, protocol: ETH_P_IP, hatype: ARPHRD_ETHER, pkttype: PACKET_HOST, data: v4back.subarray(0, 30) },
   ];
   const f = CaptureFile.open(file, pcapFormat(30));
+  f.commit(); // as when the program has started
   for (const r of recs) f.write(r, OWNER);
   f.close();
   t.equal(f.error, undefined);
@@ -129,6 +130,7 @@ t.test('records larger than the 1 MiB buffer read back', async (t) => {
   const mid = Buffer.alloc(700 * 1024, 0x33); // fills most of the buffer: the next one flushes it
   const data = [small, big, small, mid, mid, exact, small, big];
   const f = CaptureFile.open(file, pcapFormat(2 << 20));
+  f.commit(); // as when the program has started
   data.forEach((d, i) => f.write({ sec: 100 + i, nsec: i, len: d.length, ifindex: 1, protocol: ETH_P_IP, hatype: ARPHRD_LOOPBACK, pkttype: PACKET_HOST, data: d }, OWNER));
   f.close();
   t.equal(f.error, undefined);
@@ -156,6 +158,7 @@ t.test('records larger than the 1 MiB buffer read back', async (t) => {
 t.test('writes after close are ignored; open fails with a TracedumpError', async (t) => {
   const file = path.join(tmp, 'closed.pcap');
   const f = CaptureFile.open(file, pcapFormat(100));
+  f.commit(); // as when the program has started
   f.close();
   f.write({ sec: 1, nsec: 0, len: 1, ifindex: 1, protocol: ETH_P_IP, hatype: 1, pkttype: 0, data: Buffer.alloc(1) }, OWNER);
   f.close();

@@ -9,6 +9,8 @@ import type { SllPacket } from './pcap';
 import type { CaptureFormat, CaptureTotals, PacketOwner } from './format';
 import { writeAll } from './fd-writer';
 import { type NativeFileGuard, native } from '../native';
+import { OutputTarget } from './output-target';
+import { quoteName } from '../report/quote';
 
 const BUFFER_BYTES = 1 << 20;
 /** Held-back records may grow the buffer to this much before they are written regardless. */
@@ -41,59 +43,71 @@ export class CaptureFile {
   private constructor(
     readonly path: string,
     private readonly fd: number,
-    private readonly ownsFd: boolean,
+    private readonly target: OutputTarget | undefined,
     private readonly format: CaptureFormat,
     private readonly guard: NativeFileGuard | undefined,
     private readonly options: CaptureFileOptions,
   ) {}
 
-  /** Opens (creates or truncates) path, or stdout for '-'; writes the file header. */
+  /**
+   * Opens path (or stdout for '-') and writes the file header. The file takes the place of
+   * whatever is at path only at commit(): until then nothing is written there (see OutputTarget).
+   */
   static open(path: string, format: CaptureFormat, options: CaptureFileOptions = {}): CaptureFile {
-    const { owner } = options;
-    let file: CaptureFile;
-    if (path === '-') file = new CaptureFile('-', 1, false, format, undefined, options);
-    else {
-      let fd: number;
-      const mode = options.secret ? 0o600 : 0o644;
-      try {
-        fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC, mode);
-        if (options.secret) fs.fchmodSync(fd, mode); // an existing file keeps its mode otherwise
-      } catch (err) {
-        const e = err as NodeJS.ErrnoException;
-        throw new TracedumpError(`cannot write ${path}: ${e.message.replace(/^[A-Z]+: /, '').replace(/, open.*$/, '')}`, {
-          code: e.code,
-          syscall: 'open',
-          path,
-          hint: 'choose another path with -w, or -w - to write to stdout',
-        });
-      }
-      if (owner) {
-        try {
-          fs.fchownSync(fd, owner.uid, owner.gid);
-        } catch (err) {
-          fs.closeSync(fd);
-          throw new TracedumpError(`cannot give ${path} to uid ${owner.uid}: ${(err as Error).message}`, { syscall: 'fchown', path });
-        }
-      }
-      let guard: NativeFileGuard;
-      try {
-        guard = new (native().FileGuard)(fd);
-      } catch (err) {
-        fs.closeSync(fd);
-        throw err;
-      }
-      file = new CaptureFile(path, fd, true, format, guard, options);
+    if (path === '-') {
+      const file = new CaptureFile('-', 1, undefined, format, undefined, options);
+      file.writeOut(format.header(), 0);
+      return file;
     }
-    file.writeOut(format.header(), 0); // directly: nothing may go ahead of it
-    // Not even the header fits (a full disk): fail now, before the command starts.
-    if (file.failed) {
-      const err = file.failed;
-      file.close();
-      if (path !== '-') fs.rmSync(path, { force: true }); // an empty file is no capture
-      const why = err.code === 'ENOSPC' ? 'no space left on device' : err.message;
-      throw new TracedumpError(`cannot write ${path}: ${why}`, { code: err.code, syscall: 'write', path, hint: 'free some space, or choose another path with -w' });
+    const target = OutputTarget.open(path, {
+      mode: options.secret ? 0o600 : 0o644,
+      owner: options.owner,
+      hint: 'choose another path with -w, or -w - to write to stdout',
+    });
+    let guard: NativeFileGuard;
+    try {
+      guard = new (native().FileGuard)(target.fd, [target.currentName]);
+    } catch (err) {
+      target.abandon();
+      throw err;
     }
+    const file = new CaptureFile(path, target.fd, target, format, guard, options);
+    if (!target.deferred) file.writeHeader();
     return file;
+  }
+
+  private headerWritten = false;
+  private readonly beforeCommit: { chunk: Buffer; records: number }[] = [];
+
+  /** The header, directly: nothing may go ahead of it. Not even the header fits (a full disk): fail now. */
+  private writeHeader(): void {
+    this.headerWritten = true;
+    this.writeOut(this.format.header(), 0);
+    if (!this.failed) return;
+    const err = this.failed;
+    this.abandon();
+    const why = err.code === 'ENOSPC' ? 'no space left on device' : err.message;
+    throw new TracedumpError(`cannot write ${quoteName(this.path)}: ${why}`, { code: err.code, syscall: 'write', path: this.path, hint: 'free some space, or choose another path with -w' });
+  }
+
+  /** The program started: the file takes its place at its path, and records may be written. */
+  commit(): void {
+    if (!this.target || this.target.committed || this.closed) return;
+    this.target.commit();
+    this.guard?.keep(); // the guardian no longer removes the file, only keeps it whole
+    if (!this.headerWritten) {
+      this.headerWritten = true;
+      this.writeOut(this.format.header(), 0);
+    }
+    for (const { chunk, records } of this.beforeCommit.splice(0)) this.writeOut(chunk, records);
+  }
+
+  /** The program never started: the file is closed and removed, what was at its path is left. */
+  abandon(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.guard?.release();
+    this.target?.abandon();
   }
 
   get error(): TracedumpError | undefined {
@@ -246,6 +260,11 @@ export class CaptureFile {
 
   private writeOut(chunk: Buffer, records: number): void {
     if (this.failed) return;
+    if (this.target?.deferred) {
+      // the file at the path still holds what was there: these wait for commit()
+      this.beforeCommit.push({ chunk: Buffer.from(chunk), records });
+      return;
+    }
     try {
       this.guard?.writing(this.committed + chunk.length);
       writeAll(this.fd, chunk);
@@ -255,7 +274,7 @@ export class CaptureFile {
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       // keep the file readable: cut a partly written record off
-      if (this.ownsFd) {
+      if (this.target) {
         try {
           fs.ftruncateSync(this.fd, this.committed);
           this.guard?.written(this.committed);
@@ -265,10 +284,10 @@ export class CaptureFile {
       }
       this.failed = new TracedumpError(
         e.code === 'ENOSPC'
-          ? `${this.path}: no space left on device; the file holds every packet up to the last one written`
+          ? `${quoteName(this.path)}: no space left on device; the file holds every packet up to the last one written`
           : e.code === 'EPIPE'
             ? 'the reader of the capture went away (broken pipe)'
-            : `cannot write ${this.path}: ${e.message}`,
+            : `cannot write ${quoteName(this.path)}: ${e.message}`,
         { code: e.code, syscall: 'write', path: this.path },
       );
     }
@@ -277,11 +296,12 @@ export class CaptureFile {
   /** totals: what the format writes at the end (pcapng statistics); none after a failure. */
   close(totals?: CaptureTotals): void {
     if (this.closed) return;
+    if (this.target && !this.target.committed) return this.abandon(); // the program never ran
     const trailer = totals && !this.failed ? this.format.trailer(totals) : undefined;
     if (trailer) this.append(trailer, Infinity, 0);
     this.flush();
     this.closed = true;
     this.guard?.release();
-    if (this.ownsFd) fs.closeSync(this.fd);
+    this.target?.close();
   }
 }

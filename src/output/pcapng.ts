@@ -35,9 +35,23 @@ const PACKET_OUTGOING = 4;
 
 const pad4 = (n: number) => (n + 3) & ~3;
 
-/** One option, padded: code, length, value. */
+/** An option's value holds at most this many bytes (its length is 16 bits). */
+export const MAX_OPTION_BYTES = 0xffff;
+const CUT_MARK = Buffer.from(' [...]');
+
+/** Text cut to what an option holds, on a character boundary, with a mark where it was cut. */
+function optionText(text: string): Buffer {
+  const b = Buffer.from(text, 'utf8');
+  if (b.length <= MAX_OPTION_BYTES) return b;
+  let end = MAX_OPTION_BYTES - CUT_MARK.length;
+  while (end > 0 && (b[end] & 0xc0) === 0x80) end--; // not inside a UTF-8 sequence
+  return Buffer.concat([b.subarray(0, end), CUT_MARK]);
+}
+
+/** One option, padded: code, length, value (text longer than an option holds is cut). */
 export function option(code: number, value: Buffer | string): Buffer {
-  const v = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
+  const v = typeof value === 'string' ? optionText(value) : value;
+  if (v.length > MAX_OPTION_BYTES) throw new RangeError(`pcapng option ${code}: ${v.length} bytes is more than an option holds`);
   const b = Buffer.alloc(4 + pad4(v.length));
   b.writeUInt16LE(code, 0);
   b.writeUInt16LE(v.length, 2);

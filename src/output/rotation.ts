@@ -6,6 +6,7 @@ import type { CaptureFormat, CaptureTotals, PacketOwner } from './format';
 import { CaptureFile, type CaptureFileOptions } from './capture-file';
 import type { SllPacket } from './pcap';
 import type { TracedumpError } from '../errors';
+import type { FileFigures } from '../report/summary';
 
 export interface RotationOptions {
   /** -C: million bytes per file */
@@ -35,7 +36,9 @@ export class CaptureOutput {
   private period = 0; // -G: the period the current file belongs to
   private packetsBefore = 0; // packets in files already closed
   private stopped = false;
+  private committed = false;
   private readonly names: string[] = [];
+  private readonly closedFigures = new Map<string, FileFigures>();
 
   constructor(private readonly o: CaptureOutputOptions) {
     this.period = this.periodOf(Date.now());
@@ -51,13 +54,21 @@ export class CaptureOutput {
     return this.packetsBefore + this.file.packetsWritten;
   }
 
+  /** Packets and bytes of each file as it is now (a -W ring: the last contents of each name). */
+  fileFigures(): FileFigures[] {
+    const now = new Map(this.closedFigures);
+    now.set(this.file.path, { path: this.file.path, packets: this.file.packetsWritten, bytes: this.file.bytesWritten });
+    return this.fileNames.map((n) => now.get(n)).filter((f): f is FileFigures => f !== undefined);
+  }
+
   /** The files written, in the order first opened (a -W ring's names once each). */
   get fileNames(): readonly string[] {
     return [...new Set(this.names)];
   }
 
-  write(p: SllPacket, owner: PacketOwner): void {
-    if (this.stopped) return;
+  /** False when the packet was not written: the last file a -G -W limit allows is full. */
+  write(p: SllPacket, owner: PacketOwner): boolean {
+    if (this.stopped) return false;
     const r = this.o.rotation;
     if (r?.periodSec) {
       const period = this.periodOf(p.sec * 1000);
@@ -65,7 +76,7 @@ export class CaptureOutput {
         if (r.fileCount && !r.fileSizeMB && this.files >= r.fileCount) {
           this.stopped = true; // -G -W N: N files made
           this.o.onLimit?.();
-          return;
+          return false;
         }
         this.period = period;
         this.rotate(p.sec * 1000);
@@ -73,10 +84,22 @@ export class CaptureOutput {
     }
     if (r?.fileSizeMB && this.file.pendingBytes > r.fileSizeMB * 1e6) this.rotate(p.sec * 1000);
     this.file.write(p, owner);
+    return true;
   }
 
   flush(): void {
     this.file.flush();
+  }
+
+  /** The program started: the file takes its place (see CaptureFile.commit). */
+  commit(): void {
+    this.committed = true;
+    this.file.commit();
+  }
+
+  /** The program never started: nothing is left at the path but what was there. */
+  abandon(): void {
+    this.file.abandon();
   }
 
   /** Writes the records captured before `before` (see CaptureFile.flushSettled). */
@@ -100,6 +123,7 @@ export class CaptureOutput {
 
   private rotate(atMs: number): void {
     this.file.close(this.o.totals());
+    this.closedFigures.set(this.file.path, { path: this.file.path, packets: this.file.packetsWritten, bytes: this.file.bytesWritten });
     this.packetsBefore += this.file.packetsWritten;
     this.file = this.open(atMs);
   }
@@ -108,7 +132,9 @@ export class CaptureOutput {
     const name = fileName(this.o.path, this.files, this.o.rotation, atMs);
     this.files++;
     this.names.push(name);
-    return CaptureFile.open(name, this.o.newFormat(), this.o.file);
+    const file = CaptureFile.open(name, this.o.newFormat(), this.o.file);
+    if (this.committed) file.commit(); // a later file of a capture under way
+    return file;
   }
 }
 
