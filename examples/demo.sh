@@ -1,10 +1,7 @@
 #!/usr/bin/env bash
-# npm run demo: capture examples/demo.js with tracedump and show what was captured.
+# npm run demo: capture examples/demo.js with tracedump, then list what was captured, one line
+# per packet with the process of each (tracedump read: no other tool needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./bin/tracedump -w demo.pcap -- node examples/demo.js
-if command -v tshark >/dev/null; then
-  tshark -r demo.pcap 2>/dev/null
-else
-  echo "(install tshark to list the packets: apt-get install tshark)"
-fi
+./bin/tracedump -w demo.pcapng -- node examples/demo.js
+./bin/tracedump read demo.pcapng

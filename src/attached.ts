@@ -105,6 +105,43 @@ export function explainAttachFailure(err: TracedumpError, pid: number): Tracedum
   return new TracedumpError(`${base}: ${err.message}`, { pid, code: err.code, syscall: err.syscall, errno: err.errno });
 }
 
+/** tracedump's ancestors: its parent (a shell, sudo), theirs (a terminal, sshd)... up to init. */
+export function tracedumpAncestors(): Set<number> {
+  const out = new Set<number>();
+  let pid = process.ppid;
+  while (pid > 0 && !out.has(pid)) {
+    out.add(pid);
+    pid = Number(statusField(readProc(pid, 'status'), 'PPid') ?? 0);
+  }
+  return out;
+}
+
+/**
+ * -p: refuses one of tracedump's own ancestors. Stopped at every system call by a tracer that
+ * waits for it, its shell or sudo (which relays signals to it) could deadlock with it.
+ */
+export function refuseAncestor(pid: number, ancestors: Set<number>): void {
+  if (!ancestors.has(pid)) return;
+  throw new TracedumpError(`cannot attach to ${describeProcess(pid).short}: tracedump runs under it (its shell, terminal or sudo)`, {
+    pid,
+    code: 'EPERM',
+    hint: 'run tracedump from another terminal, or launch the program under tracedump instead',
+  });
+}
+
+/** A process in words: `4242 (chrome)` and `4242 chrome  /usr/lib/chromium/chromium --type=...`. */
+export function describeProcess(pid: number): { short: string; line: string } {
+  const comm = printable(readProc(pid, 'comm')?.trim() ?? '?');
+  let cmdline = printable((readProc(pid, 'cmdline') ?? '').replace(/\0+$/, '').split('\0').join(' '));
+  if (cmdline.length > 200) cmdline = cmdline.slice(0, 200) + '...';
+  return { short: `process ${pid} (${comm})`, line: `${String(pid).padStart(7)} ${comm.padEnd(15)} ${cmdline}` };
+}
+
+/** Control characters of a name or command line as '?': a line stays one line. */
+function printable(s: string): string {
+  return s.replace(/[\x00-\x1f\x7f]/g, '?');
+}
+
 /** --pname: the processes whose name (comm, or the file name of argv[0]/exe) is name. */
 export function pidsByName(name: string): number[] {
   const out: number[] = [];

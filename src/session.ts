@@ -1,12 +1,13 @@
 // Wiring and order of one tracedump run: output open -> capture ready -> command released ->
 // command done -> linger -> drain -> close -> summary. Returns the exit status.
 import { type EventFormat, formatter } from './events/format';
-import { printError, writeAll } from './output/fd-writer';
+import { onMessage, printError, writeAll } from './output/fd-writer';
+import { OutputTarget } from './output/output-target';
 import { type CommandSpec, TracedCommand } from './traced-command';
 import { AttachedProcesses } from './attached';
-import { EXIT_TRACEDUMP_FAILURE } from './errors';
+import { EXIT_TRACEDUMP_FAILURE, signalName } from './errors';
 import { type Traced, attached, launched } from './traced';
-import { type TraceEvent, native } from './native';
+import { type ExitEvent, type TraceEvent, native } from './native';
 import { CaptureOutput, type RotationOptions } from './output/rotation';
 import { type FormatName, makeFormat } from './output/formats';
 import { ProgramTable } from './tracker/programs';
@@ -16,7 +17,11 @@ import { loopbackSendTailMs } from './tracker/send-windows';
 import { readProcFile } from './proc-file';
 import { Sweeper } from './tracker/sweeper';
 import { CapturePipeline } from './capture/pipeline';
-import { formatSummary } from './summary';
+import { type RunFigures, type StopReason, progressText, summaryJson, summaryLine } from './report/summary';
+import { StatusLine } from './report/status-line';
+import { onStatsSignal } from './report/stats-signal';
+import { type LongTimeout, setLongTimeout } from './long-timeout';
+import { version } from './version';
 import type { TlsKeyLog } from './tls/key-log';
 import { PendingHandshakes } from './tls/handshakes';
 import { StopStatsRecorder } from './stop-stats';
@@ -56,12 +61,16 @@ export interface SessionOptions {
   attach?: number[];
   /** Owner of the capture file (the user the command runs as). */
   fileOwner?: { uid: number; gid: number };
-  /** Print tracer events in this format on `eventsFd` (default stderr). */
+  /** Print tracer events in this format on stderr, or into eventsOutput (-o). */
   events?: EventFormat;
-  eventsFd?: number;
+  eventsOutput?: OutputTarget;
   capture?: CaptureSettings;
   /** Where the one-line summary goes (stderr); undefined: no summary. */
   summaryFd?: number;
+  /** A status line on this fd (a terminal), refreshed every second. */
+  statusFd?: number;
+  /** Write the end-of-run figures to this file as JSON (--summary-json). */
+  summaryJson?: string;
   /** The program's TLS key log: read while capturing, its keys put in the file (pcapng). */
   tlsKeys?: TlsKeyLog;
 }
@@ -80,7 +89,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
   // Instrumentation for the benchmark (TRACEDUMP_STATS_FILE): stop-path timings, written at the end.
   const stopStats = StopStatsRecorder.fromEnv();
   const format = options.events ? formatter(options.events) : undefined;
-  const eventsFd = options.eventsFd ?? 2;
+  const eventsFd = options.eventsOutput?.fd ?? 2;
   const cap = options.capture;
   const keys = options.tlsKeys;
   const holdForKeys = !!keys && cap?.format === 'pcapng';
@@ -98,15 +107,22 @@ export async function runSession(options: SessionOptions): Promise<number> {
     if (!interfaceNames.has(ifindex)) interfaceNames.set(ifindex, native().interfaceName(ifindex) ?? undefined);
     return interfaceNames.get(ifindex);
   };
-  const startedNs = BigInt(Date.now()) * 1_000_000n;
+  const startedMs = Date.now();
+  const status = options.statusFd !== undefined ? new StatusLine(options.statusFd) : undefined;
+  const startedNs = BigInt(startedMs) * 1_000_000n;
   // What a file says of the capture at its end (pcapng statistics).
   const totals = () => ({ start: startedNs, end: BigInt(Date.now()) * 1_000_000n, kernelDrops: live?.stats().drops ?? 0 });
-  let stopRequested: string | undefined;
+  let stopRequested: StopReason | undefined;
+  // The launched command's end came after a stop tracedump asked for (-c, --duration...).
+  let endedByStop = false;
   let traced: Traced | undefined;
   // Processes of the command still alive (from the tracer's events): after --kill-after they
   // all get SIGKILL, so a command whose children ignore or outlive SIGTERM still ends.
   const alive = new Set<number>();
-  const requestStop = (why: string) => {
+  let processesSeen = 0;
+  let endLinger: (() => void) | undefined;
+  const requestStop = (why: StopReason) => {
+    endLinger?.(); // a stop asked for while lingering ends the linger
     if (stopRequested || !traced) return;
     stopRequested = why;
     traced.stop(cap?.killAfterMs ?? 5000, alive);
@@ -120,7 +136,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
       file: { owner: options.fileOwner, secret: holdForKeys, holdBack: holdForKeys, secrets: keys && takeKeys },
       rotation: cap.rotation,
       totals,
-      onLimit: () => requestStop(`${cap.rotation?.fileCount} files written`),
+      onLimit: () => requestStop({ kind: 'file-limit', files: cap.rotation?.fileCount ?? 0 }),
     });
   const table = new EndpointTable(DEFAULT_GRACE, true, loopbackSendTailMs((name) => readProcFile(`sys/${name}`)));
 
@@ -128,8 +144,8 @@ export async function runSession(options: SessionOptions): Promise<number> {
     if (!file) return false;
     if (cap?.count !== undefined && pipeline.counters.written >= cap.count) return false;
     handshakes?.notePacket(rec, d);
-    file.write(rec, owner);
-    if (cap?.count !== undefined && pipeline.counters.written + 1 >= cap.count) requestStop(`${cap.count} packets written`);
+    if (!file.write(rec, owner)) return false; // past a -G -W limit
+    if (cap?.count !== undefined && pipeline.counters.written + 1 >= cap.count) requestStop({ kind: 'count', packets: cap.count });
     return true;
   });
 
@@ -196,13 +212,29 @@ export async function runSession(options: SessionOptions): Promise<number> {
   const writeOut = (now: number) =>
     handshakes ? file!.flushSettled(() => Math.min(now - KEY_HOLD_MS, handshakes.holdFrom(now))) : file!.flush();
 
+  // The program started (its exec, or the attach): the output files take their places. Before
+  // this nothing was written where the user's files are, so a run that never starts leaves them.
+  let started = false;
+  const markStarted = () => {
+    if (started) return;
+    started = true;
+    file?.commit();
+    options.eventsOutput?.commit();
+  };
+
   const onEvents = (batch: TraceEvent[]) => {
     // the tracer's queue was emptied for this batch just now
     const current = Date.now();
     for (const e of batch) {
+      if (!started && (e.kind === 'exec' || e.kind === 'attach')) markStarted();
       table.apply(e);
       programs.apply(e);
-      if ((e.kind === 'spawn' && !e.thread) || e.kind === 'attach') alive.add(e.kind === 'spawn' ? e.child : e.pid);
+      if ((e.kind === 'spawn' && !e.thread) || e.kind === 'attach') {
+        alive.add(e.kind === 'spawn' ? e.child : e.pid);
+        processesSeen++;
+      }
+      if (e.kind === 'exec' && processesSeen === 0) processesSeen = 1; // the launched command itself
+      if (e.kind === 'exit' && e.tid === e.pid && e.pid === rootPid && stopRequested) endedByStop = true;
       // After a detach, the program's new sockets are no longer seen: nothing later is
       // written, so the file ends cleanly instead of with some of its packets and not others.
       if (e.kind === 'done' && e.detachedAt !== undefined) pipeline.endAt(e.detachedAt);
@@ -219,6 +251,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
     if (live) settle(Date.now());
     for (const e of batch) if (e.kind === 'warning' && !format) printError(`pid ${e.pid}: ${e.message}`);
     if (!format) return;
+    if (eventsFd === 2) status?.clear();
     let out = '';
     for (const e of batch) {
       const line = format(e);
@@ -241,57 +274,106 @@ export async function runSession(options: SessionOptions): Promise<number> {
       lastFlush = now;
       writeOut(now);
     }
-    if (file?.error) requestStop('the capture file cannot be written');
+    if (file?.error) requestStop({ kind: 'write-failed', message: file.error.message });
   };
 
   // A live capture polls the tracer's events before judging each batch and on every tick, so
   // socket events need not wake the loop one by one (a cross-CPU wake-up each, paid by the
   // tracer thread between two stops).
   const polled = live !== undefined;
+  let rootPid = -1;
   try {
-    if (options.attach) traced = attached(new AttachedProcesses(options.attach, onEvents, live?.rules, polled));
-    else if (options.command) traced = launched(new TracedCommand(options.command, onEvents, live?.rules, polled));
-    else throw new Error('runSession: neither a command nor processes to attach to');
+    if (options.attach) {
+      traced = attached(new AttachedProcesses(options.attach, onEvents, live?.rules, polled));
+      markStarted(); // every process is seized: the capture is under way
+    } else if (options.command) {
+      const command = new TracedCommand(options.command, onEvents, live?.rules, polled);
+      rootPid = command.pid;
+      traced = launched(command);
+    } else throw new Error('runSession: neither a command nor processes to attach to');
   } catch (err) {
     live?.close();
     file?.close();
+    options.eventsOutput?.abandon();
     throw err;
   }
+
+  // The figures so far (status line, SIGUSR1) and at the end (summary).
+  const figures = (): RunFigures => ({
+    output: cap?.output,
+    written: pipeline.counters.written,
+    writtenBytes: pipeline.counters.writtenBytes,
+    files: file?.fileFigures() ?? [],
+    lostAfterFailure: file?.error ? pipeline.counters.written - file.packetsWritten : 0,
+    sockets: table.socketsSeen,
+    processes: processesSeen,
+    kernelDrops: live?.stats().drops ?? 0,
+    filter: live?.filterMode,
+    refusedRules: live?.rules.failed() ?? 0,
+    tlsKeys: keys && { lines: keys.lines, inFile: holdForKeys },
+    elapsedMs: Date.now() - startedMs,
+  });
+  if (status) {
+    onMessage(() => status.clear());
+    timers.push(setInterval(() => status.show(`tracedump: ${progressText(figures())}`), 1000));
+  }
+  onStatsSignal(() => printError(progressText(figures())));
+
+  const longTimers: LongTimeout[] = [];
   if (live) timers.push(setInterval(tick, TICK_MS));
   else if (keys) timers.push(setInterval(() => keys.read(), TICK_MS)); // --keylog without a capture
-  if (cap?.durationSec !== undefined) timers.push(setTimeout(() => requestStop('duration reached'), cap.durationSec * 1000));
+  if (cap?.durationSec !== undefined) longTimers.push(setLongTimeout(() => requestStop({ kind: 'duration', seconds: cap.durationSec! }), cap.durationSec * 1000));
   const stopSignals = handleSignals(traced, requestStop, () => file?.flush());
 
   try {
     const outcome = await traced.done;
-    if (outcome.failure) printError(outcome.failure.message);
+    if (outcome.failure) {
+      // the program never ran: nothing was captured, and no file of the user's was touched
+      status?.clear();
+      printError(outcome.failure.message);
+      return outcome.status;
+    }
     if (live && file && cap) {
       // Detached: the program's traffic goes on, ours stops now. Exited: its last packets
       // (FIN/ACK, TIME_WAIT answers) are still on their way.
-      if (!outcome.failure && !outcome.detached) await sleep(cap.lingerMs);
+      if (!outcome.detached && stopRequested?.kind !== 'count') await linger(cap.lingerMs, (end) => (endLinger = end));
       live.close(); // hands over the last packets synchronously
       sweeper?.final(Date.now());
       pipeline.drain(true);
-      const stats = live.stats();
       file.close(totals());
-      if (options.summaryFd !== undefined)
-        writeAll(
-          options.summaryFd,
-          formatSummary({ file: cap.output, counters: pipeline.counters, inFile: file.error ? file.packetsWritten : undefined, files: file.fileNames, sockets: table.socketsSeen, kernel: stats, filter: live.filterMode, failedRules: live.rules.failed(), tlsKeys: keys && { lines: keys.lines, inFile: holdForKeys } }) + '\n',
-        );
-      if (file.error) {
-        printError(file.error.message);
-        return EXIT_TRACEDUMP_FAILURE;
-      }
     }
     if (!file) keys?.read();
-    return outcome.status;
+    status?.clear();
+    const stop: StopReason = stopRequested ?? (outcome.detached ? { kind: 'interrupted' } : options.attach ? { kind: 'all-exited' } : exitReason(outcome.exit));
+    // A planned stop (-c, --duration, -W) is a success, unless the command failed on its own.
+    let exitStatus = outcome.status;
+    if (stopRequested && ['count', 'duration', 'file-limit'].includes(stopRequested.kind) && endedByStop && endedAsAsked(outcome.exit)) exitStatus = 0;
+    if (file?.error) exitStatus = EXIT_TRACEDUMP_FAILURE;
+    const f = figures();
+    if (options.summaryFd !== undefined && cap) writeAll(options.summaryFd, summaryLine(f, stop) + '\n');
+    if (file?.error) printError(file.error.message);
+    if (options.summaryJson !== undefined) {
+      const doc = summaryJson(f, stop, { version, command: options.command?.argv, attached: options.attach, startedMs, endedMs: Date.now(), exitStatus });
+      const out = OutputTarget.open(options.summaryJson, { mode: 0o644, owner: options.fileOwner });
+      try {
+        writeAll(out.fd, doc);
+        out.commit();
+      } finally {
+        out.close();
+      }
+    }
+    return exitStatus;
   } finally {
     for (const t of timers) clearInterval(t);
+    for (const t of longTimers) t.clear();
+    onStatsSignal(undefined);
+    onMessage(undefined);
+    status?.clear();
     traced.clearTimers();
     stopSignals();
     live?.close();
     file?.close();
+    options.eventsOutput?.close(); // a run that never started: no events file either
     if (stopStats) {
       try {
         stopStats.write();
@@ -302,15 +384,34 @@ export async function runSession(options: SessionOptions): Promise<number> {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** Waits ms (any length), or until the function handed to `onEnd` is called (a stop asked for). */
+function linger(ms: number, onEnd: (end: () => void) => void): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setLongTimeout(resolve, ms);
+    onEnd(() => {
+      t.clear();
+      resolve();
+    });
+  });
+}
+
+/** Why a launched command's run ended, from its own exit. */
+function exitReason(exit: ExitEvent | undefined): StopReason {
+  return { kind: 'exited', code: exit?.code ?? null, signal: exit && exit.signal !== null ? signalName(exit.signal) : null };
+}
+
+/** The command ended as a stop asks it to: killed by SIGTERM or SIGKILL, or exited with 0, 143 or 137. */
+function endedAsAsked(exit: ExitEvent | undefined): boolean {
+  if (!exit) return true;
+  if (exit.signal !== null) return exit.signal === 15 || exit.signal === 9;
+  return exit.code === 0 || exit.code === 128 + 15 || exit.code === 128 + 9;
 }
 
 // Ctrl-C: the first is the tracees' business (a launched command got it from the terminal; an
 // attached program is detached); a second ends tracedump at once with a whole file (EXITKILL
 // ends a launched command with it; the kernel detaches an attached one).
 // SIGTERM and SIGHUP (timeout, a batch runner, a closed terminal) stop as -c/--duration do.
-function handleSignals(traced: Traced, requestStop: (why: string) => void, beforeExit: () => void): () => void {
+function handleSignals(traced: Traced, requestStop: (why: StopReason) => void, beforeExit: () => void): () => void {
   let interrupts = 0;
   const onInt = () => {
     if (++interrupts >= 2) {
@@ -320,8 +421,8 @@ function handleSignals(traced: Traced, requestStop: (why: string) => void, befor
     }
     traced.interrupted();
   };
-  const onTerm = () => requestStop('terminated');
-  const onHup = () => requestStop('hung up');
+  const onTerm = () => requestStop({ kind: 'signal', signal: 'SIGTERM' });
+  const onHup = () => requestStop({ kind: 'signal', signal: 'SIGHUP' });
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
   process.on('SIGHUP', onHup);

@@ -3,6 +3,7 @@
 import { EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_TRACEDUMP_FAILURE, TracedumpError, fromNative } from './errors';
 import { type ExitEvent, type NativeRuleSet, type NativeTracer, type TraceEvent, native } from './native';
 import { resolveCommand } from './command';
+import { readProcFile } from './proc-file';
 
 export interface CommandSpec {
   argv: string[];
@@ -52,7 +53,7 @@ export class TracedCommand {
         },
       );
     } catch (err) {
-      throw fromNative(err, { path: file });
+      throw explainLaunchFailure(fromNative(err, { path: file }));
     }
     this.pid = this.tracer.pid;
   }
@@ -66,6 +67,35 @@ export class TracedCommand {
   signal(sig: number): void {
     this.tracer.signal(sig);
   }
+}
+
+/**
+ * PTRACE_SEIZE of the command refused: most often tracedump is itself traced by a tracer that
+ * follows children (strace -f, gdb, another tracedump attached to the shell), which took the
+ * command first. A process can have one tracer.
+ */
+function explainLaunchFailure(err: TracedumpError): TracedumpError {
+  if (err.code !== 'EPERM' || !err.syscall?.startsWith('ptrace')) return err;
+  const status = readProcFile('self/status');
+  const tracer = Number(status?.match(/^TracerPid:\s*(\d+)/m)?.[1] ?? 0);
+  if (tracer > 0) {
+    const comm = readProcFile(`${tracer}/comm`)?.trim();
+    return new TracedumpError(
+      `cannot trace the command: tracedump is itself traced by process ${tracer}${comm ? ` (${comm})` : ''}, which follows its children, ` +
+        'so it took the command first; a process can have one tracer only',
+      {
+        code: 'EPERM',
+        syscall: err.syscall,
+        pid: tracer,
+        hint: 'run tracedump outside that tracer (strace without -f, or stop the debugger), or use that tracer alone',
+      },
+    );
+  }
+  return new TracedumpError(err.message, {
+    code: 'EPERM',
+    syscall: err.syscall,
+    hint: 'tracing needs CAP_SYS_PTRACE where kernel.yama.ptrace_scope is 1 or more: run tracedump with sudo',
+  });
 }
 
 function outcome(name: string, exit: ExitEvent | undefined): CommandOutcome {

@@ -2,13 +2,15 @@
 // they end, how they are stopped, what Ctrl-C means for them.
 import * as fs from 'node:fs';
 import type { AttachedProcesses } from './attached';
+import type { ExitEvent } from './native';
 import type { TracedumpError } from './errors';
 import type { TracedCommand } from './traced-command';
+import { type LongTimeout, setLongTimeout } from './long-timeout';
 
 /** What is traced, launched or attached, seen the same way by the session. */
 export interface Traced {
   /** Resolves when no tracee is left (exited, or detached). */
-  done: Promise<{ status: number; failure?: TracedumpError; detached?: boolean }>;
+  done: Promise<{ status: number; failure?: TracedumpError; detached?: boolean; exit?: ExitEvent }>;
   /** -c, --duration, SIGTERM, a full disk: end the command (SIGTERM, later SIGKILL) or detach. */
   stop(killAfterMs: number, alive: Set<number>): void;
   /** The first Ctrl-C reached tracedump. */
@@ -20,6 +22,7 @@ export interface Traced {
 
 export function launched(command: TracedCommand): Traced {
   const timers: NodeJS.Timeout[] = [];
+  const longTimers: LongTimeout[] = [];
   const signalAll = (alive: Set<number>, sig: NodeJS.Signals) => {
     for (const pid of alive) {
       try {
@@ -42,8 +45,8 @@ export function launched(command: TracedCommand): Traced {
         signalAll(alive, 'SIGTERM');
       }, 50);
       timers.push(orphans);
-      timers.push(
-        setTimeout(() => {
+      longTimers.push(
+        setLongTimeout(() => {
           command.signal(9);
           signalAll(alive, 'SIGKILL');
         }, killAfterMs),
@@ -56,6 +59,7 @@ export function launched(command: TracedCommand): Traced {
     },
     clearTimers() {
       for (const t of timers) clearTimeout(t);
+      for (const t of longTimers) t.clear();
     },
   };
 }

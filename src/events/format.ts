@@ -55,13 +55,24 @@ export function formatText(e: TraceEvent): string | undefined {
   }
 }
 
+/**
+ * Epoch seconds with microseconds as a string ("1765087200.123456"), the format of `time` in
+ * `tracedump read --json` (there with the file's precision).
+ */
+export function epochMicros(ms: number): string {
+  let sec = Math.floor(ms / 1000);
+  let us = Math.round((ms - sec * 1000) * 1000);
+  if (us >= 1_000_000) [sec, us] = [sec + 1, us - 1_000_000];
+  return `${sec}.${String(us).padStart(6, '0')}`;
+}
+
 export function formatJson(e: TraceEvent): string | undefined {
   if (e.kind === 'done' || e.kind === 'pending') return undefined;
   if (e.kind === 'socket') {
     const { ruleGeneration: _internal, entry: _merged, ...shown } = e; // the controller's bookkeeping
-    return JSON.stringify(shown);
+    return JSON.stringify({ ...shown, time: epochMicros(e.time) });
   }
-  return JSON.stringify(e);
+  return JSON.stringify({ ...e, time: epochMicros(e.time) });
 }
 
 export function formatter(format: EventFormat): (e: TraceEvent) => string | undefined {

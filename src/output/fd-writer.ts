@@ -18,8 +18,16 @@ export function writeAll(fd: number, data: string | Uint8Array): void {
   }
 }
 
+let beforeMessage: (() => void) | undefined;
+
+/** Called before each message (a status line on the terminal clears itself). */
+export function onMessage(fn: (() => void) | undefined): void {
+  beforeMessage = fn;
+}
+
 /** Writes one message line to stderr, prefixed like other Unix tools. */
 export function printError(message: string): void {
+  beforeMessage?.();
   try {
     writeAll(2, `tracedump: ${message}\n`);
   } catch {

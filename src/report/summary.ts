@@ -1,0 +1,156 @@
+// What tracedump says of a run: the one-line summary at the end, the same figures as JSON
+// (--summary-json) for batch scripts, the status line on a terminal and the SIGUSR1 report.
+import { quoteName } from './quote';
+
+/** Why capture ended. */
+export type StopReason =
+  | { kind: 'exited'; code: number | null; signal: string | null } // the launched command
+  | { kind: 'all-exited' } // every attached process
+  | { kind: 'never-started'; message: string }
+  | { kind: 'duration'; seconds: number }
+  | { kind: 'count'; packets: number }
+  | { kind: 'file-limit'; files: number }
+  | { kind: 'signal'; signal: string } // SIGTERM or SIGHUP to tracedump
+  | { kind: 'interrupted' } // Ctrl-C (attached: detached)
+  | { kind: 'write-failed'; message: string };
+
+export interface FileFigures {
+  path: string;
+  packets: number;
+  bytes: number;
+}
+
+export interface RunFigures {
+  /** '-' for stdout; undefined without a capture (--events alone). */
+  output?: string;
+  /** Packets and bytes (on the wire) written, over the whole run. */
+  written: number;
+  writtenBytes: number;
+  /** The files as they are at the end (a -W ring: only the files still there). */
+  files: FileFigures[];
+  /** Packets lost after writing failed (a full disk), else 0. */
+  lostAfterFailure: number;
+  sockets: number;
+  processes: number;
+  kernelDrops: number;
+  filter?: string;
+  /** Rules the kernel filter could not hold (packets of those sockets may be missing). */
+  refusedRules: number;
+  tlsKeys?: { lines: number; inFile: boolean };
+  elapsedMs: number;
+}
+
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+export function size(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  if (bytes < 1024 ** 3) return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+  return `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
+}
+
+export function stopText(r: StopReason): string {
+  switch (r.kind) {
+    case 'exited':
+      return r.signal ? `the command was killed by ${r.signal}` : `the command exited with status ${r.code ?? 0}`;
+    case 'all-exited':
+      return 'every attached process exited';
+    case 'never-started':
+      return `the command never started (${r.message})`;
+    case 'duration':
+      return `--duration ${r.seconds} reached`;
+    case 'count':
+      return `-c ${r.packets} reached`;
+    case 'file-limit':
+      return `-W ${r.files}: the last file is full`;
+    case 'signal':
+      return `stopped by ${r.signal}`;
+    case 'interrupted':
+      return 'interrupted (Ctrl-C)';
+    case 'write-failed':
+      return 'the capture file could not be written';
+  }
+}
+
+function where(f: RunFigures): string {
+  if (f.output === '-') return 'stdout';
+  if (f.files.length > 1) return `${f.files.length} files (${quoteName(f.files[0].path)} ... ${quoteName(f.files[f.files.length - 1].path)})`;
+  return quoteName(f.files[0]?.path ?? f.output ?? '');
+}
+
+/** The packets in the files at the end (a -W ring overwrote the older ones). */
+function inFiles(f: RunFigures): number {
+  return f.files.reduce((n, x) => n + x.packets, 0);
+}
+
+/** `tracedump: 32 packets (2.2 KiB) written to demo.pcapng, 6 sockets, 2 processes, 0 dropped by the kernel (ebpf filter); the command exited with status 0` */
+export function summaryLine(f: RunFigures, stop: StopReason): string {
+  const parts: string[] = [];
+  if (f.output !== undefined) {
+    const held = inFiles(f);
+    if (f.lostAfterFailure > 0)
+      parts.push(`${plural(f.written - f.lostAfterFailure, 'packet')} in ${where(f)} (${f.lostAfterFailure} captured after writing failed are lost)`);
+    else {
+      let packets = `${plural(f.written, 'packet')} (${size(f.writtenBytes)}) written to ${where(f)}`;
+      if (f.output !== '-' && held < f.written) packets += ` (${held} in the files kept; the -W ring overwrote the rest)`;
+      parts.push(packets);
+    }
+  }
+  parts.push(plural(f.sockets, 'socket'), plural(f.processes, 'process', 'processes'));
+  if (f.output !== undefined) {
+    let drops = `${f.kernelDrops} dropped by the kernel`;
+    if (f.kernelDrops > 0) drops += ' (raise the ring with -B)';
+    if (f.filter) drops += ` (${f.filter} filter)`;
+    parts.push(drops);
+  }
+  if (f.tlsKeys?.lines) parts.push(`${plural(f.tlsKeys.lines, 'TLS key log line')}${f.tlsKeys.inFile ? ' in the file' : ''}`);
+  if (f.refusedRules) parts.push(`${plural(f.refusedRules, 'filter rule')} refused by the kernel (map full)`);
+  return `tracedump: ${parts.join(', ')}; ${stopText(stop)}`;
+}
+
+/** The --summary-json document. */
+export function summaryJson(
+  f: RunFigures,
+  stop: StopReason,
+  run: { version: string; command?: string[]; attached?: number[]; startedMs: number; endedMs: number; exitStatus: number },
+): string {
+  const doc = {
+    tracedump: run.version,
+    command: run.command ?? null,
+    attached: run.attached ?? null,
+    started: new Date(run.startedMs).toISOString(),
+    ended: new Date(run.endedMs).toISOString(),
+    seconds: Math.round(run.endedMs - run.startedMs) / 1000,
+    stop: { ...stop, kind: undefined, reason: stop.kind, text: stopText(stop) },
+    exit_status: run.exitStatus,
+    output: f.output ?? null,
+    packets_written: f.written,
+    bytes_written: f.writtenBytes,
+    packets_in_files: f.output === undefined ? 0 : f.output === '-' ? f.written - f.lostAfterFailure : inFiles(f),
+    packets_lost_after_write_failure: f.lostAfterFailure,
+    files: f.files,
+    kernel_drops: f.kernelDrops,
+    sockets: f.sockets,
+    processes: f.processes,
+    kernel_filter: f.filter ?? null,
+    refused_rules: f.refusedRules,
+    tls_key_lines: f.tlsKeys?.lines ?? 0,
+  };
+  return JSON.stringify(doc, null, 2) + '\n';
+}
+
+/** The figures so far, for the status line and SIGUSR1: packets, bytes, sockets, processes, drops, elapsed. */
+export function progressText(f: RunFigures): string {
+  const secs = Math.floor(f.elapsedMs / 1000);
+  const elapsed = secs >= 3600 ? `${Math.floor(secs / 3600)}:${pad(Math.floor(secs / 60) % 60)}:${pad(secs % 60)}` : `${Math.floor(secs / 60)}:${pad(secs % 60)}`;
+  const parts: string[] = [];
+  if (f.output !== undefined) parts.push(`${plural(f.written, 'packet')} (${size(f.writtenBytes)})`);
+  parts.push(plural(f.sockets, 'socket'), plural(f.processes, 'process', 'processes'));
+  if (f.output !== undefined) parts.push(`${f.kernelDrops} dropped`);
+  parts.push(elapsed);
+  return parts.join(', ');
+}
+
+const pad = (n: number) => String(n).padStart(2, '0');
