@@ -15,10 +15,9 @@ import { decode, ipv6Text, tcpFlagString } from '../src/read/decode';
 import { CaptureReader, ReadError } from '../src/read/reader';
 import { type JsonPacket, epochText, processInfo } from '../src/read/print';
 import { ip4, ip6, tcp, udp, icmp } from './helpers/unit-packets';
+import { CLI } from './helpers/tracedump';
 
 const ROOT = path.resolve(__dirname, '..');
-const CLI = path.join(ROOT, 'dist', 'cli.js');
-const READ_MODULE = path.join(ROOT, 'dist', 'read', 'command.js');
 const PY = '/usr/bin/python3';
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tracedump-read-'));
 t.teardown(() => {
@@ -43,10 +42,9 @@ interface Run {
   stderr: string;
 }
 
-/** `tracedump read ARGS`, through runRead (the CLI wiring is the lead's). */
+/** `tracedump read ARGS`, through the shipped entry point. */
 function read(args: string[], env: NodeJS.ProcessEnv = {}): Run {
-  const code = `require(${JSON.stringify(READ_MODULE)}).runRead(process.argv.slice(1)).then((s) => process.exit(s), (e) => { process.stderr.write(String(e && e.stack)); process.exit(99); })`;
-  const r = spawnSync(process.execPath, ['-e', code, '--', ...args], {
+  const r = spawnSync(CLI, ['read', ...args], {
     encoding: 'utf8',
     timeout: 60_000,
     env: { ...process.env, TZ: 'UTC', ...env },
@@ -75,6 +73,7 @@ const JSON_KEYS = [
   'dst',
   'dport',
   'len',
+  'iplen',
   'caplen',
   'flags',
   'info',
@@ -100,21 +99,25 @@ interface Shark {
   dst: string;
   sport: number | null;
   dport: number | null;
-  len: number;
+  /** tcpdump's length: the TCP or UDP payload, else the IP payload; null when tshark cannot tell */
+  len: number | null;
+  iplen: number;
   flags: string | null;
 }
 
 function tshark(file: string): Shark[] {
-  const fields = ['frame.time_epoch', 'ip.src', 'ipv6.src', 'ip.dst', 'ipv6.dst', 'ip.proto', 'ipv6.nxt', 'tcp.srcport', 'udp.srcport', 'tcp.dstport', 'udp.dstport', 'ip.len', 'ipv6.plen', 'tcp.flags'];
+  const fields = ['frame.time_epoch', 'ip.src', 'ipv6.src', 'ip.dst', 'ipv6.dst', 'ip.proto', 'ipv6.nxt', 'tcp.srcport', 'udp.srcport', 'tcp.dstport', 'udp.dstport', 'ip.len', 'ipv6.plen', 'tcp.flags', 'ip.hdr_len', 'tcp.len', 'udp.length'];
   const r = spawnSync('tshark', ['-n', '-r', file, '-T', 'fields', '-E', 'separator=\t', '-E', 'occurrence=f', ...fields.flatMap((f) => ['-e', f])], {
     encoding: 'utf8',
     timeout: 60_000,
   });
   if (r.status !== 0) throw new Error(`tshark -r ${file}: ${r.stderr}`);
   return lines(r.stdout).map((l) => {
-    const [time, s4, s6, d4, d6, p4, p6, ts, us, td, ud, l4, l6, fl] = l.split('\t');
+    const [time, s4, s6, d4, d6, p4, p6, ts, us, td, ud, l4, l6, fl, hl, tl, ul] = l.split('\t');
     const proto = Number(p4 || p6);
     const ported = proto === 6 || proto === 17;
+    const iplen = l4 ? Number(l4) : 40 + Number(l6);
+    const ipPayload = l4 ? iplen - Number(hl) : Number(l6);
     return {
       time,
       proto,
@@ -122,7 +125,9 @@ function tshark(file: string): Shark[] {
       dst: d4 || d6,
       sport: ported ? Number(ts || us) : null,
       dport: ported ? Number(td || ud) : null,
-      len: l4 ? Number(l4) : 40 + Number(l6),
+      // a TCP header not captured: tshark has no tcp.len (read gives the IP payload then)
+      len: proto === 6 ? (tl === '' ? null : Number(tl)) : proto === 17 ? Number(ul) - 8 : ipPayload,
+      iplen,
       flags: fl ? tcpFlagString(Number(fl) & 0xff) : null,
     };
   });
@@ -136,8 +141,8 @@ function sameAsTshark(t: Test, file: string, got: J[]): void {
   for (let i = 0; i < Math.min(got.length, want.length); i++) {
     const g = got[i];
     const w = want[i];
-    const mine = { time: g.time, src: g.src, dst: g.dst, sport: g.sport, dport: g.dport, len: g.len, flags: g.flags };
-    const theirs = { time: w.time, src: w.src, dst: w.dst, sport: w.sport, dport: w.dport, len: w.len, flags: w.flags };
+    const mine = { time: g.time, src: g.src, dst: g.dst, sport: g.sport, dport: g.dport, len: g.len, iplen: g.iplen, flags: g.flags };
+    const theirs = { time: w.time, src: w.src, dst: w.dst, sport: w.sport, dport: w.dport, len: w.len ?? g.len, iplen: w.iplen, flags: w.flags };
     if (JSON.stringify(mine) !== JSON.stringify(theirs)) {
       if (bad++ < 5) t.same(mine, theirs, `${path.basename(file)} frame ${i + 1} as tshark reads it`);
     }
@@ -261,7 +266,7 @@ function stop(c: ChildProcess, signal: NodeJS.Signals, ms = 10_000): Promise<voi
 function runTracedump(file: string, ports: string[]): { pids: number[]; status: number | null; stderr: string } {
   const client = path.join(dir, 'client.py');
   const one = `${PY} ${client} ${ports.join(' ')}`;
-  const r = spawnSync(process.execPath, [CLI, '-q', '--linger', '0.5', '-w', file, '--', '/bin/sh', '-c', `${one} && ${one}`], {
+  const r = spawnSync(CLI, ['-q', '--linger', '0.5', '-w', file, '--', '/bin/sh', '-c', `${one} && ${one}`], {
     encoding: 'utf8',
     timeout: 60_000,
   });
@@ -366,12 +371,13 @@ function checkRun(t: Test, js: J[], name: string): void {
   t.equal(tcpPkts[0]?.dport, tp);
   t.equal(tcpPkts[0]?.dst, '127.0.0.1');
   t.equal(tcpPkts[1]?.flags, 'SA', 'then the SYN/ACK');
-  t.ok(tcpPkts.some((j) => j.flags === 'PA' && j.len === 20 + 32 + 5), 'the 5-byte request, with PSH');
+  t.ok(tcpPkts.some((j) => j.flags === 'PA' && j.len === 5 && j.iplen === 20 + 32 + 5), 'the 5-byte request, with PSH (len: the payload)');
   t.ok(tcpPkts.some((j) => j.flags?.includes('F')), 'a FIN');
   const udpPkts = js.filter((j) => j.proto === 'udp' && (j.dport === up || j.sport === up));
   t.equal(udpPkts.length, 2, `${name}: the UDP question and answer`);
   t.equal(udpPkts[0]?.dst, '::1');
-  t.equal(udpPkts[0]?.len, 40 + 8 + 4, 'IPv6 length: header, UDP header, "ping"');
+  t.equal(udpPkts[0]?.len, 4, 'len: the UDP payload, "ping"');
+  t.equal(udpPkts[0]?.iplen, 40 + 8 + 4, 'IPv6 length: header, UDP header, "ping"');
   const icmps = js.filter((j) => j.proto === 'icmp');
   t.equal(icmps.length, 1, `${name}: the ICMP error`);
   t.equal(icmps[0]?.info, 'port unreachable');
@@ -393,7 +399,7 @@ t.test('a pcapng written by tracedump: pid, tid, comm and exe of the client on e
     if (j.iface !== 'lo' || j.ifindex !== 1) t.fail(`frame ${j.frame}: iface ${j.iface} ${j.ifindex}`);
     if (j.direction !== 'in' && j.direction !== 'out') t.fail(`frame ${j.frame}: direction ${j.direction}`);
     if (!/^\d{10}\.\d{9}$/.test(j.time ?? '')) t.fail(`frame ${j.frame}: time ${j.time}`);
-    if (j.caplen !== j.len) t.fail(`frame ${j.frame}: caplen ${j.caplen} != len ${j.len}`);
+    if (j.caplen !== j.iplen) t.fail(`frame ${j.frame}: caplen ${j.caplen} != iplen ${j.iplen}`);
   }
   checkRun(t, js.filter((j) => j.pid === p1), 'first client');
   checkRun(t, js.filter((j) => j.pid === p2), 'second client');
@@ -403,11 +409,13 @@ t.test('a pcapng written by tracedump: pid, tid, comm and exe of the client on e
   t.equal(r.status, 0);
   const text = lines(r.stdout);
   t.equal(text.length, js.length, 'one text line per packet');
-  const LINE = /^(\d\d:\d\d:\d\d\.\d{9}) +(\d+) (\S+) +(in |out) (\S+) +(\S+) > (\S+) len (\d+)(?: \[([A-Z]+)\])?/;
+  const LINE = /^ *(\d+) (\d\d:\d\d:\d\d\.\d{9}) +(\d+) (\S+) +(in |out) (\S+) +(\S+) > (\S+) len (\d+)(?: \[([A-Z]+)\])?/;
   text.forEach((l, i) => {
-    const m = LINE.exec(l);
-    if (!m) return t.fail(`line ${i + 1} has the format: ${l}`);
+    const f = LINE.exec(l);
+    if (!f) return t.fail(`line ${i + 1} has the format: ${l}`);
     const j = js[i];
+    if (Number(f[1]) !== j.frame) t.fail(`line ${i + 1}: frame ${f[1]} vs ${j.frame}`);
+    const m = f.slice(1);
     const d = new Date(Number(j.time!.split('.')[0]) * 1000);
     const hms = d.toISOString().slice(11, 19); // TZ=UTC
     if (m[1] !== `${hms}.${j.time!.split('.')[1]}`) t.fail(`line ${i + 1}: time ${m[1]} vs ${j.time}`);
@@ -416,14 +424,14 @@ t.test('a pcapng written by tracedump: pid, tid, comm and exe of the client on e
   });
   // columns are aligned: the pid ends, the command and the direction start at the same place
   t.equal(new Set(text.map((l) => l.indexOf(' python3 '))).size, 1, 'the command column is aligned');
-  t.ok(text.some((l) => / udp   \[::1\]:\d+ > \[::1\]:\d+ len 52$/.test(l)), 'IPv6 endpoints as [addr]:port');
+  t.ok(text.some((l) => / udp   \[::1\]:\d+ > \[::1\]:\d+ len 4$/.test(l)), 'IPv6 endpoints as [addr]:port');
   t.ok(text.some((l) => / icmp  127\.0\.0\.1 > 127\.0\.0\.1 len \d+ port unreachable for udp 127\.0\.0\.1:\d+ > 127\.0\.0\.1:\d+$/.test(l)), 'the ICMP error and what it answers');
-  t.match(text[0], new RegExp(`^\\d\\d:\\d\\d:\\d\\d\\.\\d{9} +${p1} python3 {9}(in |out) tcp   127\\.0\\.0\\.1:\\d+ > 127\\.0\\.0\\.1:${live.ports[0]} len 60 \\[S\\]$`), 'the SYN line');
+  t.match(text[0], new RegExp(`^    1 \\d\\d:\\d\\d:\\d\\d\\.\\d{9} +${p1} python3 {9}out tcp   127\\.0\\.0\\.1:\\d+ > 127\\.0\\.0\\.1:${live.ports[0]} len 0 \\[S\\]$`), 'the SYN line: frame 1, sent by the program');
 });
 
 t.test('the time column is the local time of the reader', async (t) => {
-  const utc = lines(read(['-c', '1', live.pcapng]).stdout)[0];
-  const kolkata = lines(read(['-c', '1', live.pcapng], { TZ: 'Asia/Kolkata' }).stdout)[0];
+  const utc = lines(read(['--no-number', '-c', '1', live.pcapng]).stdout)[0];
+  const kolkata = lines(read(['--no-number', '-c', '1', live.pcapng], { TZ: 'Asia/Kolkata' }).stdout)[0];
   const secs = (l: string) => {
     const [h, m, s] = l.slice(0, 8).split(':').map(Number);
     return h * 3600 + m * 60 + s;
@@ -472,7 +480,7 @@ t.test('a pcap written by tracedump: no process columns', async (t) => {
   checkRun(t, js.slice(syns[1]), 'second client');
   const text = lines(read([live.pcap]).stdout);
   t.equal(text.length, js.length);
-  t.ok(text.every((l) => /^\d\d:\d\d:\d\d\.\d{9} {7}- - {15}(in |out) /.test(l)), `pid and command columns show '-': ${text[0]}`);
+  t.ok(text.every((l) => /^ +\d+ \d\d:\d\d:\d\d\.\d{9} {7}- - {15}(in |out) /.test(l)), `pid and command columns show '-': ${text[0]}`);
 });
 
 t.test('pcap written by tcpdump, microseconds and nanoseconds', async (t) => {
@@ -485,8 +493,8 @@ t.test('pcap written by tcpdump, microseconds and nanoseconds', async (t) => {
   t.ok(us.every((j) => j.direction === null && j.ifindex === null && j.pid === null), 'Ethernet on lo: no direction, no process');
   const usText = lines(read([live.tcpdumpUs]).stdout);
   t.equal(usText.length, us.length);
-  t.match(usText[us.findIndex((j) => j.flags === 'S')], /^\d\d:\d\d:\d\d\.\d{6} {7}- - {15}-   tcp   127\.0\.0\.1:\d+ > 127\.0\.0\.1:\d+ len 60 \[S\]$/, 'a microsecond time column');
-  t.match(lines(read([live.tcpdumpNs]).stdout)[0], /^\d\d:\d\d:\d\d\.\d{9} /, 'a nanosecond time column');
+  t.match(usText[us.findIndex((j) => j.flags === 'S')], /^ +\d+ \d\d:\d\d:\d\d\.\d{6} {7}- - {15}-   tcp   127\.0\.0\.1:\d+ > 127\.0\.0\.1:\d+ len 0 \[S\]$/, 'a microsecond time column');
+  t.match(lines(read([live.tcpdumpNs]).stdout)[0], /^    1 \d\d:\d\d:\d\d\.\d{9} /, 'a nanosecond time column');
   // the same packets as tracedump wrote (tcpdump saw both tracedump runs: four clients)
   const mine = [...readJson(t, live.pcap), ...readJson(t, live.pcapng)];
   t.same(multiset(clientPackets(us).map(wireKey)), multiset(mine.map(wireKey)), 'tcpdump (Ethernet) and tracedump (SLL2) files decode to the same packets');
@@ -518,7 +526,7 @@ t.test('pcapng written by dumpcap, and converted by tshark and editcap', async (
   }
   const us = readJson(t, edited);
   t.ok(us.every((j) => j.time!.endsWith('000')), 'editcap from a microsecond pcap: microsecond times');
-  t.match(lines(read([edited]).stdout)[0], /^\d\d:\d\d:\d\d\.\d{6} /, 'six digits in the time column');
+  t.match(lines(read([edited]).stdout)[0], /^    1 \d\d:\d\d:\d\d\.\d{6} /, 'six digits in the time column');
   if (live.dumpcap) {
     const d = readJson(t, live.dumpcap);
     t.ok(d.every((j) => j.iface === 'lo'), 'dumpcap names the interface');
@@ -691,11 +699,12 @@ t.test('crafted pcap: both byte orders, micro- and nanoseconds, the modified for
     const js = readJson(t, f);
     if (!modified) sameAsTshark(t, f, js);
     t.same(
-      js.map((j) => [j.time, j.proto, j.src, j.sport, j.dst, j.dport, j.len, j.caplen, j.flags]),
+      js.map((j) => [j.time, j.proto, j.src, j.sport, j.dst, j.dport, j.len, j.iplen, j.caplen, j.flags]),
       [
-        [`${T0}.${ns ? '123456789' : '123456000'}`, 'tcp', '10.0.0.1', 40000, '10.0.0.2', 443, 40, 40, 'S'],
-        [`${T0 + 1}.${ns ? '000000005' : '000005000'}`, 'udp', '2001:db8::1', 5353, 'fe80::1:2', 53, 53, 53, null],
-        [`${T0 + 2}.000000000`, 'tcp', '10.0.0.1', 40000, '10.0.0.2', 443, 43, 30, null],
+        [`${T0}.${ns ? '123456789' : '123456000'}`, 'tcp', '10.0.0.1', 40000, '10.0.0.2', 443, 0, 40, 40, 'S'],
+        [`${T0 + 1}.${ns ? '000000005' : '000005000'}`, 'udp', '2001:db8::1', 5353, 'fe80::1:2', 53, 5, 53, 53, null],
+        // the TCP header was not captured: its length is not known, the IP payload is
+        [`${T0 + 2}.000000000`, 'tcp', '10.0.0.1', 40000, '10.0.0.2', 443, 23, 43, 30, null],
       ],
       `${name}: RAW IPv4 and IPv6; a snapped packet keeps its length (the flags were not captured)`,
     );
@@ -703,9 +712,9 @@ t.test('crafted pcap: both byte orders, micro- and nanoseconds, the modified for
     t.same(
       text,
       [
-        `22:13:20.${ns ? '123456789' : '123456'}       - -               -   tcp   10.0.0.1:40000 > 10.0.0.2:443 len 40 [S]`,
-        `22:13:21.${ns ? '000000005' : '000005'}       - -               -   udp   [2001:db8::1]:5353 > [fe80::1:2]:53 len 53`,
-        `22:13:22.${ns ? '000000000' : '000000'}       - -               -   tcp   10.0.0.1:40000 > 10.0.0.2:443 len 43 (30 captured)`,
+        `    1 22:13:20.${ns ? '123456789' : '123456'}       - -               -   tcp   10.0.0.1:40000 > 10.0.0.2:443 len 0 [S]`,
+        `    2 22:13:21.${ns ? '000000005' : '000005'}       - -               -   udp   [2001:db8::1]:5353 > [fe80::1:2]:53 len 5`,
+        `    3 22:13:22.${ns ? '000000000' : '000000'}       - -               -   tcp   10.0.0.1:40000 > 10.0.0.2:443 len 23 (30 of 43 captured)`,
       ],
       `${name}: text lines`,
     );
@@ -781,12 +790,13 @@ t.test('crafted pcapng: two sections of either byte order, resolutions, SPB, PB,
   // tshark reads the same file the same way (the SPB has no time: compare the rest)
   const shark = tshark(f).filter((s) => s.src !== ''); // tshark shows the custom block as a frame
   t.equal(shark.length, js.length, 'tshark reads as many packets');
-  t.same(shark.map((s) => [s.src, s.dst, s.len]), js.map((j) => [j.src, j.dst, j.len]), 'tshark: same endpoints and lengths');
-  const text = lines(read([f]).stdout);
-  t.equal(text[1], `22:13:20.000000007    4242 my prog         in  udp   [2001:db8::1]:5353 > [fe80::1:2]:53 len 53`, 'ns time, process from option 8 and the comment');
-  t.equal(text[2], `${'-'.padEnd(12)} ${'-'.padStart(7)} ${'-'.padEnd(15)} -   tcp   10.0.0.1:40000 > 10.0.0.2:443 len 43 [FPA]`, 'a Simple Packet Block has no time (the column keeps its width)');
+  t.same(shark.map((s) => [s.src, s.dst, s.len, s.iplen]), js.map((j) => [j.src, j.dst, j.len, j.iplen]), 'tshark: same endpoints and lengths');
+  const text = lines(read(['--no-number', f]).stdout);
+  t.equal(text[1], `22:13:20.000000007    4242 my prog         in  udp   [2001:db8::1]:5353 > [fe80::1:2]:53 len 5`, 'ns time, process from option 8 and the comment');
+  t.equal(text[2], `${'-'.padEnd(12)} ${'-'.padStart(7)} ${'-'.padEnd(15)} -   tcp   10.0.0.1:40000 > 10.0.0.2:443 len 3 [FPA]`, 'a Simple Packet Block has no time (the column keeps its width)');
   t.equal(text[3].slice(0, 12), '22:13:20.999', 'millisecond resolution: three digits');
   t.equal(text[0].slice(0, 15), '22:13:20.250000', 'default resolution: microseconds');
+  t.equal(lines(read([f]).stdout)[2].slice(0, 6), '    3 ', 'with the frame number by default');
   t.equal(readJson(t, f, ['--comm', 'my prog']).length, 1, '--comm with a space');
   t.equal(readJson(t, f, ['--pid', '55,777']).length, 2, '--pid from option 8 and from the comment');
 });
@@ -933,9 +943,8 @@ t.test('large files are streamed, not loaded', async (t) => {
 t.test("'-' reads standard input as it comes: tracedump -w - piped into read -", async (t) => {
   // one datagram, 3 s of quiet, another: the first line must be out long before the end
   const cmd = `import socket, time\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.sendto(b'a', ('127.0.0.1', ${live.probePort}))\ntime.sleep(3)\ns.sendto(b'b', ('127.0.0.1', ${live.probePort}))\n`;
-  const td = startProcess(process.execPath, [CLI, '-q', '-w', '-', '--linger', '0.2', '--', PY, '-c', cmd]);
-  const code = `require(${JSON.stringify(READ_MODULE)}).runRead(process.argv.slice(1)).then((s) => process.exit(s))`;
-  const reader = spawn(process.execPath, ['-e', code, '--', '--json', '-'], { stdio: [td.stdout!, 'pipe', 'pipe'], env: { ...process.env, TZ: 'UTC' } });
+  const td = startProcess(CLI, ['-q', '-w', '-', '--linger', '0.2', '--', PY, '-c', cmd]);
+  const reader = spawn(CLI, ['read', '--json', '-'], { stdio: [td.stdout!, 'pipe', 'pipe'], env: { ...process.env, TZ: 'UTC' } });
   started.add(reader);
   const start = Date.now();
   const arrivals: number[] = [];
@@ -953,9 +962,99 @@ t.test("'-' reads standard input as it comes: tracedump -w - piped into read -",
   t.ok(arrivals[0] < end - 2000, `the first line came ${end - arrivals[0]} ms before the end`);
 });
 
-t.test('the CLI runs it as `tracedump read` once wired', { skip: !fs.readFileSync(CLI, 'utf8').includes('runRead') && 'src/cli.ts does not dispatch `read` yet' }, async (t) => {
-  const r = spawnSync(process.execPath, [CLI, 'read', '--json', '-c', '1', live.pcapng], { encoding: 'utf8', timeout: 60_000 });
+t.test('the CLI runs it as `tracedump read`', async (t) => {
+  const r = spawnSync(CLI, ['read', '--json', '-c', '1', live.pcapng], { encoding: 'utf8', timeout: 60_000 });
   t.equal(r.status, 0, r.stderr);
   t.equal(lines(r.stdout).length, 1);
   t.equal(JSON.parse(lines(r.stdout)[0]).pid, live.pcapngPids[0]);
+});
+
+// ---- tcpdump habits: an expression, -t styles, the program's side of loopback packets -------
+
+/** tcpdump -r FILE -tt EXPR: the times of the packets it selects (the oracle of an expression). */
+function tcpdumpTimes(file: string, expr: string, nano: boolean): string[] {
+  const r = spawnSync('tcpdump', ['-r', file, '-tt', '-nn', ...(nano ? ['--time-stamp-precision=nano'] : []), expr], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`tcpdump -r ${file} '${expr}': ${r.stderr}`);
+  return lines(r.stdout).map((l) => l.split(' ')[0]);
+}
+
+t.test('an expression selects the packets tcpdump -r selects; frame numbers stay the file\'s', async (t) => {
+  const [tp, up, cp] = live.ports;
+  const exprs = ['tcp', `udp port ${up}`, 'icmp', 'tcp[tcpflags] & tcp-syn != 0', 'ip6', `host 127.0.0.1 and not port ${tp}`, `udp and dst port ${cp}`];
+  for (const [file, nano] of [
+    [live.pcapng, true],
+    [live.pcap, true],
+    [live.tcpdumpUs, false],
+  ] as const) {
+    const all = readJson(t, file);
+    const frameOf = new Map(all.map((j) => [j.time, j.frame]));
+    for (const expr of exprs) {
+      const r = read(['--json', file, expr]);
+      t.equal(r.status, 0, r.stderr);
+      const mine = lines(r.stdout).map((l) => JSON.parse(l) as J);
+      const want = tcpdumpTimes(file, expr, nano);
+      t.ok(want.length > 0, `${path.basename(file)} '${expr}': tcpdump selects ${want.length}`);
+      t.same(
+        mine.map((j) => (nano ? j.time : j.time!.slice(0, -3))),
+        want,
+        `${path.basename(file)} '${expr}': the same packets as tcpdump -r`,
+      );
+      t.ok(
+        mine.every((j) => frameOf.get(j.time) === j.frame),
+        `${path.basename(file)} '${expr}': each keeps its frame number in the file`,
+      );
+    }
+  }
+  const text = lines(read([live.pcapng, 'tcp', 'and', `port ${tp}`]).stdout);
+  t.equal(text.length, lines(read([live.pcapng, `tcp and port ${tp}`]).stdout).length, 'the expression may be given as several words, as tcpdump takes it');
+  t.ok(text.length > 0);
+  const bad = read([live.pcapng, 'tcp prot 80']);
+  t.equal(bad.status, 2, 'a bad expression: exit 2');
+  t.match(bad.stderr, /syntax error/);
+  t.equal(bad.stdout, '', 'nothing printed');
+});
+
+t.test('-t, -tt, -ttt, -tttt, -ttttt: the time column as tcpdump writes it', async (t) => {
+  const js = readJson(t, live.pcapng);
+  const col = (flag: string) => lines(read([flag, '--no-number', live.pcapng]).stdout).map((l) => l.split(/ +/)[0] + (flag === '-tttt' ? ` ${l.split(/ +/)[1]}` : ''));
+  t.same(col('-tt'), js.map((j) => j.time), '-tt: epoch seconds, the file\'s precision');
+  const dates = col('-tttt');
+  js.forEach((j, i) => {
+    const d = new Date(Number(j.time!.split('.')[0]) * 1000); // TZ=UTC
+    const want = `${d.toISOString().slice(0, 10)} ${d.toISOString().slice(11, 19)}.${j.time!.split('.')[1]}`;
+    if (dates[i] !== want) t.fail(`-tttt line ${i + 1}: ${dates[i]} vs ${want}`);
+  });
+  const ns = (time: string) => BigInt(time.replace('.', ''));
+  const hms = (d: bigint) => {
+    const s = d / 1_000_000_000n;
+    const pad = (n: bigint) => String(n).padStart(2, '0');
+    return `${pad(s / 3600n)}:${pad((s / 60n) % 60n)}:${pad(s % 60n)}.${String(d % 1_000_000_000n).padStart(9, '0')}`;
+  };
+  t.same(col('-ttt'), js.map((j, i) => hms(i === 0 ? 0n : ns(j.time!) - ns(js[i - 1].time!))), '-ttt: since the packet before');
+  t.same(col('-ttttt'), js.map((j) => hms(ns(j.time!) - ns(js[0].time!))), '-ttttt: since the first packet');
+  const none = lines(read(['-t', live.pcapng]).stdout);
+  t.match(none[0], /^    1 +\d+ python3 /, '-t: no time column');
+  t.same(lines(read(['--time-style', 'date', live.pcapng]).stdout), lines(read(['-tttt', live.pcapng]).stdout), '--time-style date is -tttt');
+});
+
+t.test('loopback packets: the direction is the program\'s side, in the file and as read shows it', async (t) => {
+  const [tp, up, cp] = live.ports.map(Number);
+  const js = readJson(t, live.pcapng);
+  // the clients are traced, the servers are not: what goes to a server port the program sent
+  for (const j of js) {
+    const want = j.proto === 'icmp' ? 'in' : [tp, up, cp].includes(j.dport!) ? 'out' : 'in';
+    if (j.direction !== want) t.fail(`frame ${j.frame} ${j.src}:${j.sport} > ${j.dst}:${j.dport}: ${j.direction}, not ${want}`);
+  }
+  t.ok(js.some((j) => j.direction === 'out') && js.some((j) => j.direction === 'in'), 'both directions');
+  // what tshark reads in the file itself: the pcapng flags and the SLL2 packet type agree
+  const r = spawnSync('tshark', ['-n', '-r', live.pcapng, '-T', 'fields', '-e', 'frame.number', '-e', 'frame.packet_flags_direction', '-e', 'sll.pkttype'], { encoding: 'utf8' });
+  const rows = lines(r.stdout).map((l) => l.split('\t'));
+  t.equal(rows.length, js.length);
+  for (const [frame, flags, pkttype] of rows) {
+    const j = js[Number(frame) - 1];
+    const out = j.direction === 'out';
+    if (Number(flags) !== (out ? 2 : 1) || Number(pkttype) !== (out ? 4 : 0)) t.fail(`frame ${frame}: epb_flags ${flags}, SLL2 pkttype ${pkttype}, read says ${j.direction}`);
+  }
+  const pcapJs = readJson(t, live.pcap);
+  t.same(pcapJs.map((j) => j.direction), js.map((j) => j.direction), 'the pcap (SLL2 packet type) says the same');
 });

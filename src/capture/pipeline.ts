@@ -201,6 +201,10 @@ export class CapturePipeline {
   }
 
   private write(rec: PacketRecord, owner: Owner, d: Dissected | undefined): void {
+    // Of a loopback packet the kernel keeps the received copy: from the program's side it
+    // went out when its socket sent it (an ICMP error: when it quotes a packet from elsewhere).
+    if (rec.hatype === ARPHRD_LOOPBACK && d && d.sport !== 0 && this.table.sentFrom(owner.inode, d.proto, d.sport) !== d.icmpError)
+      rec.pkttype = PACKET_OUTGOING;
     if (this.sink(rec, owner, d) === false) return;
     this.counters.written++;
     this.counters.writtenBytes += rec.len;

@@ -34,9 +34,14 @@ export interface Decoded {
   sport: number | null;
   dst: string | null;
   dport: number | null;
-  /** Length of the packet from its network header (the IP length when the header says it). */
+  /**
+   * tcpdump's length: the payload of a TCP or UDP segment; the IP payload of other IP
+   * packets (an ICMP message); the frame after its link header for what is not IP.
+   */
   len: number;
-  /** Bytes of it captured. */
+  /** Length of the packet from its network header (the IP length when the header says it). */
+  iplen: number;
+  /** Bytes of it (from the network header) captured. */
   caplen: number;
   /** TCP flags ("S", "SA", "FPA"...), null for other protocols or when not captured. */
   flags: string | null;
@@ -312,6 +317,15 @@ function ip(d: Buffer, o: number, ethertype: number): Ip | undefined {
   return undefined;
 }
 
+/** What tcpdump calls a packet's length: the transport payload of TCP and UDP, else the IP payload. */
+function payloadLength(d: Buffer, h: Ip, ipPayload: number): number {
+  if (ipPayload < 0) return 0;
+  if (h.laterFragment) return ipPayload;
+  if (h.proto === 6 && d.length > h.l4 + 12) return Math.max(0, ipPayload - (d[h.l4 + 12] >> 4) * 4);
+  if (h.proto === 17 || h.proto === 136) return Math.max(0, ipPayload - 8);
+  return ipPayload;
+}
+
 function ports(d: Buffer, h: Ip): { sport: number | null; dport: number | null } {
   if (!PORTED.has(h.proto) || h.laterFragment || d.length < h.l4 + 4) return { sport: null, dport: null };
   return { sport: d.readUInt16BE(h.l4), dport: d.readUInt16BE(h.l4 + 2) };
@@ -369,6 +383,7 @@ export function decode(linktype: number, data: Buffer, origLen: number, flags?: 
     dst: null,
     dport: null,
     len: wire,
+    iplen: wire,
     caplen: Math.min(captured, wire),
     flags: null,
     info: null,
@@ -389,9 +404,10 @@ export function decode(linktype: number, data: Buffer, origLen: number, flags?: 
   }
   // the IP length: what the wire carried of the packet, without any link-layer padding
   if (h.len !== undefined && h.len <= wire) {
-    out.len = h.len;
+    out.iplen = h.len;
     out.caplen = Math.min(captured, h.len);
   }
+  out.len = payloadLength(data, h, out.iplen - (h.l4 - l.hdr));
   out.proto = protoName(h.proto);
   out.src = h.src;
   out.dst = h.dst;

@@ -33,21 +33,61 @@ export function processInfo(rec: CaptureRecord): ProcessInfo {
 
 const pad2 = (n: number) => (n < 10 ? `0${n}` : `${n}`);
 
+/**
+ * How the time column reads, as tcpdump's -t options: 'clock' HH:MM:SS.frac (the default),
+ * 'none' (-t), 'epoch' seconds (-tt), 'delta' since the previous packet (-ttt), 'date' with
+ * the date (-tttt), 'since-first' since the first packet (-ttttt). Local time.
+ */
+export type TimeStyle = 'clock' | 'none' | 'epoch' | 'delta' | 'date' | 'since-first';
+
+export const TIME_STYLES: TimeStyle[] = ['clock', 'none', 'epoch', 'delta', 'date', 'since-first'];
+
 /** Formats timestamps in the reader's local time, caching the clock part of the last second. */
 export class Clock {
   private lastSec = NaN;
   private lastText = '';
+  private prev: [number, number] | undefined;
+  private first: [number, number] | undefined;
 
-  /** HH:MM:SS.fraction with `digits` fraction digits (0: none), or '-' (as wide) when there is no time. */
+  constructor(private readonly style: TimeStyle = 'clock') {}
+
+  /** The time column (`digits` fraction digits), or '-' (as wide) when the packet has no time; '' for -t. */
   text(sec: number | undefined, nsec: number | undefined, digits: number): string {
-    if (sec === undefined || nsec === undefined) return '-'.padEnd(digits > 0 ? 9 + Math.min(digits, 9) : 8);
+    if (this.style === 'none') return '';
+    const frac = (ns: number) => (digits <= 0 ? '' : `.${String(ns).padStart(9, '0').slice(0, Math.min(digits, 9))}`);
+    if (sec === undefined || nsec === undefined) return '-'.padEnd(this.width(digits));
+    switch (this.style) {
+      case 'epoch':
+        return `${sec}${frac(nsec)}`;
+      case 'delta':
+      case 'since-first': {
+        const from = this.style === 'delta' ? this.prev : (this.first ??= [sec, nsec]);
+        this.prev = [sec, nsec];
+        const [s0, n0] = from ?? [sec, nsec];
+        const diff = (sec - s0) * 1e9 + (nsec - n0); // exact below ~104 days
+        const abs = Math.abs(diff);
+        const ds = Math.floor(abs / 1e9);
+        return `${diff < 0 ? '-' : ''}${pad2(Math.floor(ds / 3600))}:${pad2(Math.floor(ds / 60) % 60)}:${pad2(ds % 60)}${frac(abs % 1e9)}`;
+      }
+      default:
+        break;
+    }
     if (sec !== this.lastSec) {
       const d = new Date(sec * 1000);
-      this.lastText = Number.isNaN(d.getTime()) ? `${sec}s` : `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`;
+      const hms = `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`;
+      this.lastText = Number.isNaN(d.getTime())
+        ? `${sec}s`
+        : this.style === 'date'
+          ? `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())} ${hms}`
+          : hms;
       this.lastSec = sec;
     }
-    if (digits <= 0) return this.lastText;
-    return `${this.lastText}.${String(nsec).padStart(9, '0').slice(0, Math.min(digits, 9))}`;
+    return this.lastText + frac(nsec);
+  }
+
+  private width(digits: number): number {
+    const f = digits > 0 ? 1 + Math.min(digits, 9) : 0;
+    return (this.style === 'date' ? 19 : this.style === 'epoch' ? 10 : 8) + f;
   }
 }
 
@@ -74,18 +114,23 @@ function printable(s: string): string {
 const PID_WIDTH = 7;
 const COMM_WIDTH = 15;
 
+/** Width of the frame number column (wider numbers push the line). */
+const FRAME_WIDTH = 5;
+
 /**
- * TIME PID COMM DIR PROTO SRC > DST len N [FLAGS] info
- * `06:40:28.011151096   12345 curl            out tcp   127.0.0.1:35166 > 127.0.0.1:80 len 60 [S]`
+ * FRAME TIME PID COMM DIR PROTO SRC > DST len N [FLAGS] info (frame and time may be left out)
+ * `    7 06:40:28.011151096   12345 curl            out tcp   127.0.0.1:35166 > 127.0.0.1:80 len 0 [S]`
  */
-export function textLine(time: string, proc: ProcessInfo, d: Decoded): string {
+export function textLine(frame: number | undefined, time: string, proc: ProcessInfo, d: Decoded): string {
   const pid = (proc.pid === null ? '-' : String(proc.pid)).padStart(PID_WIDTH);
   const comm = proc.comm === null || proc.comm === '' ? '-' : printable(proc.comm);
   const dir = d.direction ?? '-';
-  let s = `${time} ${pid} ${comm.padEnd(COMM_WIDTH)} ${dir.padEnd(3)} ${d.proto.padEnd(5)}`;
+  let s = frame === undefined ? '' : `${String(frame).padStart(FRAME_WIDTH)} `;
+  if (time !== '') s += `${time} `;
+  s += `${pid} ${comm.padEnd(COMM_WIDTH)} ${dir.padEnd(3)} ${d.proto.padEnd(5)}`;
   if (d.src !== null || d.dst !== null) s += ` ${endpoint(d.src, d.sport)} > ${endpoint(d.dst, d.dport)}`;
   s += ` len ${d.len}`;
-  if (d.caplen < d.len) s += ` (${d.caplen} captured)`;
+  if (d.caplen < d.iplen) s += ` (${d.caplen} of ${d.iplen} captured)`;
   if (d.flags !== null) s += ` [${d.flags || 'none'}]`;
   if (d.info !== null) s += ` ${d.info}`;
   if (d.quoted) s += ` for ${d.quoted.proto} ${endpoint(d.quoted.src, d.quoted.sport)} > ${endpoint(d.quoted.dst, d.quoted.dport)}`;
@@ -121,6 +166,7 @@ export function jsonLine(rec: CaptureRecord, proc: ProcessInfo, d: Decoded): str
     dst: d.dst,
     dport: d.dport,
     len: d.len,
+    iplen: d.iplen,
     caplen: d.caplen,
     flags: d.flags,
     info: d.info,

@@ -265,6 +265,18 @@ export class EndpointTable {
   /** Sockets that had rules, over the whole run. */
   socketsSeen = 0;
 
+  /**
+   * Whether the socket with this inode sent a packet from `port` (its local port): the
+   * program's side of a loopback packet, which the kernel hands over as received either way.
+   * False when the socket is no longer in the table.
+   */
+  sentFrom(inode: number, proto: number, port: number): boolean {
+    const s = this.sockets.get(inode);
+    if (!s) return false;
+    for (const [p, local] of s.localPorts) if (p === proto && local === port) return true;
+    return false;
+  }
+
   get pendingCount(): number {
     return this.pending.size;
   }
