@@ -829,7 +829,7 @@ t.test('failures: exit 125, a message, the target untouched', async (t) => {
   await fail(['-p', '2'], /cannot attach to process 2: it is a kernel thread/, 'kthreadd (pid 2)');
 
   // our own pid: sh execs tracedump with its own pid as argument
-  const self = startBg(t, ['sh', '-c', `exec "${process.execPath}" "${CLI}" -w "${out}" -p $$`]);
+  const self = startBg(t, ['sh', '-c', `exec "${CLI}" -w "${out}" -p $$`]);
   const s = await self.exited;
   t.equal(s.code, 125, 'its own pid: exit 125');
   t.match(self.err(), new RegExp(`cannot attach to process ${self.pid}: that is tracedump itself`), `its own pid: ${self.err().trim()}`);

@@ -4,8 +4,8 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import t from 'tap';
+import { CLI } from './helpers/tracedump';
 
-const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
 const PY = '/usr/bin/python3';
 
 // a thread name of 15 bytes at most (the kernel's limit): a quote, a backslash, a tab, an é
@@ -25,7 +25,7 @@ th.join()
 `;
 
 t.test('a thread name with quotes, a backslash, a tab and UTF-8 reaches the events intact', (t) => {
-  const r = spawnSync(process.execPath, [CLI, '--events=json', '--', PY, '-c', program], { encoding: 'utf8', timeout: 30_000 });
+  const r = spawnSync(CLI, ['--events=json', '--', PY, '-c', program], { encoding: 'utf8', timeout: 30_000 });
   t.equal(r.status, 0, `the program ran (${r.stderr.slice(-300)})`);
   const port = Number(/bound (\d+)/.exec(r.stdout)?.[1]);
   t.ok(port > 0, 'the thread bound a socket');

@@ -4,8 +4,8 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import t from 'tap';
+import { CLI } from './helpers/tracedump';
 
-const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
 const PY = '/usr/bin/python3';
 
 const program = `
@@ -24,7 +24,7 @@ time.sleep(30)
 `;
 
 t.test('exec from a non-leader thread', (t) => {
-  const r = spawnSync(process.execPath, [CLI, '--events=json', '--', PY, '-c', program], { encoding: 'utf8', timeout: 30_000 });
+  const r = spawnSync(CLI, ['--events=json', '--', PY, '-c', program], { encoding: 'utf8', timeout: 30_000 });
   t.equal(r.status, 7, 'the new program\'s exit status is passed through');
   const port = Number(/listening (\d+)/.exec(r.stdout)?.[1]);
   t.ok(port > 0, 'the exec\'d program ran');

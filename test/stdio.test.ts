@@ -65,7 +65,7 @@ t.test('stdin /dev/null, stdout a file, stderr a pipe', async (t) => {
 
 t.test('stdin is passed through', async (t) => {
   // `sh -c 'cat; ...'` under tracedump reads what the test writes on its stdin
-  const child = spawn(process.execPath, [CLI, '--events=json', '--', 'sh', '-c', 'cat; echo END'], {
+  const child = spawn(CLI, ['--events=json', '--', 'sh', '-c', 'cat; echo END'], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   const chunks: Buffer[] = [];

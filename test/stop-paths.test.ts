@@ -352,7 +352,7 @@ function start(
 
 /** node dist/cli.js ARGS -- COMMAND (no controlling terminal). */
 function tracedump(tt: Test, args: string[], command: string[], limitMs = 60_000): Proc {
-  return start(tt, [process.execPath, CLI, ...args, '--', ...command], { limitMs });
+  return start(tt, [CLI, ...args, '--', ...command], { limitMs });
 }
 
 function status(pid: number): { state: string; tracer: number; ppid: number } | null {
@@ -540,7 +540,7 @@ t.test('the command killed by signal N: tracedump exits 128+N', async (t) => {
 
 /** tracedump ARGS -- COMMAND on a pseudo-terminal (see DRIVER). */
 function onTerminal(tt: Test, args: string[], command: string[], stderrFile?: string): Proc & { tdPid: Promise<number> } {
-  const p = start(tt, [PY, DRIVER_FILE, process.execPath, CLI, ...args, '--', ...command], {
+  const p = start(tt, [PY, DRIVER_FILE, CLI, ...args, '--', ...command], {
     stdin: 'pipe',
     limitMs: 60_000,
     env: stderrFile ? { TD_STDERR: stderrFile } : {},
@@ -724,7 +724,7 @@ for (const preserve of [false, true]) {
   t.test(`timeout -s TERM 2${preserve ? ' --preserve-status' : ''} tracedump ...: a batch runner's stop`, async (t) => {
     const port = await httpServer(t);
     const file = pcap(`timeout-${preserve}.pcap`);
-    const argv = ['timeout', ...(preserve ? ['--preserve-status'] : []), '-s', 'TERM', '2', process.execPath, CLI, '-w', file, '--', PY, script('term.py'), String(port)];
+    const argv = ['timeout', ...(preserve ? ['--preserve-status'] : []), '-s', 'TERM', '2', CLI, '-w', file, '--', PY, script('term.py'), String(port)];
     const p = start(t, argv);
     const { m } = await p.waitFor(/ready pid (\d+)/);
     const cmdPid = Number(m[1]);
@@ -744,7 +744,7 @@ for (const preserve of [false, true]) {
 
 // ---- -c and --duration ----------------------------------------------------------------------------
 
-t.test('-c N: exactly N packets, then the command is stopped like SIGTERM (143)', async (t) => {
+t.test('-c N: exactly N packets, then the command is stopped like SIGTERM; a planned stop exits 0', async (t) => {
   const port = await httpServer(t);
   const file = pcap('count.pcap');
   const td = tracedump(t, ['-w', file, '-c', '10', '--kill-after', '1'], [PY, script('count.py'), String(port), '20']);
@@ -752,7 +752,7 @@ t.test('-c N: exactly N packets, then the command is stopped like SIGTERM (143)'
   const cmdPid = Number(m[1]);
   track(t, cmdPid);
   const r = await td.done;
-  t.equal(r.status, 143);
+  t.equal(r.status, 0);
   t.notMatch(td.out(), /all sent/, 'the command was stopped before its 20 requests were done');
   tshark(t, file);
   t.equal(capinfosCount(file), 10, 'the file holds exactly 10 packets');
@@ -760,14 +760,14 @@ t.test('-c N: exactly N packets, then the command is stopped like SIGTERM (143)'
   await noneLeft(t, [td.pid, cmdPid]);
 });
 
-t.test('--duration S: SIGTERM at S seconds, file finished, 143', async (t) => {
+t.test('--duration S: SIGTERM at S seconds, file finished, 0', async (t) => {
   const port = await httpServer(t);
   const file = pcap('duration.pcap');
   const td = tracedump(t, ['-w', file, '--duration', '1.5', '--kill-after', '1'], [PY, script('steady.py'), String(port)]);
   const { m } = await td.waitFor(/^pid (\d+)/m);
   track(t, Number(m[1]));
   const r = await td.done;
-  t.equal(r.status, 143);
+  t.equal(r.status, 0);
   t.ok(r.ms >= 1400 && r.ms < 6000, `ended after the duration (${r.ms} ms)`);
   tshark(t, file);
   const c = conns(t, file, port);
@@ -775,14 +775,15 @@ t.test('--duration S: SIGTERM at S seconds, file finished, 143', async (t) => {
   await noneLeft(t, [td.pid, Number(m[1])]);
 });
 
-t.test('--duration S with a command that ignores SIGTERM: SIGKILL after --kill-after, 137', async (t) => {
+t.test('--duration S with a command that ignores SIGTERM: SIGKILL after --kill-after, still a planned stop (0)', async (t) => {
   const port = await httpServer(t);
   const file = pcap('duration-kill.pcap');
   const td = tracedump(t, ['-w', file, '--duration', '1', '--kill-after', '1'], [PY, script('steady.py'), String(port), 'ignore']);
   const { m } = await td.waitFor(/^pid (\d+)/m);
   track(t, Number(m[1]));
   const r = await td.done;
-  t.equal(r.status, 137);
+  t.equal(r.status, 0);
+  t.match(td.err(), /; --duration 1 reached$/m);
   t.ok(r.ms >= 1900 && r.ms < 7000, `duration + kill-after (${r.ms} ms)`);
   tshark(t, file);
   t.ok(conns(t, file, port).syn >= 3, 'requests in the file');

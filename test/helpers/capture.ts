@@ -20,7 +20,7 @@ import {
   packetKey,
   readPcap,
 } from './pcap';
-import { CLI, ROOT } from './tracedump';
+import { CLI, ROOT, eventMs } from './tracedump';
 
 export const PY = '/usr/bin/python3';
 export const FLOWS = path.join(ROOT, 'test', 'fixtures', 'flows.py');
@@ -257,6 +257,7 @@ export interface Summary {
   size: string;
   file: string;
   sockets: number;
+  processes: number;
   dropped: number;
   line: string;
 }
@@ -274,11 +275,11 @@ export interface TdRun {
 }
 
 export function parseSummary(stderr: string): Summary | null {
-  const m = /^tracedump: (\d+) packets \(([^)]*)\) written to (.+?), (\d+) sockets, (\d+) dropped by the kernel.*$/m.exec(
+  const m = /^tracedump: (\d+) packets? \(([^)]*)\) written to (.+?), (\d+) sockets?, (\d+) process(?:es)?, (\d+) dropped by the kernel.*$/m.exec(
     stderr,
   );
   if (!m) return null;
-  return { packets: +m[1], size: m[2], file: m[3], sockets: +m[4], dropped: +m[5], line: m[0] };
+  return { packets: +m[1], size: m[2], file: m[3], sockets: +m[4], processes: +m[5], dropped: +m[6], line: m[0] };
 }
 
 /** A JSON event line of tracedump's --events=json, else undefined (the command's own line). */
@@ -286,6 +287,7 @@ export function eventOf(line: string): TdRun['events'][number] | undefined {
   if (!line.startsWith('{"')) return undefined;
   try {
     const v = JSON.parse(line);
+    if (v && typeof v.time === 'string') v.time = eventMs(v.time);
     return v && typeof v.kind === 'string' ? v : undefined;
   } catch {
     return undefined;
@@ -299,7 +301,7 @@ export interface TdProcess {
 }
 
 /**
- * node dist/cli.js ARGS: bounded by timeoutMs (then SIGKILL), killed at teardown if still
+ * bin/tracedump ARGS: bounded by timeoutMs (then SIGKILL), killed at teardown if still
  * running. onStderrLine sees every stderr line as it comes (e.g. JSON events).
  */
 export function startTracedump(
@@ -320,11 +322,11 @@ export function startTracedump(
   } = {},
 ): TdProcess {
   const start = Date.now();
-  const node =
+  const argv =
     opts.nodeOptions === undefined
-      ? [process.execPath]
-      : ['/usr/bin/env', '-u', 'NODE_OPTIONS', ...(opts.nodeOptions === null ? [] : [`NODE_OPTIONS=${opts.nodeOptions}`]), process.execPath];
-  const child = spawn(node[0], [...node.slice(1), CLI, ...args], { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+      ? [CLI, ...args]
+      : ['/usr/bin/env', '-u', 'NODE_OPTIONS', ...(opts.nodeOptions === null ? [] : [`NODE_OPTIONS=${opts.nodeOptions}`]), CLI, ...args];
+  const child = spawn(argv[0], argv.slice(1), { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   const pid = child.pid as number;
   startedPids.add(pid);
   let timedOut = false;

@@ -6,8 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
-/** The CLI under test; TRACEDUMP_CLI points the tests at another build. */
-export const CLI = process.env.TRACEDUMP_CLI ?? path.join(ROOT, 'dist', 'cli.js');
+/** The shipped entry point under test; TRACEDUMP_CLI points the tests at another build. */
+export const CLI = process.env.TRACEDUMP_CLI ?? path.join(ROOT, 'bin', 'tracedump');
 export const FIXTURE_SOURCE = path.join(ROOT, 'test', 'fixtures', 'netcalls.c');
 
 /** What every test needs from tap's `t`: teardown and a way to fail loudly. */
@@ -108,6 +108,12 @@ export function buildFixture(t: Teardownable): { bin: string; dir: string } {
   return { bin, dir };
 }
 
+/** An event's time ("1765087200.123456", epoch seconds, as --events=json prints it) in ms since the epoch. */
+export function eventMs(time: string): number {
+  const [sec, frac = ''] = time.split('.');
+  return Number(sec) * 1000 + Number(frac.padEnd(6, '0').slice(0, 6)) / 1000;
+}
+
 /** Parses tracedump's stderr: JSON lines with a "kind" are events, the rest is the command's. */
 export function splitStderr(stderr: Buffer): { events: TraceEvent[]; other: string } {
   const events: TraceEvent[] = [];
@@ -120,6 +126,7 @@ export function splitStderr(stderr: Buffer): { events: TraceEvent[]; other: stri
       try {
         const v = JSON.parse(Buffer.from(line, 'latin1').toString('utf8'));
         if (v && typeof v === 'object' && typeof v.kind === 'string') {
+          if (typeof v.time === 'string') v.time = eventMs(v.time);
           events.push(v as TraceEvent);
           continue;
         }
@@ -199,7 +206,7 @@ function runProcess(
 
 /** Runs `node dist/cli.js --events=json -- ...command` with NETCALLS_RECORD set. */
 export function traced(command: string[], recordDir: string, opts: RunOptions = {}): Promise<RunResult> {
-  return runProcess(process.execPath, [CLI, '--events=json', '--', ...command], recordDir, opts, true);
+  return runProcess(CLI, ['--events=json', '--', ...command], recordDir, opts, true);
 }
 
 /** Runs the command directly (no tracedump), same environment and stdio. */
@@ -252,4 +259,37 @@ export function fdCount(pid: number): number {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+export interface CliRun {
+  status: number | null;
+  stdout: Buffer;
+  stderr: string;
+  ms: number;
+}
+
+/**
+ * bin/tracedump ARGS, no stdin, bounded by timeoutMs (then SIGKILL). `prefix` runs it under
+ * another program (setpriv, nice...); `signalAfterMs` sends it a signal after that long.
+ */
+export function runCli(
+  args: string[],
+  opts: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; prefix?: string[]; signalAfterMs?: [NodeJS.Signals, number] } = {},
+): Promise<CliRun> {
+  return new Promise((resolve) => {
+    const start = Date.now();
+    const argv = [...(opts.prefix ?? []), CLI, ...args];
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], cwd: opts.cwd, env: opts.env ?? process.env });
+    const out: Buffer[] = [];
+    let err = '';
+    child.stdout!.on('data', (c: Buffer) => out.push(c));
+    child.stderr!.on('data', (c: Buffer) => (err += c));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+    const signaller = opts.signalAfterMs && setTimeout(() => child.kill(opts.signalAfterMs![0]), opts.signalAfterMs[1]);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      if (signaller) clearTimeout(signaller);
+      resolve({ status, stdout: Buffer.concat(out), stderr: err, ms: Date.now() - start });
+    });
+  });
 }
