@@ -79,6 +79,25 @@ t.test('SIGUSR1 prints the figures so far and opens no debugger port', async (t)
   t.notMatch(td.stderr(), /Debugger|inspector|ws:\/\//i, 'no word of a debugger');
 });
 
+t.test('SIGUSR1 during start-up opens no debugger port either', async (t) => {
+  // Node installs its inspector's SIGUSR1 handler before any of tracedump's code runs: a
+  // signal in those first tens of milliseconds must find the inspector unable to listen
+  const opened: string[] = [];
+  for (let delay = 0; delay <= 60; delay += 4) {
+    const td = start(['-q', '--linger', '0', '-w', path.join(dir, `early-${delay}.pcap`), '--', 'sleep', '0.2']);
+    await sleep(delay);
+    try {
+      process.kill(td.pid, 'SIGUSR1');
+    } catch {
+      // already gone
+    }
+    await sleep(250);
+    for (const l of listening([td.pid])) opened.push(`${delay} ms: ${l}`);
+    await td.done;
+  }
+  t.same(opened, [], 'no listening socket after a SIGUSR1 at 0, 4, 8 ... 60 ms');
+});
+
 t.test("tracedump's Node takes no options from the environment; the command gets them as given", async (t) => {
   const file = path.join(dir, 'env.pcapng');
   const probe = `import os, sys, time\ntime.sleep(0.8)\nprint('NODE_OPTIONS=' + os.environ.get('NODE_OPTIONS', '<unset>'))\nprint('NODE_DEBUG=' + os.environ.get('NODE_DEBUG', '<unset>'))\nprint('UV_THREADPOOL_SIZE=' + os.environ.get('UV_THREADPOOL_SIZE', '<unset>'))\nprint('CALLER=' + ','.join(k for k in os.environ if k.startswith('TRACEDUMP_CALLER_')))\n`;
