@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import { TracedumpError, fromNative } from './errors';
 import { type NativeRuleSet, type NativeTracer, type TraceEvent, native } from './native';
 import { readProcFile } from './proc-file';
+import { printable } from './report/quote';
 
 export interface AttachOutcome {
   /** Processes still running when tracing ended (detached), by pid. */
@@ -137,10 +138,6 @@ export function describeProcess(pid: number): { short: string; line: string } {
   return { short: `process ${pid} (${comm})`, line: `${String(pid).padStart(7)} ${comm.padEnd(15)} ${cmdline}` };
 }
 
-/** Control characters of a name or command line as '?': a line stays one line. */
-function printable(s: string): string {
-  return s.replace(/[\x00-\x1f\x7f]/g, '?');
-}
 
 /** --pname: the processes whose name (comm, or the file name of argv[0]/exe) is name. */
 export function pidsByName(name: string): number[] {

@@ -39,7 +39,7 @@ function rotationOf(opts: CliOptions, output: string): RotationOptions | undefin
 /** tracedump help, tracedump completion bash: words that are not commands to trace. */
 function helpWord(argv: string[]): number | undefined {
   if (argv[0] === 'help' && argv.length === 1) {
-    writeAll(1, buildCaptureProgram().helpInformation() + '\n');
+    buildCaptureProgram().outputHelp(); // the same text as --help, examples included
     return 0;
   }
   if (argv[0] === 'completion' && (argv.length === 1 || (argv.length === 2 && argv[1] === 'bash'))) {

@@ -1,5 +1,6 @@
 // One line per packet: aligned text (like tcpdump -r, with the process columns) or JSON lines.
 import type { Decoded } from './decode';
+import { printable } from '../report/quote';
 import type { CaptureRecord } from './reader';
 
 /** The process a packet belongs to, as the file says (tracedump's pcapng). */
@@ -105,10 +106,6 @@ export function endpoint(addr: string | null, port: number | null): string {
   return addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`;
 }
 
-/** Control characters (a comm can hold any byte but NUL) shown as '?', so a line stays one line. */
-function printable(s: string): string {
-  return /[\x00-\x1f\x7f]/.test(s) ? s.replace(/[\x00-\x1f\x7f]/g, '?') : s;
-}
 
 /** Width of the pid column (pid_max is at most 4194304) and of the comm column (TASK_COMM_LEN-1). */
 const PID_WIDTH = 7;

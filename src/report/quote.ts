@@ -22,3 +22,8 @@ export function quoteName(name: string): string {
   }
   return out + "'";
 }
+
+/** Control characters as '?', for columns (a comm or a command line can hold any byte but NUL): a line stays one line. */
+export function printable(s: string): string {
+  return /[\x00-\x1f\x7f]/.test(s) ? s.replace(/[\x00-\x1f\x7f]/g, '?') : s;
+}
