@@ -50,15 +50,22 @@ Napi::Error make_error(Napi::Env env, const std::string& message, const char* sy
   return e;
 }
 
-std::vector<std::string> string_array(const Napi::Value& v, const char* what) {
-  if (!v.IsArray()) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be an array of strings");
+// A string or a Buffer, as bytes: argv, environment and paths reach the command byte for byte
+// (a Buffer need not be UTF-8).
+std::string bytes_of(const Napi::Value& v, const char* what) {
+  if (v.IsBuffer()) {
+    Napi::Buffer<char> b = v.As<Napi::Buffer<char>>();
+    return std::string(b.Data(), b.Length());
+  }
+  if (v.IsString()) return v.As<Napi::String>().Utf8Value();
+  throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a string or a Buffer");
+}
+
+std::vector<std::string> bytes_array(const Napi::Value& v, const char* what) {
+  if (!v.IsArray()) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be an array of strings or Buffers");
   Napi::Array a = v.As<Napi::Array>();
   std::vector<std::string> out;
-  for (uint32_t i = 0; i < a.Length(); i++) {
-    Napi::Value s = a.Get(i);
-    if (!s.IsString()) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be an array of strings");
-    out.push_back(s.As<Napi::String>().Utf8Value());
-  }
+  for (uint32_t i = 0; i < a.Length(); i++) out.push_back(bytes_of(a.Get(i), what));
   return out;
 }
 
@@ -594,17 +601,21 @@ Napi::Value InterfaceName(const Napi::CallbackInfo& info) {
 
 Napi::Value start_tracer(const Napi::CallbackInfo& info, const TracerHandle::Starter& start);
 
-// launch({path, argv, env, cwd, stdio, user?, rules?, socketEventsPolled?}, onEvents) -> Tracer
+// launch({path, argv, env, cwd, stdio, keepFds?, user?, rules?, socketEventsPolled?}, onEvents) -> Tracer
 Napi::Value Launch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject() || !info[1].IsFunction())
     throw Napi::TypeError::New(env, "launch(options, onEvents) expects an object and a function");
   Napi::Object o = info[0].As<Napi::Object>();
   LaunchOptions options;
-  options.path = o.Get("path").As<Napi::String>().Utf8Value();
-  options.argv = string_array(o.Get("argv"), "argv");
-  options.env = string_array(o.Get("env"), "env");
+  options.path = bytes_of(o.Get("path"), "path");
+  options.argv = bytes_array(o.Get("argv"), "argv");
+  options.env = bytes_array(o.Get("env"), "env");
   if (o.Get("cwd").IsString()) options.cwd = o.Get("cwd").As<Napi::String>().Utf8Value();
+  if (o.Get("keepFds").IsArray()) {
+    Napi::Array a = o.Get("keepFds").As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) options.keep_fds.push_back(a.Get(i).As<Napi::Number>().Int32Value());
+  }
   if (o.Get("stdio").IsArray()) {
     Napi::Array a = o.Get("stdio").As<Napi::Array>();
     for (uint32_t i = 0; i < 3 && i < a.Length(); i++)

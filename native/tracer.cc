@@ -166,6 +166,11 @@ struct ChildReport {
     if (fl >= 0 && (fl & O_NONBLOCK)) fcntl(i, F_SETFL, fl & ~O_NONBLOCK);
   }
 
+  // The descriptors tracedump's caller gave it (a jobserver, LISTEN_FDS sockets, a pipe from a
+  // parent): Node made them close-on-exec; the command gets them open, at the same numbers.
+  for (int fd : o.keep_fds)
+    if (fd > 2) fcntl(fd, F_SETFD, 0);
+
   if (!o.cwd.empty() && chdir(o.cwd.c_str()) < 0) fail(LaunchStage::kChdir, errno);
 
   // Wait until the tracer has seized us: a socket call before that would fail with ENOSYS.

@@ -19,11 +19,12 @@
 #include "unique_fd.h"
 
 struct LaunchOptions {
-  std::string path;               // resolved executable
-  std::vector<std::string> argv;  // argv[0] as the user gave it
-  std::vector<std::string> env;
+  std::string path;               // resolved executable (bytes)
+  std::vector<std::string> argv;  // argv[0] as the user gave it; bytes, not necessarily UTF-8
+  std::vector<std::string> env;   // NAME=value entries, bytes
   std::string cwd;
   int stdio[3] = {0, 1, 2};       // fds of this process that become the command's 0, 1, 2
+  std::vector<int> keep_fds;      // the caller's own fds (above 2): the command gets them, same numbers
   // Run as this user (setgroups/setgid/setuid after the seccomp filter is in place).
   bool set_credentials = false;
   uid_t uid = 0;

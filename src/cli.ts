@@ -17,7 +17,8 @@ import { type CliOptions, buildCaptureProgram, normalizeArgs, readArguments } fr
 import { interfaceIndexes, interfaceLines, listInterfaces } from './capture/interfaces';
 import { compileFilter } from './filter/pcap-filter';
 import { resolveCommand } from './command';
-import { callerEnv } from './caller-env';
+import { callerEnvironment, callerFds, rawArguments } from './caller';
+import type { Environment } from './environment';
 import { quoteName } from './report/quote';
 import { bashCompletion } from './cli/completion';
 import { native } from './native';
@@ -90,11 +91,13 @@ async function capture(opts: CliOptions, command: string[]): Promise<number> {
   if (!attaching && command.length === 0) throw usage('no command given');
   if (opts.output !== undefined && !opts.events) throw usage('-o FILE is where --events go: give --events too (the capture goes to -w FILE)');
   if (opts.keylog !== undefined && !opts.tlsKeys) throw usage('--keylog and --no-tls-keys contradict each other');
-  const env = callerEnv();
+  const env = callerEnvironment();
+  // the command's words as the caller gave them, byte for byte
+  const argv = rawArguments(command);
 
   let attach: number[] | undefined;
   if (attaching) attach = attachTargets(opts);
-  else resolveCommand(command[0], env.PATH, process.cwd()); // not found: 127, before anything is opened
+  else resolveCommand(argv[0], env.get('PATH'), process.cwd()); // not found: 127, before anything is opened
 
   const runAs = attaching ? undefined : chooseRunAs(opts.user, env);
   // --events alone traces without capturing; otherwise capture (tcpdump's default file name).
@@ -130,11 +133,12 @@ async function capture(opts: CliOptions, command: string[]): Promise<number> {
       command: attach
         ? undefined
         : {
-            argv: command,
+            argv,
             cwd: process.cwd(),
             env: tls?.env ?? runAs?.env ?? env,
             // a capture on stdout must stay clean: the command's stdout goes to stderr
             stdio: output === '-' ? [0, 2, 2] : [0, 1, 2],
+            keepFds: callerFds(),
             user: runAs && { ...owner!, groups: runAs.account.groups },
           },
       events: opts.events,
@@ -142,6 +146,7 @@ async function capture(opts: CliOptions, command: string[]): Promise<number> {
       summaryFd: opts.quiet ? undefined : 2,
       statusFd: !opts.quiet && isatty(2) && !(opts.events && !eventsOutput) ? 2 : undefined,
       summaryJson: opts.summaryJson,
+      commandWords: attach ? undefined : command,
       tlsKeys: tls?.keys,
       capture:
         output === undefined
@@ -210,12 +215,12 @@ function printAttaching(pids: number[], pname: string | undefined): void {
  */
 function tlsKeysFor(
   attach: number[] | undefined,
-  env: NodeJS.ProcessEnv,
+  env: Environment,
   opts: CliOptions,
   output: string | undefined,
   format: 'pcap' | 'pcapng' | undefined,
   owner: { uid: number; gid: number } | undefined,
-): { keys: TlsKeyLog; env?: NodeJS.ProcessEnv } | undefined {
+): { keys: TlsKeyLog; env?: Environment } | undefined {
   if (output === undefined && opts.keylog === undefined) return undefined; // nowhere to put keys
   const o = { copyTo: opts.keylog, owner, fileHoldsKeys: format === 'pcapng', captureName: output, warn: printError };
   if (!attach) return TlsKeyLog.forLaunch(env, o);

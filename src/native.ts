@@ -112,11 +112,15 @@ export interface DoneEvent extends EventBase {
 export type TraceEvent = SocketEvent | PendingEvent | AttachEvent | SpawnEvent | ExecEvent | ExitEvent | WarningEvent | DoneEvent;
 
 export interface LaunchOptions {
-  path: string;
-  argv: string[];
-  env: string[];
+  /** Strings or bytes (Buffers), passed to execve as they are. */
+  path: string | Buffer;
+  argv: Array<string | Buffer>;
+  /** NAME=value entries. */
+  env: Array<string | Buffer>;
   cwd: string;
   stdio?: [number, number, number];
+  /** Descriptors above 2 the command gets open, at the same numbers. */
+  keepFds?: number[];
   /** Run the command as this user (after the seccomp filter is in place). */
   user?: { uid: number; gid: number; groups: number[] };
   /** Kernel filter rules kept in step by the tracer's stop path. */

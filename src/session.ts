@@ -71,6 +71,8 @@ export interface SessionOptions {
   statusFd?: number;
   /** Write the end-of-run figures to this file as JSON (--summary-json). */
   summaryJson?: string;
+  /** The launched command's words, as text (for the JSON summary). */
+  commandWords?: string[];
   /** The program's TLS key log: read while capturing, its keys put in the file (pcapng). */
   tlsKeys?: TlsKeyLog;
 }
@@ -353,7 +355,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
     if (options.summaryFd !== undefined && cap) writeAll(options.summaryFd, summaryLine(f, stop) + '\n');
     if (file?.error) printError(file.error.message);
     if (options.summaryJson !== undefined) {
-      const doc = summaryJson(f, stop, { version, command: options.command?.argv, attached: options.attach, startedMs, endedMs: Date.now(), exitStatus });
+      const doc = summaryJson(f, stop, { version, command: options.commandWords, attached: options.attach, startedMs, endedMs: Date.now(), exitStatus });
       const out = OutputTarget.open(options.summaryJson, { mode: 0o644, owner: options.fileOwner });
       try {
         writeAll(out.fd, doc);

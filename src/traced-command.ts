@@ -3,14 +3,19 @@
 import { EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_TRACEDUMP_FAILURE, TracedumpError, fromNative } from './errors';
 import { type ExitEvent, type NativeRuleSet, type NativeTracer, type TraceEvent, native } from './native';
 import { resolveCommand } from './command';
+import type { Environment } from './environment';
+import { quoteName } from './report/quote';
 import { readProcFile } from './proc-file';
 
 export interface CommandSpec {
-  argv: string[];
+  /** The words as given, byte for byte (a Buffer need not be UTF-8). */
+  argv: Array<Buffer | string>;
   cwd: string;
-  env: NodeJS.ProcessEnv;
+  env: Environment;
   /** fds of tracedump that become the command's 0, 1 and 2. */
   stdio?: [number, number, number];
+  /** The caller's descriptors above 2: the command gets them at the same numbers. */
+  keepFds?: number[];
   /** Run as this user (uid, gid, supplementary groups). */
   user?: { uid: number; gid: number; groups: number[] };
 }
@@ -36,24 +41,32 @@ export class TracedCommand {
    */
   constructor(spec: CommandSpec, onEvents: (batch: TraceEvent[]) => void, rules?: NativeRuleSet, polled = false) {
     if (spec.argv.length === 0) throw new TracedumpError('no command given', { code: 'EUSAGE' });
-    const file = resolveCommand(spec.argv[0], spec.env.PATH, spec.cwd);
+    const file = resolveCommand(spec.argv[0], spec.env.get('PATH'), spec.cwd);
+    const name = String(spec.argv[0]);
     let rootExit: ExitEvent | undefined;
     let finish!: (o: CommandOutcome) => void;
     this.done = new Promise((resolve) => (finish = resolve));
-    const env = Object.entries(spec.env)
-      .filter(([, v]) => v !== undefined)
-      .map(([k, v]) => `${k}=${v}`);
     try {
       this.tracer = native().launch(
-        { path: file, argv: spec.argv, env, cwd: spec.cwd, stdio: spec.stdio ?? [0, 1, 2], user: spec.user, rules, socketEventsPolled: polled },
+        {
+          path: file,
+          argv: spec.argv,
+          env: spec.env.toBuffers(),
+          cwd: spec.cwd,
+          stdio: spec.stdio ?? [0, 1, 2],
+          keepFds: spec.keepFds,
+          user: spec.user,
+          rules,
+          socketEventsPolled: polled,
+        },
         (batch) => {
           for (const e of batch) if (e.kind === 'exit' && e.tid === this.pid) rootExit = e;
           onEvents(batch);
-          if (batch.some((e) => e.kind === 'done')) finish(outcome(spec.argv[0], rootExit));
+          if (batch.some((e) => e.kind === 'done')) finish(outcome(quoteName(name), rootExit));
         },
       );
     } catch (err) {
-      throw explainLaunchFailure(fromNative(err, { path: file }));
+      throw explainLaunchFailure(fromNative(err, { path: file.toString() }));
     }
     this.pid = this.tracer.pid;
   }

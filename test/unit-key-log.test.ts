@@ -2,6 +2,7 @@
 // ahead of every record not yet written (block order checked by walking the file), the key log
 // tail (partial lines, a file that appears late or is truncated), and NODE_OPTIONS parsing.
 import t from 'tap';
+import { Environment } from '../src/environment';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -120,12 +121,12 @@ t.test('key log tail: late file, partial lines, truncation, only new lines when 
 t.test('TlsKeyLog: private log, environment, only key lines, each once, copy', async (t) => {
   const copy = path.join(tmp, 'copy.log');
   const warnings: string[] = [];
-  const { keys, env } = TlsKeyLog.forLaunch({ PATH: '/usr/bin', NODE_OPTIONS: '--max-old-space-size=64' }, { copyTo: copy, fileHoldsKeys: true, warn: (m) => warnings.push(m) });
-  const log = env.SSLKEYLOGFILE!;
+  const { keys, env } = TlsKeyLog.forLaunch(Environment.fromObject({ PATH: '/usr/bin', NODE_OPTIONS: '--max-old-space-size=64' }), { copyTo: copy, fileHoldsKeys: true, warn: (m) => warnings.push(m) });
+  const log = env.get('SSLKEYLOGFILE')!;
   t.match(log, /tracedump-tls-.*\/keys\.log$/);
   t.equal(fs.statSync(path.dirname(log)).mode & 0o777, 0o700, 'private directory');
   t.equal(fs.statSync(log).mode & 0o777, 0o600, 'private file');
-  t.equal(env.NODE_OPTIONS, `--max-old-space-size=64 --tls-keylog=${log}`);
+  t.equal(env.get('NODE_OPTIONS'), `--max-old-space-size=64 --tls-keylog=${log}`);
   t.equal(fs.statSync(copy).mode & 0o777, 0o600, '--keylog file is 0600');
   fs.appendFileSync(log, `# a comment\n${KEY_A}not a key line\n${KEY_A}`);
   t.equal(keys.read()?.toString(), KEY_A, 'one key line, once');
@@ -142,9 +143,9 @@ t.test('TlsKeyLog: a key log the user set is kept and read from its end; pcap hi
   const own = path.join(tmp, 'own.log');
   fs.writeFileSync(own, 'CLIENT_RANDOM 99 99\n'); // an earlier run's keys
   const warnings: string[] = [];
-  const { keys, env } = TlsKeyLog.forLaunch({ SSLKEYLOGFILE: own }, { fileHoldsKeys: false, captureName: 'x.pcap', warn: (m) => warnings.push(m) });
-  t.equal(env.SSLKEYLOGFILE, own, 'kept');
-  t.equal(env.NODE_OPTIONS, `--tls-keylog=${own}`, 'Node writes to the same log');
+  const { keys, env } = TlsKeyLog.forLaunch(Environment.fromObject({ SSLKEYLOGFILE: own }), { fileHoldsKeys: false, captureName: 'x.pcap', warn: (m) => warnings.push(m) });
+  t.equal(env.get('SSLKEYLOGFILE'), own, 'kept');
+  t.equal(env.get('NODE_OPTIONS'), `--tls-keylog=${own}`, 'Node writes to the same log');
   t.same(keys.files, [own], 'no private log needed');
   fs.appendFileSync(own, KEY_A);
   t.equal(keys.read(), undefined, 'classic pcap: nothing for the file');

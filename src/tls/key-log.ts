@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { Environment } from '../environment';
 import { TracedumpError } from '../errors';
 import { type NativeFileGuard, native } from '../native';
 import { KeyLogTail } from './key-log-tail';
@@ -51,20 +52,23 @@ export class TlsKeyLog {
    * pointing at a private key log (0700 directory, 0600 file, owned by the command's user). A
    * key log the user set already is kept and read instead.
    */
-  static forLaunch(env: NodeJS.ProcessEnv, o: KeyLogOptions): { keys: TlsKeyLog; env: NodeJS.ProcessEnv } {
+  static forLaunch(env: Environment, o: KeyLogOptions): { keys: TlsKeyLog; env: Environment } {
     const keys = new TlsKeyLog(o);
-    const out: NodeJS.ProcessEnv = { ...env };
+    const out = env.clone();
     try {
       let own: string | undefined;
       const ownLog = () => (own ??= keys.makePrivateLog());
-      if (env.SSLKEYLOGFILE) keys.follow(env.SSLKEYLOGFILE, true);
-      else out.SSLKEYLOGFILE = ownLog();
-      const nodeLog = nodeKeyLogOf(env.NODE_OPTIONS);
+      const userLog = env.get('SSLKEYLOGFILE');
+      if (userLog) keys.follow(userLog, true);
+      else out.set('SSLKEYLOGFILE', ownLog());
+      const nodeLog = nodeKeyLogOf(env.get('NODE_OPTIONS'));
       if (nodeLog !== undefined) keys.follow(path.resolve(nodeLog), true);
       else {
-        const file = env.SSLKEYLOGFILE ? path.resolve(env.SSLKEYLOGFILE) : ownLog();
+        const file = userLog ? path.resolve(userLog) : ownLog();
         const arg = /[\s"'\\]/.test(file) ? `--tls-keylog="${file.replace(/(["\\])/g, '\\$1')}"` : `--tls-keylog=${file}`;
-        out.NODE_OPTIONS = env.NODE_OPTIONS ? `${env.NODE_OPTIONS} ${arg}` : arg;
+        // the user's own options stay as they were, byte for byte; ours follow
+        const given = env.raw('NODE_OPTIONS');
+        out.set('NODE_OPTIONS', given?.length ? Buffer.concat([given, Buffer.from(` ${arg}`)]) : arg);
       }
       keys.openCopy();
     } catch (err) {
@@ -84,7 +88,7 @@ export class TlsKeyLog {
       for (const pid of pids) {
         const env = environOf(pid);
         const cwd = cwdOf(pid);
-        for (const file of [env.SSLKEYLOGFILE, nodeKeyLogOf(env.NODE_OPTIONS)])
+        for (const file of [env.get('SSLKEYLOGFILE'), nodeKeyLogOf(env.get('NODE_OPTIONS'))])
           if (file) keys.follow(path.resolve(cwd ?? '/', file), true);
       }
       keys.openCopy();
@@ -242,17 +246,12 @@ function sameFile(a: string, b: string): boolean {
   }
 }
 
-function environOf(pid: number): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
+function environOf(pid: number): Environment {
   try {
-    for (const kv of fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0')) {
-      const i = kv.indexOf('=');
-      if (i > 0) env[kv.slice(0, i)] = kv.slice(i + 1);
-    }
+    return Environment.fromBlock(fs.readFileSync(`/proc/${pid}/environ`));
   } catch {
-    // gone, or not readable: no key log known
+    return Environment.fromObject({}); // gone, or not readable: no key log known
   }
-  return env;
 }
 
 function cwdOf(pid: number): string | undefined {
