@@ -77,7 +77,8 @@ class TracerHandle : public Napi::ObjectWrap<TracerHandle> {
                        {InstanceAccessor<&TracerHandle::Pid>("pid"),
                         InstanceMethod<&TracerHandle::Signal>("signal"),
                         InstanceMethod<&TracerHandle::Poll>("poll"),
-                        InstanceMethod<&TracerHandle::Detach>("detach")});
+                        InstanceMethod<&TracerHandle::Detach>("detach"),
+                        InstanceMethod<&TracerHandle::Sweep>("sweep")});
   }
   explicit TracerHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TracerHandle>(info) {}
 
@@ -159,6 +160,12 @@ class TracerHandle : public Napi::ObjectWrap<TracerHandle> {
   // Attach mode: detach from every tracee; the 'done' event follows.
   Napi::Value Detach(const Napi::CallbackInfo& info) {
     if (shared_) shared_->tracer->request_detach();
+    return info.Env().Undefined();
+  }
+
+  // Search the traced fd tables for sockets no traced call showed (kFound events follow).
+  Napi::Value Sweep(const Napi::CallbackInfo& info) {
+    if (shared_) shared_->tracer->request_sweep();
     return info.Env().Undefined();
   }
 

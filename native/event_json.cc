@@ -20,6 +20,8 @@ const char* call_name(SocketCall c) {
     case SocketCall::kSendmsg: return "sendmsg";
     case SocketCall::kSendmmsg: return "sendmmsg";
     case SocketCall::kExisting: return "existing";
+    case SocketCall::kInherited: return "inherited";
+    case SocketCall::kFound: return "found";
   }
   return "?";
 }
@@ -171,6 +173,10 @@ void append_socket_event(Json& j, const TraceEvent& e) {
     j.key("rules");
     append_rules(j, e.entry_rules);
     j.close();
+  }
+  if (e.call == SocketCall::kFound || e.call == SocketCall::kInherited) {
+    j.key("exchangedBefore");
+    if (e.exchanged_before < 0) j.null(); else j.num(e.exchanged_before);
   }
   if (!e.has_result) {
     j.key("result").null();

@@ -21,6 +21,13 @@ const std::vector<TracedSyscall> kTraced = {
     {SYS_sendto, "sendto"},   {SYS_sendmsg, "sendmsg"}, {SYS_sendmmsg, "sendmmsg"},
 };
 
+// Rare calls that bring sockets in: io_uring ops (IORING_OP_SOCKET, CONNECT, SEND...) run
+// inside io_uring_enter; pidfd_getfd copies another process's socket.
+const std::vector<TracedSyscall> kFdSources = {
+    {SYS_io_uring_setup, "io_uring_setup"}, {SYS_io_uring_enter, "io_uring_enter"},
+    {SYS_pidfd_getfd, "pidfd_getfd"},
+};
+
 // i386 socket calls: socketcall(2) and the direct calls added in Linux 4.3.
 const std::vector<int> kI386Network = {102 /*socketcall*/, 361 /*bind*/,    362 /*connect*/,
                                        363 /*listen*/,     369 /*sendto*/,  370 /*sendmsg*/,
@@ -73,6 +80,7 @@ constexpr uint32_t arg_hi(int i) { return arg_lo(i) + 4; }
 }  // namespace
 
 const std::vector<TracedSyscall>& traced_syscalls() { return kTraced; }
+const std::vector<TracedSyscall>& fd_source_syscalls() { return kFdSources; }
 
 std::vector<sock_filter> build_program() {
   Assembler a;
@@ -83,6 +91,7 @@ std::vector<sock_filter> build_program() {
   for (const auto& s : kTraced) {
     a.jump(BPF_JEQ, s.nr, s.nr == SYS_sendto ? "sendto" : "trace", "");
   }
+  for (const auto& s : kFdSources) a.jump(BPF_JEQ, s.nr, "fd_source", "");
   a.ret(SECCOMP_RET_ALLOW);
 
   // sendto(fd, buf, len, flags, dest_addr, addrlen): a NULL dest_addr is a connected socket.
@@ -104,6 +113,8 @@ std::vector<sock_filter> build_program() {
   a.ret(SECCOMP_RET_ALLOW);
   a.label("trace");
   a.ret(SECCOMP_RET_TRACE | kStopSocketCall);
+  a.label("fd_source");
+  a.ret(SECCOMP_RET_TRACE | kStopFdSource);
   a.label("unsupported");
   a.ret(SECCOMP_RET_TRACE | kStopUnsupportedAbi);
   return a.finish();

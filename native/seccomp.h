@@ -12,6 +12,7 @@ namespace seccomp {
 enum StopReason : uint16_t {
   kStopSocketCall = 0,       // an x86-64 socket call from the table below
   kStopUnsupportedAbi = 1,   // an i386 / x32 socket call: the tracer reports it cannot follow it
+  kStopFdSource = 2,         // a call that can bring sockets in without a socket call (io_uring, pidfd_getfd)
 };
 
 // x86-64 syscall numbers that stop. sendto stops only with a non-NULL destination address.
@@ -20,6 +21,8 @@ struct TracedSyscall {
   const char* name;
 };
 const std::vector<TracedSyscall>& traced_syscalls();
+// Calls after which the process's fd table is searched for sockets no traced call showed.
+const std::vector<TracedSyscall>& fd_source_syscalls();
 
 std::vector<sock_filter> build_program();
 // Human-readable listing of the program (for --dump-seccomp and tests).

@@ -7,8 +7,13 @@
 
 #include "sockets.h"
 
-// kExisting: no call; a socket the process already had when tracedump attached.
-enum class SocketCall : uint8_t { kConnect, kBind, kListen, kSendto, kSendmsg, kSendmmsg, kExisting };
+// No call behind these: kExisting, a socket the process had when tracedump attached;
+// kInherited, one the launched command got from its caller (found at its first exec);
+// kFound, one that appeared in a traced process's fd table without a traced call (received
+// over a Unix socket, made by io_uring, taken with pidfd_getfd): found late, by a sweep.
+enum class SocketCall : uint8_t {
+  kConnect, kBind, kListen, kSendto, kSendmsg, kSendmmsg, kExisting, kInherited, kFound
+};
 
 struct SocketCallInfo {
   pid_t pid = 0;

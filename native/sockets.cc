@@ -2,6 +2,7 @@
 #include "sockets.h"
 
 #include <arpa/inet.h>
+#include <linux/tcp.h>
 #include <netinet/in.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
@@ -321,4 +322,13 @@ std::vector<Endpoint> call_destinations(pid_t tid, long nr, const uint64_t args[
     }
   }
   return out;
+}
+
+int64_t tcp_segments(int dup) {
+  tcp_info info;
+  memset(&info, 0, sizeof info);
+  socklen_t len = sizeof info;
+  if (getsockopt(dup, IPPROTO_TCP, TCP_INFO, &info, &len) < 0) return -1;
+  if (len < offsetof(tcp_info, tcpi_segs_in) + sizeof info.tcpi_segs_in) return -1;
+  return static_cast<int64_t>(info.tcpi_segs_out) + info.tcpi_segs_in;
 }

@@ -96,6 +96,10 @@ int inspect_dup(int dup, SocketInfo* out, SocketFactsCache* cache);
 // peer when the caller knows it already (family 0: none), so getpeername is not asked.
 void refresh_socket(int dup, SocketInfo* info, SocketFactsCache* cache, const Endpoint* peer = nullptr);
 
+// The segments a TCP socket has sent and received so far (TCP_INFO's segs_out + segs_in),
+// through a duplicate; -1 for other sockets or when the kernel does not say.
+int64_t tcp_segments(int dup);
+
 // Reads tracee memory; returns bytes read or -errno.
 ssize_t read_tracee(pid_t tid, uint64_t addr, void* buf, size_t len);
 

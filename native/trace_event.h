@@ -44,6 +44,9 @@ struct TraceEvent {
   bool has_entry = false;
   double entry_ms = 0;
   std::vector<RuleSpec> entry_rules;
+  // kFound/kInherited: packets the socket had exchanged when it was found (TCP's own count;
+  // -1: unknown, a UDP socket). Those of them before the find are not in the capture.
+  int64_t exchanged_before = -1;
 
   // kSpawn
   pid_t child = 0;

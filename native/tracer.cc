@@ -105,6 +105,12 @@ bool is_followed(const SocketInfo& s) {
   return false;
 }
 
+bool is_fd_source(long nr) {
+  for (const auto& s : seccomp::fd_source_syscalls())
+    if (s.nr == nr) return true;
+  return false;
+}
+
 bool same_endpoint(const Endpoint& a, const Endpoint& b) {
   return a.family == b.family && a.port == b.port && memcmp(a.addr, b.addr, 16) == 0;
 }
@@ -210,6 +216,7 @@ void Tracer::release_thread() {
 }
 
 pid_t Tracer::launch(const LaunchOptions& options, TracerError* error) {
+  install_wake_handler();
   thread_ = std::thread(&Tracer::run_launch, this, options);
   return wait_started(error);
 }
@@ -258,6 +265,13 @@ void Tracer::request_detach() {
   }
 }
 
+void Tracer::request_sweep() {
+  sweep_requested_ = true;
+  // Only a thread waiting in waitpid is woken: elsewhere the flag is read after its stop.
+  pid_t tid = thread_tid_.load();
+  if (tid > 0 && in_waitpid_.load()) syscall(SYS_tgkill, getpid(), tid, kWakeSignal);
+}
+
 int Tracer::signal_root(int sig) {
   if (!root_pidfd_.valid()) return -ESRCH;
   if (syscall(SYS_pidfd_send_signal, root_pidfd_.get(), sig, nullptr, 0) < 0) return -errno;
@@ -297,7 +311,8 @@ void Tracer::run_launch(LaunchOptions o) {
   // A tracee held at a stop waits for this thread: let it run ahead of tracedump's other
   // threads (JavaScript, capture) when the CPUs are busy. Only after the fork, so the command
   // keeps the priority it would have had. Needs CAP_SYS_NICE; without it nothing changes.
-  setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), -10);
+  thread_tid_ = static_cast<pid_t>(syscall(SYS_gettid));
+  setpriority(PRIO_PROCESS, static_cast<id_t>(thread_tid_.load()), -10);
   pthread_setname_np(pthread_self(), "td-tracer");  // after the fork: the child keeps its name
   fcntl(launch_report_.get(), F_SETFL, O_NONBLOCK);
 
@@ -403,7 +418,7 @@ void Tracer::run_attach(std::vector<pid_t> pids) {
     events_->push(std::move(e));
   }
   std::set<uint64_t> adopted;  // a socket shared by several processes is adopted once
-  for (pid_t pid : pids) adopt_sockets(pid, &adopted);
+  for (pid_t pid : pids) adopt_sockets(pid, &adopted, SocketCall::kExisting);
   start_succeeded(pids.empty() ? -1 : pids[0]);
   stop_ns_ = 0;  // these stops were held through the attach: not timed
   stop_ms_ = attach_started_ms;
@@ -411,8 +426,9 @@ void Tracer::run_attach(std::vector<pid_t> pids) {
   loop();
 }
 
-// Attach mode: the sockets a process already has (from /proc/PID/fd) go into the filter.
-void Tracer::adopt_sockets(pid_t tgid, std::set<uint64_t>* adopted) {
+// The sockets a process already has (from /proc/PID/fd) go into the filter: at an attach, and
+// at the launched command's first exec (the ones its caller passed on).
+void Tracer::adopt_sockets(pid_t tgid, std::set<uint64_t>* adopted, SocketCall call) {
   Process& p = process(tgid);
   const std::string dir = "/proc/" + std::to_string(tgid) + "/fd";
   DIR* d = opendir(dir.c_str());
@@ -427,15 +443,86 @@ void Tracer::adopt_sockets(pid_t tgid, std::set<uint64_t>* adopted) {
     SocketCallInfo c;
     c.pid = tgid;
     c.tid = tgid;
-    c.call = SocketCall::kExisting;
+    c.call = call;
     c.fd = fd;
-    if (inspect_socket(p.pidfd.get(), fd, &c.socket) < 0 || !is_followed(c.socket)) continue;
+    int d = dup_tracee_fd(p.pidfd.get(), fd);
+    if (d < 0) continue;
+    UniqueFd dup(d);
+    if (inspect_dup(dup.get(), &c.socket, &facts_) < 0 || !is_followed(c.socket)) continue;
     if (c.socket.local.port == 0) continue;  // unbound: its first call will tell
     if (!adopted->insert(c.socket.inode).second) continue;
+    int64_t exchanged = call == SocketCall::kInherited ? tcp_segments(dup.get()) : -1;
+    dup.reset();
     std::vector<RuleSpec> rules;
     if (hook_) hook_->adopt(c.socket, &rules);
-    emit_socket_event(EventKind::kSocket, c, c.socket, false, 0, std::move(rules));
+    emit_socket_event(EventKind::kSocket, c, c.socket, false, 0, std::move(rules), 0, exchanged);
   }
+}
+
+// Sockets that came without a traced call. The fd tables are read (readlink of each fd), and
+// a socket inode no event named is inspected: an AF_INET/AF_INET6 socket with a local port gets
+// its rules now, and a kFound event. Packets it exchanged before are not in the capture.
+void Tracer::find_late_sockets(pid_t only) {
+  std::unordered_set<uint64_t> present;
+  std::set<uint64_t> adopted;
+  for (auto& [tgid, proc] : processes_) {
+    if (only && tgid != only) continue;
+    Process& p = process(tgid);
+    const std::string dir = "/proc/" + std::to_string(tgid) + "/fd";
+    DIR* d = opendir(dir.c_str());
+    if (!d) continue;
+    std::vector<std::pair<int, uint64_t>> fresh;
+    char link[64];
+    while (dirent* ent = readdir(d)) {
+      if (ent->d_name[0] == '.') continue;
+      ssize_t n = readlinkat(dirfd(d), ent->d_name, link, sizeof link - 1);
+      if (n < 9 || memcmp(link, "socket:[", 8) != 0) continue;
+      link[n] = 0;
+      uint64_t ino = strtoull(link + 8, nullptr, 10);
+      present.insert(ino);
+      if (!known_inodes_.count(ino)) fresh.push_back({atoi(ent->d_name), ino});
+    }
+    closedir(d);
+    for (auto& [fd, ino] : fresh) {
+      int dfd = dup_tracee_fd(p.pidfd.get(), fd);
+      if (dfd < 0) continue;
+      UniqueFd dup(dfd);
+      SocketCallInfo c;
+      c.pid = tgid;
+      c.tid = tgid;
+      c.call = SocketCall::kFound;
+      c.fd = fd;
+      if (inspect_dup(dup.get(), &c.socket, &facts_) < 0 || c.socket.inode != ino) continue;
+      if (!is_followed(c.socket)) {
+        known_inodes_.insert(ino);  // a Unix or netlink socket: never looked at again
+        continue;
+      }
+      if (c.socket.local.port == 0) continue;  // unbound: looked at again until it is
+      if (c.socket.protocol != IPPROTO_UDP && c.socket.protocol != IPPROTO_UDPLITE &&
+          c.socket.peer.valid() && listen_ports_.count(c.socket.local.port)) {
+        known_inodes_.insert(ino);  // accepted by a listener of the program: its rule holds
+        continue;
+      }
+      if (!adopted.insert(ino).second) continue;
+      int64_t exchanged = tcp_segments(dup.get());
+      dup.reset();
+      std::vector<RuleSpec> rules;
+      if (hook_) hook_->adopt(c.socket, &rules);
+      emit_socket_event(EventKind::kSocket, c, c.socket, false, 0, std::move(rules), now_ms(), exchanged);
+    }
+  }
+  if (only) return;
+  // Closed since (or passed away): an inode number seen again later is looked at again.
+  for (auto it = known_inodes_.begin(); it != known_inodes_.end();)
+    it = present.count(*it) ? std::next(it) : known_inodes_.erase(it);
+}
+
+// io_uring_setup, io_uring_enter, pidfd_getfd: whatever sockets the call brings in are found at
+// its exit (io_uring_enter: also at its entry, for ops that completed since the last call).
+void Tracer::on_fd_source(Tracee& t, long nr) {
+  if (nr == SYS_io_uring_enter) find_late_sockets(tgid_of(t));
+  t.sweep_at_exit = true;
+  resume(t, 0);
 }
 
 void Tracer::loop() {
@@ -444,11 +531,15 @@ void Tracer::loop() {
       detach_all();
       break;
     }
+    if (sweep_requested_.exchange(false)) find_late_sockets(0);
     int status;
+    in_waitpid_ = true;
     pid_t tid = waitpid(-1, &status, __WALL | __WNOTHREAD);
+    int err = errno;
+    in_waitpid_ = false;
     if (tid < 0) {
-      if (errno == EINTR) continue;
-      if (errno != ECHILD) warn(0, 0, std::string("waitpid: ") + strerror(errno));
+      if (err == EINTR) continue;
+      if (err != ECHILD) warn(0, 0, std::string("waitpid: ") + strerror(err));
       break;
     }
     if (stop_stats::on()) stop_ns_ = monotonic_ns();
@@ -536,7 +627,7 @@ Tracer::Process& Tracer::process(pid_t tgid) {
 }
 
 void Tracer::resume(Tracee& t, int sig) {
-  ptrace(t.expect_exit || attach_mode_ ? PTRACE_SYSCALL : PTRACE_CONT, t.tid, nullptr,
+  ptrace(t.expect_exit || t.sweep_at_exit || attach_mode_ ? PTRACE_SYSCALL : PTRACE_CONT, t.tid, nullptr,
          reinterpret_cast<void*>(static_cast<long>(sig)));
   if (timed_ >= 0) {  // held from waitpid()'s return until the resume request returned
     if (stop_ns_)
@@ -662,7 +753,11 @@ void Tracer::on_exec(Tracee& t) {
   Process& p = processes_[tid];
   p.comm = read_first_line("/proc/" + std::to_string(tid) + "/comm");
   std::string exe = read_link("/proc/" + std::to_string(tid) + "/exe");
-  resume(n, 0);
+  // The command's first exec: the sockets its caller passed on get their rules before its
+  // program runs (close-on-exec ones are gone by now).
+  const bool first = !attach_mode_ && tid == root_pid_ && !root_started_;
+  root_started_ = root_started_ || first;
+  if (!first) resume(n, 0);
 
   TraceEvent e;
   e.kind = EventKind::kExec;
@@ -673,6 +768,10 @@ void Tracer::on_exec(Tracee& t) {
   e.comm = p.comm;
   e.exe = exe;
   events_->push(std::move(e));
+  if (!first) return;
+  std::set<uint64_t> adopted;
+  adopt_sockets(tid, &adopted, SocketCall::kInherited);
+  resume(tracee(tid), 0);
 }
 
 void Tracer::unsupported_abi(Tracee& t, pid_t pid) {
@@ -694,6 +793,8 @@ void Tracer::on_seccomp(Tracee& t) {
   if (ptrace(PTRACE_GET_SYSCALL_INFO, t.tid, sizeof info, &info) > 0 &&
       info.op == PTRACE_SYSCALL_INFO_SECCOMP) {
     if (info.seccomp.ret_data == seccomp::kStopUnsupportedAbi) return unsupported_abi(t, tgid_of(t));
+    if (info.seccomp.ret_data == seccomp::kStopFdSource)
+      return on_fd_source(t, static_cast<long>(info.seccomp.nr));
     uint64_t args[6];
     for (int i = 0; i < 6; i++) args[i] = info.seccomp.args[i];
     return on_call_entry(t, static_cast<long>(info.seccomp.nr), args);
@@ -703,6 +804,7 @@ void Tracer::on_seccomp(Tracee& t) {
   if (reason == seccomp::kStopUnsupportedAbi) return unsupported_abi(t, tgid_of(t));
   user_regs_struct regs;
   if (ptrace(PTRACE_GETREGS, t.tid, nullptr, &regs) < 0) return resume(t, 0);
+  if (reason == seccomp::kStopFdSource) return on_fd_source(t, static_cast<long>(regs.orig_rax));
   const uint64_t args[6] = {regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9};
   on_call_entry(t, static_cast<long>(regs.orig_rax), args);
 }
@@ -719,6 +821,7 @@ void Tracer::on_syscall_stop(Tracee& t) {
   if (info.op != PTRACE_SYSCALL_INFO_ENTRY) return resume(t, 0);
   long nr = static_cast<long>(info.entry.nr);
   if (info.arch != AUDIT_ARCH_X86_64 || (nr & 0x40000000)) return unsupported_abi(t, tgid_of(t));
+  if (is_fd_source(nr)) return on_fd_source(t, nr);
   SocketCall call;
   // The calls the launch-mode seccomp filter stops at, and no others.
   if (!call_of(nr, &call) || (call == SocketCall::kSendto && info.entry.args[4] == 0))
@@ -774,8 +877,10 @@ void Tracer::on_call_entry(Tracee& t, long nr, const uint64_t args[6]) {
       t.pending_dup = std::move(dup);
     else
       dup.reset();
-    resume(t, 0);
-    return emit_socket_event(EventKind::kPending, c, c.socket, false, 0, std::move(rules));
+    // Queued before the call runs: a sweep that sees the port the call picks (and then takes
+    // the events) knows whose call it is.
+    emit_socket_event(EventKind::kPending, c, c.socket, false, 0, std::move(rules));
+    return resume(t, 0);
   }
   dup.reset();
   resume(t, 0);
@@ -783,6 +888,10 @@ void Tracer::on_call_entry(Tracee& t, long nr, const uint64_t args[6]) {
 }
 
 void Tracer::on_syscall_exit(Tracee& t, const int64_t* known_result) {
+  if (t.sweep_at_exit) {
+    t.sweep_at_exit = false;
+    find_late_sockets(tgid_of(t));
+  }
   if (!t.expect_exit) return resume(t, 0);
   if (stop_stats::on())
     timed_ = t.pending.call == SocketCall::kConnect ? stop_stats::kConnectExit : stop_stats::kOtherExit;
@@ -827,11 +936,22 @@ void Tracer::on_syscall_exit(Tracee& t, const int64_t* known_result) {
 }
 
 void Tracer::emit_socket_event(EventKind kind, const SocketCallInfo& c, const SocketInfo& after,
-                               bool has_result, int64_t result, std::vector<RuleSpec> rules) {
+                               bool has_result, int64_t result, std::vector<RuleSpec> rules,
+                               double time_ms, int64_t exchanged_before) {
   TraceEvent e;
   e.kind = kind;
   // the stop's time, not now: the tracee was resumed before this and may have sent already
-  e.time_ms = stop_ms_ > 0 && c.call != SocketCall::kExisting ? stop_ms_ : now_ms();
+  const bool no_call = c.call == SocketCall::kExisting || c.call == SocketCall::kInherited;
+  e.time_ms = time_ms > 0 ? time_ms : stop_ms_ > 0 && !no_call ? stop_ms_ : now_ms();
+  e.exchanged_before = exchanged_before;
+  if (after.inode) known_inodes_.insert(after.inode);
+  // A TCP socket with a port and no peer that listens (or may: adopted ones) accepts
+  // connections on that port: accept is not traced.
+  const bool may_listen = c.call == SocketCall::kListen || c.call == SocketCall::kExisting ||
+                          c.call == SocketCall::kInherited || c.call == SocketCall::kFound;
+  const bool udp = after.protocol == IPPROTO_UDP || after.protocol == IPPROTO_UDPLITE;
+  if (may_listen && !udp && after.local.port && !after.peer.valid())
+    listen_ports_.insert(after.local.port);
   e.pid = c.pid;
   e.tid = c.tid;
   e.call = c.call;

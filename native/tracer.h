@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "socket_hook.h"
@@ -65,6 +66,11 @@ class Tracer {
   // stops, per event. Set before launch() or attach().
   void set_socket_events_polled(bool polled) { socket_events_polled_ = polled; }
 
+  // Asks the tracer thread to search every traced process's fd table for sockets no traced
+  // call showed (received over a Unix socket, made by io_uring...). Any thread; the search
+  // runs on the tracer thread at once if it is waiting, else after the stop it handles.
+  void request_sweep();
+
   // Sends a signal to the launched command (race-free through its pidfd). Returns -errno or 0.
   int signal_root(int sig);
 
@@ -84,6 +90,9 @@ class Tracer {
     // `pending` is a connect to the address it names (not the any-address, which the kernel
     // replaces): if it succeeds, that address is its peer.
     bool connect_as_named = false;
+    // Stopped at the exit of a call that can bring sockets in (fd_source_syscalls): the
+    // process's fd table is searched then.
+    bool sweep_at_exit = false;
   };
   struct Process {
     UniqueFd pidfd;
@@ -94,7 +103,11 @@ class Tracer {
   void run_launch(LaunchOptions options);
   void run_attach(std::vector<pid_t> pids);
   int seize_process(pid_t pid, std::vector<pid_t>* seized);
-  void adopt_sockets(pid_t tgid, std::set<uint64_t>* adopted);
+  void adopt_sockets(pid_t tgid, std::set<uint64_t>* adopted, SocketCall call);
+  // Emits kFound events for sockets in the fd tables (of `only`, or of every traced process
+  // when 0) that no traced call showed, timed when found (their rules are in from then on).
+  void find_late_sockets(pid_t only);
+  void on_fd_source(Tracee& t, long nr);
   pid_t wait_started(TracerError* error);  // caller side of the start handshake
   void start_succeeded(pid_t root);
   void start_failed(TracerError error);
@@ -115,8 +128,10 @@ class Tracer {
   Tracee& tracee(pid_t tid);
   pid_t tgid_of(Tracee& t);
   Process& process(pid_t tgid);
+  // time_ms: the event's time when the caller says (a late find), else the stop's.
   void emit_socket_event(EventKind kind, const SocketCallInfo& c, const SocketInfo& after,
-                         bool has_result, int64_t result, std::vector<RuleSpec> rules);
+                         bool has_result, int64_t result, std::vector<RuleSpec> rules,
+                         double time_ms = 0, int64_t exchanged_before = -1);
   void warn(pid_t pid, pid_t tid, std::string message);
   void read_launch_failure(TraceEvent* exit_event);
 
@@ -141,7 +156,17 @@ class Tracer {
   UniqueFd root_pidfd_;     // for signal_root from other threads
   UniqueFd launch_report_;  // read end of the child's CLOEXEC error pipe
 
+  std::atomic<bool> sweep_requested_{false};
+  std::atomic<bool> in_waitpid_{false};
+
   // tracer-thread state
+  bool root_started_ = false;  // the launched command's first exec was seen
+  // Socket inodes every traced process's fd table may hold without being late: the ones events
+  // named, and ones that are not followed (AF_UNIX...). Pruned to the fd tables by each sweep.
+  std::unordered_set<uint64_t> known_inodes_;
+  // TCP ports the program listens on: a socket found with one of them was accepted (accept is
+  // not traced: the listener's rule covers its connections).
+  std::unordered_set<uint16_t> listen_ports_;
   std::unordered_map<pid_t, Tracee> tracees_;
   std::unordered_map<pid_t, Process> processes_;
   SocketFactsCache facts_;

@@ -39,6 +39,11 @@ export class AttachedProcesses {
     this.tracer.poll();
   }
 
+  /** Searches the fd tables for sockets that came without a traced call ('found' events). */
+  findLateSockets(): void {
+    this.tracer.sweep();
+  }
+
   /** Stops tracing: every thread is detached and runs on; `done` resolves after. */
   detach(): void {
     if (this.detachRequested) return;

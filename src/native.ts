@@ -16,8 +16,22 @@ export interface FilterRule {
   remote: Endpoint | null;
 }
 
-/** 'existing': no call; a socket the process already had when tracedump attached to it. */
-export type SocketCallName = 'connect' | 'bind' | 'listen' | 'sendto' | 'sendmsg' | 'sendmmsg' | 'existing';
+/**
+ * No call behind these: 'existing', a socket the process had when tracedump attached to it;
+ * 'inherited', one the command got from tracedump's caller; 'found', one that came into a
+ * traced process without a traced call (over a Unix socket, from io_uring, pidfd_getfd), found
+ * by a search of the fd tables: packets it exchanged before are not in the capture.
+ */
+export type SocketCallName =
+  | 'connect'
+  | 'bind'
+  | 'listen'
+  | 'sendto'
+  | 'sendmsg'
+  | 'sendmmsg'
+  | 'existing'
+  | 'inherited'
+  | 'found';
 
 interface EventBase {
   time: number; // ms since the epoch, µs precision
@@ -49,6 +63,8 @@ export interface SocketEvent extends EventBase {
    * this one instead of sent apart (the controller applies them back to back anyway).
    */
   entry?: { time: number; rules: FilterRule[] };
+  /** 'found' and 'inherited': the segments a TCP socket had sent and received by then (null: UDP, not known). */
+  exchangedBefore?: number | null;
 }
 
 /** Entry of a call whose local endpoint is known only at its exit (a 'socket' event follows). */
@@ -199,6 +215,8 @@ export interface NativeTracer {
   detach(): void;
   /** Delivers the events queued so far now, synchronously, through the events callback. */
   poll(): void;
+  /** Searches the traced fd tables for sockets no traced call showed ('found' events follow). */
+  sweep(): void;
 }
 
 export interface NativeFileGuard {

@@ -17,6 +17,7 @@ import { loopbackSendTailMs } from './tracker/send-windows';
 import { readProcFile } from './proc-file';
 import { Sweeper } from './tracker/sweeper';
 import { CapturePipeline } from './capture/pipeline';
+import { LateSockets } from './report/late-sockets';
 import { type RunFigures, type StopReason, progressText, summaryJson, summaryLine } from './report/summary';
 import { StatusLine } from './report/status-line';
 import { onStatsSignal } from './report/stats-signal';
@@ -78,6 +79,8 @@ export interface SessionOptions {
 }
 
 const TICK_MS = 100;
+/** How often the traced fd tables are searched for sockets no traced call showed (native/tracer.cc). */
+const LATE_SOCKET_SWEEP_MS = 500;
 // Classic filter mode: the least time between two rebuilds of the exact program (below TICK_MS,
 // so the tick after a coalesced change always rebuilds).
 const CLASSIC_REFRESH_MS = 80;
@@ -180,7 +183,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
     }
   }
 
-  const sweeper = live ? new Sweeper(table, live.rules, printError) : undefined;
+  const sweeper = live ? new Sweeper(table, live.rules, printError, () => traced?.pollEvents()) : undefined;
   let classicBuilt = -1;
   let classicTriedAt = -Infinity;
   // Classic mode: a fresh exact program once the table has moved on. The stop path keeps the
@@ -224,6 +227,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
     options.eventsOutput?.commit();
   };
 
+  const late = new LateSockets();
   const onEvents = (batch: TraceEvent[]) => {
     // the tracer's queue was emptied for this batch just now
     const current = Date.now();
@@ -251,7 +255,11 @@ export async function runSession(options: SessionOptions): Promise<number> {
     if (done) live?.rules.expirePending(true);
     pipeline.eventsCurrent(done ? Infinity : current);
     if (live) settle(Date.now());
-    for (const e of batch) if (e.kind === 'warning' && !format) printError(`pid ${e.pid}: ${e.message}`);
+    for (const e of batch) {
+      if (e.kind === 'warning' && !format) printError(`pid ${e.pid}: ${e.message}`);
+      const message = e.kind === 'socket' ? late.note(e) : undefined;
+      if (message && !format) printError(message);
+    }
     if (!format) return;
     if (eventsFd === 2) status?.clear();
     let out = '';
@@ -312,6 +320,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
     kernelDrops: live?.stats().drops ?? 0,
     filter: live?.filterMode,
     refusedRules: live?.rules.failed() ?? 0,
+    late: late.figures,
     tlsKeys: keys && { lines: keys.lines, inFile: holdForKeys },
     elapsedMs: Date.now() - startedMs,
   });
@@ -325,6 +334,9 @@ export async function runSession(options: SessionOptions): Promise<number> {
   if (live) timers.push(setInterval(tick, TICK_MS));
   else if (keys) timers.push(setInterval(() => keys.read(), TICK_MS)); // --keylog without a capture
   if (cap?.durationSec !== undefined) longTimers.push(setLongTimeout(() => requestStop({ kind: 'duration', seconds: cap.durationSec! }), cap.durationSec * 1000));
+  // Sockets that came without a traced call (SCM_RIGHTS, io_uring) are searched for this often.
+  const lateSockets = traced;
+  timers.push(setInterval(() => lateSockets.findLateSockets(), LATE_SOCKET_SWEEP_MS));
   const stopSignals = handleSignals(traced, requestStop, () => file?.flush());
 
   try {

@@ -76,6 +76,11 @@ export class TracedCommand {
     this.tracer.poll();
   }
 
+  /** Searches the fd tables for sockets that came without a traced call ('found' events). */
+  findLateSockets(): void {
+    this.tracer.sweep();
+  }
+
   /** Sends a signal to the launched process (not to its descendants). */
   signal(sig: number): void {
     this.tracer.signal(sig);

@@ -18,6 +18,8 @@ export interface Traced {
   clearTimers(): void;
   /** Delivers the events the tracer has queued so far, synchronously (see CapturePipeline). */
   pollEvents(): void;
+  /** Searches the traced fd tables for sockets no traced call showed ('found' events follow). */
+  findLateSockets(): void;
 }
 
 export function launched(command: TracedCommand): Traced {
@@ -35,6 +37,7 @@ export function launched(command: TracedCommand): Traced {
   return {
     done: command.done,
     pollEvents: () => command.pollEvents(),
+    findLateSockets: () => command.findLateSockets(),
     stop(killAfterMs, alive) {
       command.signal(15);
       // A shell or launcher that dies at once leaves its children running: they get SIGTERM
@@ -77,6 +80,7 @@ export function attached(procs: AttachedProcesses): Traced {
   return {
     done: procs.done.then((o) => ({ status: 0, detached: o.detached })),
     pollEvents: () => procs.pollEvents(),
+    findLateSockets: () => procs.findLateSockets(),
     stop: () => procs.detach(),
     interrupted() {
       procs.detach(); // tcpdump's Ctrl-C: stop capturing; the program runs on

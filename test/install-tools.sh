@@ -2,7 +2,7 @@
 # Installs the tools the tests use when they are missing (Debian packages): tcpdump is the
 # oracle, tshark and capinfos read captures back, iproute2 makes test namespaces, strace is the
 # peer, setpriv/setcap/useradd serve the run-as tests, libpcap0.8 compiles -f expressions, man
-# renders the man page. Run by `npm test`; without root it only says what is missing (the
+# renders the man page, liburing-dev builds the io_uring fixture. Run by `npm test`; without root it only says what is missing (the
 # tests that need root skip then, outside CI).
 set -uo pipefail
 declare -A need=(
@@ -16,6 +16,8 @@ for cmd in "${!need[@]}"; do
 done
 # libpcap itself (loaded at run time by -f and `read EXPR`), not its headers
 ldconfig -p 2>/dev/null | grep -q 'libpcap\.so\.0\.8' || missing+=(libpcap0.8)
+# liburing's headers: the io_uring fixture (test/fixtures/uring.c) is built with them
+[ -e /usr/include/liburing.h ] || missing+=(liburing-dev)
 [ ${#missing[@]} -eq 0 ] && exit 0
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
 if [ "$(id -u)" -ne 0 ]; then

@@ -20,6 +20,15 @@ export interface FileFigures {
   bytes: number;
 }
 
+/** Sockets found late (report/late-sockets.ts). */
+export interface LateFigures {
+  found: number;
+  /** TCP segments those sockets had exchanged before they were found (not in the capture). */
+  missedSegments: number;
+  /** Found UDP sockets: how many datagrams went before is not known. */
+  unknown: number;
+}
+
 export interface RunFigures {
   /** '-' for stdout; undefined without a capture (--events alone). */
   output?: string;
@@ -36,6 +45,7 @@ export interface RunFigures {
   filter?: string;
   /** Rules the kernel filter could not hold (packets of those sockets may be missing). */
   refusedRules: number;
+  late?: LateFigures;
   tlsKeys?: { lines: number; inFile: boolean };
   elapsedMs: number;
 }
@@ -107,7 +117,17 @@ export function summaryLine(f: RunFigures, stop: StopReason): string {
   }
   if (f.tlsKeys?.lines) parts.push(`${plural(f.tlsKeys.lines, 'TLS key log line')}${f.tlsKeys.inFile ? ' in the file' : ''}`);
   if (f.refusedRules) parts.push(`${plural(f.refusedRules, 'filter rule')} refused by the kernel (map full)`);
+  const late = lateText(f.late);
+  if (late) parts.push(late);
   return `tracedump: ${parts.join(', ')}; ${stopText(stop)}`;
+}
+
+function lateText(f: LateFigures | undefined): string | undefined {
+  if (!f || f.found === 0) return undefined;
+  const missing: string[] = [];
+  if (f.found > f.unknown) missing.push(plural(f.missedSegments, 'TCP packet'));
+  if (f.unknown) missing.push(`the datagrams of ${plural(f.unknown, 'UDP socket')}`);
+  return `${plural(f.found, 'socket')} found late (${missing.join(' and ')} from before not captured)`;
 }
 
 /** The --summary-json document. */
@@ -136,6 +156,8 @@ export function summaryJson(
     processes: f.processes,
     kernel_filter: f.filter ?? null,
     refused_rules: f.refusedRules,
+    sockets_found_late: f.late?.found ?? 0,
+    packets_before_found: f.late && f.late.unknown === 0 ? f.late.missedSegments : null,
     tls_key_lines: f.tlsKeys?.lines ?? 0,
   };
   return JSON.stringify(doc, null, 2) + '\n';

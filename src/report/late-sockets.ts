@@ -1,0 +1,39 @@
+// Sockets the program got without a traced call: passed on by tracedump's caller ('inherited',
+// captured whole from the start) or found later in its fd tables ('found': received over a
+// Unix socket, made by io_uring, taken with pidfd_getfd). A found socket's packets from before
+// the find are not in the capture: the user is told which socket and how many packets.
+import type { SocketEvent } from '../native';
+import { type LateFigures, plural } from './summary';
+
+/** Messages for the first few found sockets; the rest are only counted. */
+const MAX_MESSAGES = 5;
+
+export class LateSockets {
+  readonly figures: LateFigures = { found: 0, missedSegments: 0, unknown: 0 };
+
+  /** Notes a socket event; returns the message to show for it, if any. */
+  note(e: SocketEvent): string | undefined {
+    if (e.call !== 'found') return undefined;
+    const f = this.figures;
+    f.found++;
+    const before = e.exchangedBefore;
+    if (typeof before === 'number') f.missedSegments += before;
+    else f.unknown++;
+    if (f.found > MAX_MESSAGES) return undefined;
+    const remote = e.remotes[0] ? ` to ${endpoint(e.remotes[0])}` : '';
+    const missed =
+      typeof before === 'number'
+        ? `${plural(before, 'packet')} it exchanged before that are not in the capture`
+        : 'datagrams it exchanged before that are not in the capture';
+    const more = f.found === MAX_MESSAGES ? ' (further ones are counted in the summary)' : '';
+    return (
+      `pid ${e.pid} (${e.comm}): ${e.proto.toUpperCase()} socket fd ${e.fd} ${endpoint(e.local)}${remote} ` +
+      `came without a traced call (passed over a Unix socket, or made by io_uring); found now, ${missed}${more}`
+    );
+  }
+}
+
+function endpoint(e: { address: string; port: number } | null): string {
+  if (!e) return '?';
+  return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+}
