@@ -4,11 +4,16 @@
 //     (--linger 3), an untraced process binds the same UDP port P and connects from the same
 //     local port L to the same server (the same 4-tuple): none of the later packets may be
 //     in the file, every packet of the traced program must be.
+// 12. the program itself gets the same UDP port again and again (1000 fresh sockets, one per query:
+//     the DNS-client pattern, with only four ports to pick from in a network namespace): each
+//     exchange belongs to the socket that held the port at its time, and every one is in the file.
 import path from 'node:path';
 import t from 'tap';
 import {
   checkCapture,
   freePort,
+  makeNetns,
+  sh,
   portFilter,
   readRecords,
   runFlows,
@@ -94,5 +99,22 @@ for (const host of ['127.0.0.1', '::1']) {
     t.ok(r.other.length >= 16, `the oracle saw the untraced process's packets (${r.other.length})`);
   });
 }
+
+t.test('UDP ports the program itself takes again at once: every exchange kept', async (t) => {
+  const dir = workDir(t);
+  const net = makeNetns(t);
+  t.equal(sh(`ip netns exec ${net.name} sysctl -q net.ipv4.ip_local_port_range="40000 40003"`).status, 0, 'four ephemeral ports');
+  const udp = await startServer(t, ['serve-udp', '127.0.0.1', 0], { netns: net.name });
+  const oracle = await startOracle(t, { file: path.join(dir, 'oracle.pcap'), filter: `udp port ${udp.port}`, iface: 'lo', netns: net.name });
+  const out = path.join(dir, 'out.pcap');
+  const rec = path.join(dir, 'traced.jsonl');
+  const run = await runTracedump(t, ['-w', out], [PY, FLOWS, 'udp-query', '127.0.0.1', String(udp.port), '1000', 'fresh'], { record: rec, netns: net.name });
+  const stats = await oracle.stop();
+  t.equal(run.status, 0, `the traced program succeeded (${run.stderr.slice(-300)})`);
+  const traced = readRecords(rec, 'traced');
+  const ports = new Set(traced.map((r) => r.local.port));
+  t.ok(traced.length === 1000 && ports.size <= 4, `1000 sockets on ${ports.size} ports`);
+  checkCapture(t, { tdFile: out, oracleFile: oracle.file, oracleStats: stats, run, traced, others: [], udpSent: 1000, udpReceived: 1000 });
+});
 
 noLeftovers(t);

@@ -26,6 +26,11 @@ export const DEFAULT_GRACE: GracePolicy = { tcpFlowMs: 60_000, closedMarginMs: 2
 /** A sock_diag snapshot: which sockets existed between `before` and `after` (realtime ms). */
 export interface SocketSnapshot {
   inodes: Set<number>;
+  /**
+   * socketsSeen when the dump began: sockets that came into the table after it (events taken
+   * after the dump) may have been bound after the dump read past them, and are not judged.
+   */
+  seen?: number;
   /** "proto/port" -> inodes holding that local port. */
   ports?: Map<string, Set<number>>;
   before: number;
@@ -42,6 +47,8 @@ interface SocketState {
   since: number;
   /** Wire protocol of the socket (6, 17, 136). */
   proto: number;
+  /** The table's socket count when it came in: a sweep judges only sockets it could see. */
+  added: number;
   /** [wire protocol, local port] of its rules (the classic filter matches on these). */
   localPorts: Array<[number, number]>;
   tcpFlows: string[];
@@ -51,8 +58,12 @@ interface SocketState {
   goneAt: number | undefined;
   /** Realtime ms at which it was last seen alive. */
   lastAlive: number;
-  /** When it was seen gone, another socket held its local port. */
-  portTaken: boolean;
+  /**
+   * When it was seen gone, the other sockets that held its local port (their inodes). One of
+   * the program's own (a fresh socket per query, given the port again) takes nothing from it:
+   * packets before that one's time are still this one's. Judged when asked, as events come.
+   */
+  portHolders: number[] | undefined;
   /** Its port rules (from bind) hold for packets up to this time: then it connected. */
   bindsUntil: number | undefined;
   /** Sequence number of the first SYN of each TCP flow: its own connection attempt. */
@@ -129,13 +140,15 @@ export interface PacketKeys {
 interface PendingCall {
   keys: string[];
   since: number;
+  /** The socket of the call. */
+  inode: number;
 }
 
 /** The call a pending event (or a socket event's merged entry) begins; none without pending rules. */
-function pendingCall(rules: readonly FilterRule[], since: number): PendingCall | undefined {
+function pendingCall(rules: readonly FilterRule[], since: number, inode: number): PendingCall | undefined {
   const keys: string[] = [];
   for (const r of rules) if (r.kind === 'pending' && r.remote) keys.push(endpointKey(r.proto, r.remote).key);
-  return keys.length ? { keys, since } : undefined;
+  return keys.length ? { keys, since, inode } : undefined;
 }
 
 /** A flow's key from its two endpoint keys: a rule's local then remote, a packet's either way. */
@@ -289,7 +302,7 @@ export class EndpointTable {
         // a thread is in one call at a time: an earlier one of it that never ended here was
         // interrupted and is entered again now (a restarted call has no exit event)
         this.endPending(e.tid);
-        const call = pendingCall(e.rules, e.time);
+        const call = pendingCall(e.rules, e.time, e.inode);
         if (!call) return;
         for (const k of call.keys) this.pending.set(k, (this.pending.get(k) ?? 0) + 1);
         this.pendingByTid.set(e.tid, call);
@@ -300,7 +313,7 @@ export class EndpointTable {
         if (e.proto === 'mptcp') this.mptcpSeen = true;
         // The call this ends: its pending event's, applied before, or merged into this one (both
         // came in one delivery: the same as that event applied just before, nothing judged between).
-        const call = e.entry ? pendingCall(e.entry.rules, e.entry.time) : this.pendingByTid.get(e.tid);
+        const call = e.entry ? pendingCall(e.entry.rules, e.entry.time, e.inode) : this.pendingByTid.get(e.tid);
         // its packets may precede the event: from the call's entry on (a pending call's)
         const entry = call?.since ?? e.time;
         this.noteFailedConnect(e, call);
@@ -370,13 +383,14 @@ export class EndpointTable {
         owner: { pid: e.pid, tid: e.tid, comm: e.comm, inode: e.inode },
         since,
         proto,
+        added: this.socketsSeen,
         localPorts: [],
         tcpFlows: [],
         flows: [],
         binds: [],
         goneAt: undefined,
         lastAlive: -Infinity, // confirmed by the next sweep
-        portTaken: false,
+        portHolders: undefined,
         bindsUntil: undefined,
         synSeq: undefined,
         superseded: false,
@@ -517,7 +531,21 @@ export class EndpointTable {
       return 'recheck';
     }
     // closed somewhere between lastAlive and goneAt: ours unless another socket took the port
-    return tsMs <= s.goneAt && !s.portTaken ? s.owner : undefined;
+    return tsMs <= s.goneAt && !this.portTakenByOther(s) ? s.owner : undefined;
+  }
+
+  /** Whether a socket that is not the program's held s's port when s was seen gone. */
+  private portTakenByOther(s: SocketState): boolean {
+    const holders = s.portHolders;
+    if (!holders) return false;
+    for (const inode of holders) if (!this.sockets.has(inode) && !this.pendingInode(inode)) return true;
+    return false;
+  }
+
+  /** A call in flight on this socket (its port is picked inside the call). */
+  private pendingInode(inode: number): boolean {
+    for (const call of this.pendingByTid.values()) if (call.inode === inode) return true;
+    return false;
   }
 
   private alive(s: SocketState, tsMs: number): boolean {
@@ -541,7 +569,7 @@ export class EndpointTable {
     const nowMs = snap.after;
     for (const [inode, s] of this.sockets) {
       if (s.goneAt === undefined) {
-        if (!protocols.has(s.proto)) continue;
+        if (!protocols.has(s.proto) || (snap.seen !== undefined && s.added >= snap.seen)) continue;
         if (snap.inodes.has(inode)) {
           s.lastAlive = snap.before;
           continue;
@@ -549,7 +577,8 @@ export class EndpointTable {
         s.goneAt = snap.after;
         const port = s.localPorts[0]?.[1];
         const holders = port === undefined ? undefined : snap.ports?.get(`${s.proto}/${port}`);
-        s.portTaken = !!holders && [...holders].some((i) => i !== inode);
+        const others = holders ? [...holders].filter((i) => i !== inode) : [];
+        s.portHolders = others.length ? others : undefined;
         continue;
       }
       const grace = s.tcpFlows.length && !s.superseded ? this.grace.tcpFlowMs : this.grace.closedMarginMs;

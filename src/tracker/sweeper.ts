@@ -31,6 +31,11 @@ export class Sweeper {
     private readonly table: EndpointTable,
     private readonly rules: NativeRuleSet,
     private readonly onError: (message: string) => void,
+    /**
+     * Applies the tracer's events queued so far: run after each dump, so that a socket the dump
+     * shows holding a port is known as the program's if one of its calls made it so.
+     */
+    private readonly pollEvents: () => void = () => {},
   ) {}
 
   processExited(): void {
@@ -67,6 +72,7 @@ export class Sweeper {
     // idle program with no socket, or TCP only, costs no TCP, or no UDP, dumps)
     const protocols = all.filter((p) => this.table.holds(p === MPTCP ? 6 : p));
     if (protocols.length === 0) return;
+    const seen = this.table.socketsSeen;
     let snap;
     try {
       snap = native().liveSockets(protocols);
@@ -74,6 +80,7 @@ export class Sweeper {
       this.onError((err as Error).message);
       return;
     }
+    this.pollEvents();
     const inodes = new Set<number>();
     const ports = new Map<string, Set<number>>();
     const s = snap.sockets;
@@ -84,7 +91,7 @@ export class Sweeper {
       if (!holders) ports.set(key, (holders = new Set()));
       holders.add(s[i]);
     }
-    const expired = this.table.observe({ inodes, ports, before: snap.before, after: snap.after }, new Set(protocols));
+    const expired = this.table.observe({ inodes, ports, before: snap.before, after: snap.after, seen }, new Set(protocols));
     for (const inode of expired) this.rules.release(inode);
     if (expired.length) this.released = true;
   }

@@ -199,13 +199,15 @@ export interface Oracle {
  */
 export async function startOracle(
   t: Teardownable,
-  o: { file: string; filter: string; iface?: string; snaplen?: number; bufferKiB?: number },
+  o: { file: string; filter: string; iface?: string; snaplen?: number; bufferKiB?: number; netns?: string },
 ): Promise<Oracle> {
   const args = ['-i', o.iface ?? 'any', '-n', '-U', '-w', o.file];
   if (o.snaplen) args.push('-s', String(o.snaplen));
   args.push('-B', String(o.bufferKiB ?? 65536));
   args.push(o.filter);
-  const child = spawn('tcpdump', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  // `ip netns exec` execs tcpdump: the child is tcpdump itself
+  const argv = o.netns ? ['ip', 'netns', 'exec', o.netns, 'tcpdump', ...args] : ['tcpdump', ...args];
+  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
   startedPids.add(child.pid as number);
   let err = '';
   const exited = new Promise<void>((r) => child.on('close', () => r()));
@@ -319,13 +321,16 @@ export function startTracedump(
      * tracedump is then started through `env`, which sets it after tap has had its say.
      */
     nodeOptions?: string | null;
+    /** Run tracedump in this network namespace (`ip netns exec` execs it: the child is tracedump). */
+    netns?: string;
   } = {},
 ): TdProcess {
   const start = Date.now();
-  const argv =
+  let argv =
     opts.nodeOptions === undefined
       ? [CLI, ...args]
       : ['/usr/bin/env', '-u', 'NODE_OPTIONS', ...(opts.nodeOptions === null ? [] : [`NODE_OPTIONS=${opts.nodeOptions}`]), CLI, ...args];
+  if (opts.netns) argv = ['ip', 'netns', 'exec', opts.netns, ...argv];
   const child = spawn(argv[0], argv.slice(1), { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   const pid = child.pid as number;
   startedPids.add(pid);
@@ -391,6 +396,7 @@ export function runTracedump(
     onStderrLine?: (line: string) => void;
     onStdout?: (all: string) => void;
     cwd?: string;
+    netns?: string;
   } = {},
 ): Promise<TdRun> {
   const { record, ...rest } = opts;
