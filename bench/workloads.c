@@ -256,6 +256,30 @@ int main(int argc, char **argv) {
     printf("open_ns %lld\nconnect_p50_ns %lld\nconnect_p99_ns %lld\n", opened, each[m / 2], each[m * 99 / 100]);
     free(each);
     free(fds);
+  } else if (!strcmp(what, "churn")) {
+    // churn N PORT RATE: N short connections (connect, one byte, close) at RATE a second (0: as
+    // fast as they go); "made K" on stdout every `every` connections, for the memory samples.
+    long rate = argc > 4 ? atol(argv[4]) : 0;
+    long every = argc > 5 ? atol(argv[5]) : 10000;
+    struct sockaddr_in a = loopback(port);
+    for (long i = 0; i < n; i++) {
+      if (rate > 0) {
+        long long due = t0 + i * 1000000000LL / rate;
+        long long now = now_ns();
+        if (due > now) {
+          struct timespec d = {(time_t)((due - now) / 1000000000LL), (long)((due - now) % 1000000000LL)};
+          nanosleep(&d, NULL);
+        }
+      }
+      int s = socket(AF_INET, SOCK_STREAM, 0);
+      if (connect(s, (struct sockaddr *)&a, sizeof a)) return perror("connect"), 1;
+      if (write(s, "x", 1) != 1) return 1;
+      close(s);
+      if ((i + 1) % every == 0) {
+        printf("made %ld\n", i + 1);
+        fflush(stdout);
+      }
+    }
   } else if (!strcmp(what, "bulk")) {
     struct sockaddr_in a = loopback(port);
     int s = socket(AF_INET, SOCK_STREAM, 0);

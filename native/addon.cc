@@ -265,6 +265,7 @@ class RuleSetHandle : public Napi::ObjectWrap<RuleSetHandle> {
     Napi::Object o = info[0].As<Napi::Object>();
     SocketInfo s;
     s.protocol = o.Get("proto").As<Napi::Number>().Int32Value();
+    s.type = s.protocol == IPPROTO_TCP || s.protocol == 262 ? SOCK_STREAM : SOCK_DGRAM;
     s.inode = static_cast<uint64_t>(o.Get("inode").As<Napi::Number>().Int64Value());
     if (!parse_endpoint(o.Get("local"), &s.local))
       throw Napi::TypeError::New(env, "add(): local must be {address, port}");
@@ -535,8 +536,11 @@ double realtime_ms() {
 }
 
 // liveSockets([protocols]) -> {sockets: Float64Array of (inode, protocol, local port) triples,
-// before, after}: all sockets of those protocols (default TCP, UDP, UDP-Lite) in this network
-// namespace, and the realtime clock (ms, the packets' clock) just before and after the dump.
+// finishing, before, after}: all sockets of those protocols (default TCP, UDP, UDP-Lite) in this
+// network namespace, and the realtime clock (ms, the packets' clock) just before and after the
+// dump. finishing (with TCP): a Buffer of 40-byte records of the TCP connections still
+// finishing without a socket: family (4|6) at 0, local port at 2, remote port at 4 (uint16
+// LE), local address at 8, remote at 24 (4 or 16 bytes).
 Napi::Value LiveSockets(const Napi::CallbackInfo& info) {
   std::vector<int> protocols = {IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE};
   if (info[0].IsArray()) {
@@ -545,8 +549,9 @@ Napi::Value LiveSockets(const Napi::CallbackInfo& info) {
     for (uint32_t i = 0; i < a.Length(); i++) protocols.push_back(a.Get(i).As<Napi::Number>().Int32Value());
   }
   std::vector<LiveSocket> sockets;
+  std::vector<FinishingFlow> finishing;
   double before = realtime_ms();
-  int r = list_sockets(protocols, &sockets);
+  int r = list_sockets(protocols, &sockets, &finishing);
   double after = realtime_ms();
   if (r < 0) throw make_error(info.Env(), "cannot list sockets", "sock_diag", -r);
   Napi::Float64Array out = Napi::Float64Array::New(info.Env(), sockets.size() * 3);
@@ -557,6 +562,18 @@ Napi::Value LiveSockets(const Napi::CallbackInfo& info) {
   }
   Napi::Object result = Napi::Object::New(info.Env());
   result.Set("sockets", out);
+  Napi::Buffer<uint8_t> fin = Napi::Buffer<uint8_t>::New(info.Env(), finishing.size() * 40);
+  memset(fin.Data(), 0, fin.Length());
+  for (size_t i = 0; i < finishing.size(); i++) {
+    uint8_t* rec = fin.Data() + 40 * i;
+    const FinishingFlow& f = finishing[i];
+    rec[0] = f.family == AF_INET ? 4 : 6;
+    memcpy(rec + 2, &f.local_port, 2);
+    memcpy(rec + 4, &f.remote_port, 2);
+    memcpy(rec + 8, f.local, 16);
+    memcpy(rec + 24, f.remote, 16);
+  }
+  result.Set("finishing", fin);
   result.Set("before", before);
   result.Set("after", after);
   return result;

@@ -48,7 +48,8 @@ export interface SocketEvent extends EventBase {
   call: SocketCallName;
   fd: number;
   family: 4 | 6;
-  proto: 'tcp' | 'udp' | 'mptcp' | 'udplite';
+  /** 'icmp'/'icmp6': a ping socket (its port is the echo identifier); 'raw': a raw socket, said once, never captured. */
+  proto: 'tcp' | 'udp' | 'mptcp' | 'udplite' | 'icmp' | 'icmp6' | 'raw';
   local: Endpoint | null;
   remotes: Endpoint[];
   /** Return value (or -errno); null when the call ran on without an exit stop. */
@@ -63,6 +64,8 @@ export interface SocketEvent extends EventBase {
    * this one instead of sent apart (the controller applies them back to back anyway).
    */
   entry?: { time: number; rules: FilterRule[] };
+  /** A raw socket's IP protocol (1 ICMP, 58 ICMPv6, 255 raw IP...). */
+  protocol?: number;
   /** 'found' and 'inherited': the segments a TCP socket had sent and received by then (null: UDP, not known). */
   exchangedBefore?: number | null;
 }
@@ -234,6 +237,12 @@ export interface NativeFileGuard {
 export interface LiveSockets {
   /** (inode, protocol, local port) triples. */
   sockets: Float64Array;
+  /**
+   * With TCP: the connections still finishing without a socket (orphans, TIME_WAIT), 40-byte
+   * records: family (4|6) at 0, local port at 2, remote port at 4 (uint16 LE), local address
+   * at 8, remote at 24.
+   */
+  finishing: Buffer;
   before: number;
   after: number;
 }

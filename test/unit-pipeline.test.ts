@@ -14,7 +14,7 @@ const SYN = 0x02;
 const ACK = 0x10;
 const FIN = 0x01;
 const RST = 0x04;
-const GRACE = { tcpFlowMs: 60_000, closedMarginMs: 2_000 };
+const GRACE = { tcpFlowMs: 60_000, closedMarginMs: 2_000, tcpDoneMs: 10_000 };
 const OPTIONS = { eventLagMs: 300, maxHoldMs: 2_000 };
 
 const app = { pid: 100, tid: 101, comm: 'app' };

@@ -6,6 +6,7 @@
 //
 //   BENCH_ONLY=<workload argv0>[,...]  run only these workloads (connect, many, micro, ...)
 //   BENCH_ROUNDS=N                     rounds for every workload (default: 5, slow ones 3)
+//   BENCH_CHURN_MINUTES=M              the paced memory run's length (default 3; documented: 60)
 import { spawn, spawnSync } from 'node:child_process';
 import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
@@ -76,6 +77,39 @@ function run(argv: string[], statsFile?: string): Run {
     openMs: num(/open_ns (\d+)/, 1e6),
     stats,
   };
+}
+
+/** The resident set of a process (VmRSS), KiB; NaN once it is gone. */
+function rssKiB(pid: number): number {
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * Memory over many connections: tracedump on `churn N PORT RATE EVERY`, its RSS (the Node
+ * process: the launcher execs it) sampled each time the workload says "made K".
+ */
+async function churnRss(bin: string, pcap: string, argv: string[]): Promise<{ made: number; rssKiB: number }[]> {
+  const child = spawn(CLI, ['-q', '-w', pcap, '--linger', '0', '--', bin, 'churn', ...argv], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const samples: { made: number; rssKiB: number }[] = [{ made: 0, rssKiB: NaN }];
+  setTimeout(() => (samples[0].rssKiB = rssKiB(child.pid as number)), 300);
+  let buf = '';
+  child.stdout.on('data', (c: Buffer) => {
+    buf += c.toString();
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const m = /^made (\d+)/.exec(buf.slice(0, nl));
+      buf = buf.slice(nl + 1);
+      if (m) samples.push({ made: Number(m[1]), rssKiB: rssKiB(child.pid as number) });
+    }
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 2 * 3600_000);
+  await new Promise<void>((r) => child.on('close', () => r()));
+  clearTimeout(timer);
+  return samples;
 }
 
 function compile(): string {
@@ -452,6 +486,29 @@ async function main() {
         tracedump: res[w.tracedump]?.summary ?? '–',
         strace: (w.strace && res[w.strace]?.summary) ?? '–',
         notes: notes.join('; '),
+      });
+    }
+    if (selected('churn')) {
+      const mib = (k: number) => `${(k / 1024).toFixed(0)} MiB`;
+      const fast = await churnRss(bin, pcap, ['100000', String(port + 2), '2000', '10000']);
+      const at = (n: number) => fast.find((x) => x.made === n)?.rssKiB ?? NaN;
+      table.push({
+        workload: '100,000 short TCP connections at 2,000/s (the client closes first: TIME_WAIT on its side)',
+        rounds: 1,
+        untraced: '–',
+        tracedump: `RSS at start ${mib(fast[0].rssKiB)}, after 10 k ${mib(at(10_000))}, 50 k ${mib(at(50_000))}, 100 k ${mib(at(100_000))}`,
+        strace: '–',
+        notes: 'a closed connection is kept while the kernel still finishes it (TIME_WAIT: 60 s), then 10 s: at 2,000/s up to ~140,000 are held at once',
+      });
+      const minutes = Number(process.env.BENCH_CHURN_MINUTES ?? 3);
+      const paced = await churnRss(bin, pcap, [String(minutes * 60 * 30), String(port + 2), '30', '1800']);
+      table.push({
+        workload: `30 TCP connections a second for ${minutes} min (BENCH_CHURN_MINUTES)`,
+        rounds: 1,
+        untraced: '–',
+        tracedump: `RSS ${paced.map((x) => mib(x.rssKiB)).join(', ')} (at start, then each minute)`,
+        strace: '–',
+        notes: 'flat once the first minute of TIME_WAIT is held (~1,800 connections)',
       });
     }
     if (selected('micro') || selected('many')) {

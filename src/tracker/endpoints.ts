@@ -19,9 +19,14 @@ export interface GracePolicy {
   tcpFlowMs: number;
   /** Margin for packets captured before a socket was seen gone but judged after. */
   closedMarginMs: number;
+  /**
+   * The same for a TCP socket whose connection the kernel no longer finishes (no orphan, no
+   * TIME_WAIT): longer, as a connection's last packets come in bursts the judge may lag behind.
+   */
+  tcpDoneMs: number;
 }
 
-export const DEFAULT_GRACE: GracePolicy = { tcpFlowMs: 60_000, closedMarginMs: 2_000 };
+export const DEFAULT_GRACE: GracePolicy = { tcpFlowMs: 60_000, closedMarginMs: 2_000, tcpDoneMs: 10_000 };
 
 /** A sock_diag snapshot: which sockets existed between `before` and `after` (realtime ms). */
 export interface SocketSnapshot {
@@ -33,6 +38,11 @@ export interface SocketSnapshot {
   seen?: number;
   /** "proto/port" -> inodes holding that local port. */
   ports?: Map<string, Set<number>>;
+  /**
+   * With a TCP dump: the TCP connections the kernel is still finishing without a socket
+   * (tcpFlowKey): a gone socket's flow is kept while its connection is among them.
+   */
+  finishing?: Set<string>;
   before: number;
   after: number;
 }
@@ -45,7 +55,7 @@ interface SocketState {
    * program belongs to the older socket for packets before this, to the newer one after.
    */
   since: number;
-  /** Wire protocol of the socket (6, 17, 136). */
+  /** Wire protocol of the socket (6, 17, 136; 1 and 58 for ping sockets). */
   proto: number;
   /** The table's socket count when it came in: a sweep judges only sockets it could see. */
   added: number;
@@ -58,6 +68,8 @@ interface SocketState {
   goneAt: number | undefined;
   /** Realtime ms at which it was last seen alive. */
   lastAlive: number;
+  /** Realtime ms at which a connection of it was last seen still finishing (after it was gone). */
+  finishingAt: number;
   /**
    * When it was seen gone, the other sockets that held its local port (their inodes). One of
    * the program's own (a fresh socket per query, given the port again) takes nothing from it:
@@ -67,7 +79,7 @@ interface SocketState {
   /** Its port rules (from bind) hold for packets up to this time: then it connected. */
   bindsUntil: number | undefined;
   /** Sequence number of the first SYN of each TCP flow: its own connection attempt. */
-  synSeq: Map<string, number> | undefined;
+  synSeq: Array<number | undefined> | undefined;
   superseded: boolean;
   /** UDP: when its traced send calls ran (send-windows.ts); from the first one on, every datagram it sends is inside one. */
   sendWindows: SendWindows | undefined;
@@ -94,7 +106,7 @@ const SEND_CALLS: ReadonlySet<string> = new Set(['sendto', 'sendmsg', 'sendmmsg'
 /** Foreign datagrams remembered per socket: the earliest few decide. */
 const MAX_FOREIGN_SENDS = 8;
 
-const ALL_PROTOCOLS: ReadonlySet<number> = new Set([6, 17, 136]);
+const ALL_PROTOCOLS: ReadonlySet<number> = new Set([6, 17, 136, 1, 58]);
 
 /**
  * Owner, nobody (undefined), or not yet: 'pending' (a call in flight decides it) or 'recheck'
@@ -154,6 +166,11 @@ function pendingCall(rules: readonly FilterRule[], since: number, inode: number)
 /** A flow's key from its two endpoint keys: a rule's local then remote, a packet's either way. */
 function flowKey(from: string, to: string): string {
   return `${from}|${to}`;
+}
+
+/** A TCP connection's key as its socket's flow rule has it (addresses as raw bytes, IPv4 as 4). */
+export function tcpFlowKey(local: string, localPort: number, remote: string, remotePort: number): string {
+  return flowKey(key(IPPROTO_TCP, local, localPort), key(IPPROTO_TCP, remote, remotePort));
 }
 
 export function packetKeys(d: Endpoints): PacketKeys {
@@ -320,7 +337,7 @@ export class EndpointTable {
         this.endPending(e.tid);
         // a socket found at an attach existed before anyone looked
         if (e.rules.length) this.addRules(e, e.call === 'existing' ? -Infinity : entry - SINCE_SLACK_MS);
-        if (SEND_CALLS.has(e.call) && (e.proto === 'udp' || e.proto === 'udplite')) this.noteSend(e, entry);
+        if (SEND_CALLS.has(e.call) && e.proto !== 'tcp' && e.proto !== 'mptcp') this.noteSend(e, entry);
         return;
       }
       case 'exit':
@@ -390,6 +407,7 @@ export class EndpointTable {
         binds: [],
         goneAt: undefined,
         lastAlive: -Infinity, // confirmed by the next sweep
+        finishingAt: -Infinity,
         portHolders: undefined,
         bindsUntil: undefined,
         synSeq: undefined,
@@ -492,11 +510,13 @@ export class EndpointTable {
     // A closed TCP socket keeps its FIN/ACK tail, but a SYN with another sequence number on
     // the same 4-tuple is a new connection (the old one was closed): not the program's.
     if ((d.tcpFlags & (TCP_SYN | TCP_ACK)) === TCP_SYN) {
-      const first = (s.synSeq ??= new Map()).get(key);
+      // by the flow's place in tcpFlows (a socket has one or two: a small array, no Map)
+      const at = s.tcpFlows.indexOf(key);
+      const first = (s.synSeq ??= [])[at];
       // after the socket is gone it cannot send a first SYN either
       const afterGone = s.goneAt !== undefined && tsMs > s.goneAt;
       if (first === undefined && !afterGone) {
-        s.synSeq.set(key, d.tcpSeq);
+        s.synSeq[at] = d.tcpSeq;
         this.version++;
       } else if (first !== d.tcpSeq) {
         s.superseded = true;
@@ -581,8 +601,18 @@ export class EndpointTable {
         s.portHolders = others.length ? others : undefined;
         continue;
       }
-      const grace = s.tcpFlows.length && !s.superseded ? this.grace.tcpFlowMs : this.grace.closedMarginMs;
-      if (nowMs - s.goneAt >= grace) {
+      let grace = this.grace.closedMarginMs;
+      let since = s.goneAt;
+      if (s.tcpFlows.length && !s.superseded) {
+        if (!snap.finishing || !protocols.has(IPPROTO_TCP)) grace = this.grace.tcpFlowMs;
+        else {
+          grace = this.grace.tcpDoneMs;
+          // kept while the kernel still finishes its connection (TIME_WAIT: 60 s), then a margin
+          if (s.tcpFlows.some((k) => snap.finishing!.has(k))) s.finishingAt = snap.after;
+          since = Math.max(since, s.finishingAt);
+        }
+      }
+      if (nowMs - since >= grace) {
         this.forget(inode, s);
         expired.push(inode);
       }

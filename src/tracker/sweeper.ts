@@ -5,7 +5,7 @@
 // 4-tuples and new-SYN detection keep TCP precise meanwhile).
 import { native } from '../native';
 import type { NativeRuleSet } from '../native';
-import type { EndpointTable } from './endpoints';
+import { type EndpointTable, tcpFlowKey } from './endpoints';
 
 export const SWEEP = {
   udpEveryMs: 250,
@@ -18,7 +18,8 @@ export const SWEEP = {
 
 const TCP = [6];
 const MPTCP = 262; // listed apart from TCP sockets, by a dump (~5 ms here) only made once one is traced
-const UDP = [17, 136];
+// datagram sockets, judged by sweeps: UDP, UDP-Lite and ping sockets (ICMP, ICMPv6)
+const UDP = [17, 136, 1, 58];
 
 export class Sweeper {
   private lastUdp = 0;
@@ -91,8 +92,27 @@ export class Sweeper {
       if (!holders) ports.set(key, (holders = new Set()));
       holders.add(s[i]);
     }
-    const expired = this.table.observe({ inodes, ports, before: snap.before, after: snap.after, seen }, new Set(protocols));
+    const finishing = protocols.includes(6) ? finishingFlows(snap.finishing) : undefined;
+    const expired = this.table.observe({ inodes, ports, finishing, before: snap.before, after: snap.after, seen }, new Set(protocols));
     for (const inode of expired) this.rules.release(inode);
     if (expired.length) this.released = true;
   }
+}
+
+const V4_MAPPED = '\0'.repeat(10) + '\xff\xff';
+
+/** The finishing TCP connections of a dump (native.ts LiveSockets) as flow keys. */
+function finishingFlows(records: Buffer | undefined): Set<string> {
+  const out = new Set<string>();
+  if (!records) return out;
+  const address = (at: number, family: number) => {
+    if (family === 4) return records.toString('latin1', at, at + 4);
+    const a = records.toString('latin1', at, at + 16);
+    return a.startsWith(V4_MAPPED) ? a.slice(12) : a; // IPv4 on the wire
+  };
+  for (let i = 0; i + 40 <= records.length; i += 40) {
+    const family = records[i];
+    out.add(tcpFlowKey(address(i + 8, family), records.readUInt16LE(i + 2), address(i + 24, family), records.readUInt16LE(i + 4)));
+  }
+  return out;
 }
