@@ -127,7 +127,8 @@ void CaptureRules::add_socket_rules(const SocketInfo& s, const Endpoint* remote,
   if (s.local.port == 0) return;  // not bound yet (e.g. IP_BIND_ADDRESS_NO_PORT): no packet can flow
   int proto = s.protocol;
   std::lock_guard<std::mutex> lock(mutex_);
-  if (remote && remote->valid() && remote->port != 0) {
+  // (a ping socket's peer has port 0: its echoes are keyed so, see sockets.h)
+  if (remote && remote->valid() && (remote->port != 0 || is_ping(s))) {
     FlowKey fk{endpoint_key(s.local, proto), endpoint_key(*remote, proto)};
     put(flows_.get(), flow_owners_, &fk, sizeof fk, s.inode);
     added->push_back({RuleKind::kFlow, wire_proto(proto), s.local, *remote});

@@ -40,11 +40,14 @@ const char* stage_name(LaunchStage s) {
 }
 
 const char* proto_name(const SocketInfo& s) {
+  if ((s.type & 0xf) == SOCK_RAW) return "raw";
   switch (s.protocol) {
     case 6: return "tcp";
     case 262: return "mptcp";
     case 17: return "udp";
     case 136: return "udplite";
+    case 1: return "icmp";
+    case 58: return "icmp6";
   }
   return "?";
 }
@@ -157,6 +160,7 @@ void append_socket_event(Json& j, const TraceEvent& e) {
   j.key("fd").num(e.fd);
   j.key("family").num(e.socket.domain == AF_INET6 ? 6 : 4);
   j.key("proto").str(proto_name(e.socket));
+  if ((e.socket.type & 0xf) == SOCK_RAW) j.key("protocol").num(e.socket.protocol);
   j.key("local").endpoint(e.socket.local);
   j.key("remotes").raw('[');
   for (size_t i = 0; i < e.remotes.size(); i++) {

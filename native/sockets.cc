@@ -23,6 +23,10 @@
 #define SYS_pidfd_getfd 438
 #endif
 
+bool is_ping(const SocketInfo& s) {
+  return (s.type & 0xf) == SOCK_DGRAM && (s.protocol == IPPROTO_ICMP || s.protocol == IPPROTO_ICMPV6);
+}
+
 bool is_v4_mapped(const Endpoint& e) {
   static const uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
   return e.family == AF_INET6 && memcmp(e.addr, prefix, 12) == 0;
@@ -97,6 +101,7 @@ void read_peer_if_bound(int dup, SocketInfo* out) {
   sockaddr_storage ss;
   socklen_t len = sizeof ss;
   if (getpeername(dup, reinterpret_cast<sockaddr*>(&ss), &len) == 0) decode_sockaddr(&ss, len, &out->peer);
+  if (is_ping(*out)) out->peer.port = 0;  // the peer of an echo has no identifier of its own
 }
 
 // getsockname's answer into out->local.

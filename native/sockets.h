@@ -65,6 +65,10 @@ class SocketFactsCache {
 };
 
 bool is_v4_mapped(const Endpoint& e);
+// An ICMP datagram ("ping") socket: its local port is the echo identifier the kernel puts in
+// every request it sends and matches replies by; its peer's port is always 0 (the filter keys
+// an echo request as (source, identifier) -> (destination, 0), a reply the other way round).
+bool is_ping(const SocketInfo& s);
 // The any-address (0.0.0.0 or ::): the kernel picks the real local address at connect/send.
 bool is_wildcard(const Endpoint& e);
 

@@ -96,13 +96,20 @@ bool call_of(long nr, SocketCall* out) {
   return false;
 }
 
-// TCP (and MPTCP) streams and UDP (and UDP-Lite) datagrams over IPv4/IPv6 are what we follow.
+// TCP (and MPTCP) streams, UDP (and UDP-Lite) datagrams and ICMP echoes of datagram ("ping")
+// sockets over IPv4/IPv6 are what we follow.
 bool is_followed(const SocketInfo& s) {
   if (s.domain != AF_INET && s.domain != AF_INET6) return false;
   int type = s.type & 0xf;
   if (type == SOCK_STREAM) return s.protocol == IPPROTO_TCP || s.protocol == 262 /*MPTCP*/;
-  if (type == SOCK_DGRAM) return s.protocol == IPPROTO_UDP || s.protocol == IPPROTO_UDPLITE;
+  if (type == SOCK_DGRAM) return s.protocol == IPPROTO_UDP || s.protocol == IPPROTO_UDPLITE || is_ping(s);
   return false;
+}
+
+// A raw socket of the inet families: its packets are the program's, but nothing ties them to it
+// (no port): reported, not captured.
+bool is_raw_inet(const SocketInfo& s) {
+  return (s.domain == AF_INET || s.domain == AF_INET6) && (s.type & 0xf) == SOCK_RAW;
 }
 
 bool is_fd_source(long nr) {
@@ -495,6 +502,7 @@ void Tracer::find_late_sockets(pid_t only) {
       if (inspect_dup(dup.get(), &c.socket, &facts_) < 0 || c.socket.inode != ino) continue;
       if (!is_followed(c.socket)) {
         known_inodes_.insert(ino);  // a Unix or netlink socket: never looked at again
+        if (is_raw_inet(c.socket)) emit_socket_event(EventKind::kSocket, c, c.socket, false, 0, {}, now_ms());
         continue;
       }
       if (c.socket.local.port == 0) continue;  // unbound: looked at again until it is
@@ -847,10 +855,16 @@ void Tracer::on_call_entry(Tracee& t, long nr, const uint64_t args[6]) {
   UniqueFd dup(d);
   if (inspect_dup(dup.get(), &c.socket, &facts_) < 0 || !is_followed(c.socket)) {
     dup.reset();  // every duplicate is closed before the tracee runs on (sockets.h)
-    return resume(t, 0);
+    resume(t, 0);
+    // a raw socket is said once (its packets are not captured), by an event without rules
+    if (is_raw_inet(c.socket) && c.socket.inode && !known_inodes_.count(c.socket.inode))
+      emit_socket_event(EventKind::kSocket, c, c.socket, false, 0, {});
+    return;
   }
   if (stop_stats::on()) timed_ = call == SocketCall::kConnect ? stop_stats::kConnectEntry : stop_stats::kOtherEntry;
   c.dests = call_destinations(t.tid, nr, args, kMaxDestinations);
+  if (is_ping(c.socket))
+    for (Endpoint& d : c.dests) d.port = 0;
   bool as_named = call == SocketCall::kConnect && c.dests.size() == 1 && !is_wildcard(c.dests[0]);
   for (Endpoint& d : c.dests) resolve_any_destination(&d, c.socket);
 

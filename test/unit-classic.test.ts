@@ -54,13 +54,15 @@ t.test('portRuns merges neighbours; planIntervals widens only to fit, by the sma
   t.end();
 });
 
-t.test('wide program: every TCP/UDP packet and ICMP errors; not the loopback outgoing copy', (t) => {
+t.test('wide program: every TCP/UDP packet, ICMP errors and echoes; not the loopback outgoing copy', (t) => {
   const p = buildWideClassic(cfg);
   t.ok(runClassic(p, tcp4(1, 2), V4) > 0, 'TCP');
   t.ok(runClassic(p, udp4(1, 2), V4) > 0, 'UDP');
   t.ok(runClassic(p, ip6('fd00::1', 'fd00::2', 17, udp(1, 2)), V6) > 0, 'UDP over IPv6');
   t.ok(runClassic(p, ip4('10.0.0.2', '10.0.0.1', 1, icmp(3, 3, udp4(1, 2))), V4) > 0, 'ICMP port unreachable');
-  t.equal(runClassic(p, ip4('10.0.0.2', '10.0.0.1', 1, icmp(8, 0)), V4), 0, 'not an ICMP echo');
+  t.ok(runClassic(p, ip4('10.0.0.2', '10.0.0.1', 1, icmp(8, 0)), V4) > 0, 'ICMP echoes (ping sockets): userspace decides');
+  t.ok(runClassic(p, ip6('fd00::1', 'fd00::2', 58, icmp(129, 0)), V6) > 0, 'ICMPv6 echo replies too');
+  t.equal(runClassic(p, ip4('10.0.0.2', '10.0.0.1', 1, icmp(13, 0)), V4), 0, 'not an ICMP timestamp');
   t.equal(runClassic(p, ip4('10.0.0.1', '10.0.0.2', 47, Buffer.alloc(8)), V4), 0, 'not GRE');
   t.equal(runClassic(p, udp4(1, 2), { ...V4, pkttype: 4, ifindex: 1 }), 0, 'not the outgoing copy on lo');
   t.ok(runClassic(p, udp4(1, 2), { ...V4, pkttype: 4, ifindex: 2 }) > 0, 'outgoing on another interface');

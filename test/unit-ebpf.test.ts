@@ -253,6 +253,23 @@ t.test('filter: release', async (t) => {
   t.ok(f.passes(out), 'a key can come back after its release');
 });
 
+t.test('filter: ICMP echoes by the identifier of a ping socket', async (t) => {
+  const f = filter(t);
+  const echo = (type: number, id: number) => {
+    const b = icmp(type, 0, Buffer.alloc(16));
+    b.writeUInt16BE(id, 4);
+    return b;
+  };
+  f.rules.add({ proto: 1, local: { address: '0.0.0.0', port: 4242 }, inode: 1 });
+  t.ok(f.passes(ip4('10.0.0.1', '10.9.9.9', 1, echo(8, 4242))), 'its request');
+  t.ok(f.passes(ip4('10.9.9.9', '10.0.0.1', 1, echo(0, 4242))), 'the reply to it');
+  t.notOk(f.passes(ip4('10.0.0.1', '10.9.9.9', 1, echo(8, 4243))), "another identifier's request");
+  f.rules.add({ proto: 58, local: { address: '2001:db8::1', port: 99 }, remote: { address: '2001:db8::99', port: 0 }, inode: 2 });
+  t.ok(f.passes(ip6('2001:db8::1', '2001:db8::99', 58, echo(128, 99))), 'a connected ICMPv6 ping socket: its request');
+  t.ok(f.passes(ip6('2001:db8::99', '2001:db8::1', 58, echo(129, 99))), 'and the reply');
+  t.notOk(f.passes(ip6('2001:db8::98', '2001:db8::1', 58, echo(129, 99))), 'not a reply from another host');
+});
+
 t.test('filter: packets the program cannot key go to userspace', async (t) => {
   const f = filter(t); // no rules at all
   const inner4 = ip4('10.0.0.1', '10.0.0.2', UDP, udp(1, 2));

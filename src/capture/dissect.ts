@@ -43,7 +43,29 @@ function isTransport(p: number): boolean {
   return p === IPPROTO_TCP || p === IPPROTO_UDP || p === IPPROTO_UDPLITE;
 }
 
-/** Returns undefined for packets that are not IPv4/IPv6 TCP, UDP or ICMP errors about them. */
+/**
+ * An ICMP echo (types 8/0, ICMPv6 128/129) as a ping socket's kernel sees it: the identifier is
+ * the pinger's port, the other end's is 0 (request: sport = id, dport = 0; reply: the reverse).
+ */
+function echo(family: 4 | 6, proto: number, src: string, dst: string, d: Buffer, l4: number, request: boolean): Dissected | undefined {
+  if (d.length < l4 + 8) return undefined;
+  const id = d.readUInt16BE(l4 + 4);
+  return {
+    family,
+    proto,
+    src,
+    dst,
+    sport: request ? id : 0,
+    dport: request ? 0 : id,
+    tcpFlags: 0,
+    tcpSeq: 0,
+    icmpError: false,
+    fragment: undefined,
+    payload: l4 + 8,
+  };
+}
+
+/** Returns undefined for packets that are not IPv4/IPv6 TCP, UDP, ICMP echoes or ICMP errors about them. */
 export function dissect(d: Buffer, inner = false): Dissected | undefined {
   if (d.length < 1) return undefined;
   const version = d[0] >> 4;
@@ -114,9 +136,10 @@ function dissect4(d: Buffer, inner: boolean): Dissected | undefined {
   const more = (frag & 0x2000) !== 0;
   const fragment = offset || more ? { id: d.readUInt16BE(4), first: offset === 0 } : undefined;
   if (isTransport(proto)) return transport(4, proto, src, dst, d, ihl, fragment);
-  if (proto === IPPROTO_ICMP && !inner && !fragment && d.length >= ihl + 8) {
+  if (proto === IPPROTO_ICMP && !fragment && d.length >= ihl + 8) {
     const type = d[ihl];
-    if (type === 3 || type === 4 || type === 11 || type === 12) return quoted(d, ihl + 8);
+    if (type === 8 || type === 0) return echo(4, proto, src, dst, d, ihl, type === 8);
+    if (!inner && (type === 3 || type === 4 || type === 11 || type === 12)) return quoted(d, ihl + 8);
   }
   return undefined;
 }
@@ -143,9 +166,10 @@ function dissect6(d: Buffer, inner: boolean): Dissected | undefined {
     } else break;
   }
   if (isTransport(next)) return transport(6, next, src, dst, d, at, fragment);
-  if (next === IPPROTO_ICMPV6 && !inner && !fragment && d.length >= at + 8) {
+  if (next === IPPROTO_ICMPV6 && !fragment && d.length >= at + 8) {
     const type = d[at];
-    if (type >= 1 && type <= 4) return quoted(d, at + 8);
+    if (type === 128 || type === 129) return echo(6, next, src, dst, d, at, type === 128);
+    if (!inner && type >= 1 && type <= 4) return quoted(d, at + 8);
   }
   return undefined;
 }

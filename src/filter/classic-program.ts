@@ -39,13 +39,14 @@ function prologue(a: ClassicAssembler, cfg: ClassicConfig): void {
   a.op(OP.ldW, AD_IFINDEX).jump(OP.jeq, cfg.loopbackIfindex, 'reject', undefined);
   a.label('not_lo_out');
   a.op(OP.ldW, AD_PROTOCOL).jump(OP.jeq, 0x0800, 'ipv4', undefined).jump(OP.jeq, 0x86dd, 'ipv6', 'reject');
-  // IPv4: later fragments and ICMP errors go to userspace; TCP/UDP get their ports stored
+  // IPv4: later fragments, ICMP errors and echoes go to userspace; TCP/UDP get their ports stored
   a.label('ipv4');
   a.op(OP.ldH, 6).jump(OP.jset, 0x1fff, 'pass', undefined);
   a.op(OP.ldB, 9).op(OP.st, M_PROTO);
   a.jump(OP.jeq, 1, undefined, 'v4_transport');
   a.op(OP.ldxMsh, 0).op(OP.ldIndB, 0);
-  for (const t of [3, 4, 11]) a.jump(OP.jeq, t, 'pass', undefined);
+  // errors, and echoes (ping sockets): userspace decides
+  for (const t of [3, 4, 11, 0, 8]) a.jump(OP.jeq, t, 'pass', undefined);
   a.jump(OP.jeq, 12, 'pass', 'reject');
   a.label('v4_transport');
   for (const p of TRANSPORT) a.jump(OP.jeq, p, 'v4_ports', undefined);
@@ -57,7 +58,8 @@ function prologue(a: ClassicAssembler, cfg: ClassicConfig): void {
   a.label('ipv6');
   a.op(OP.ldB, 6).op(OP.st, M_PROTO);
   a.jump(OP.jeq, 58, undefined, 'v6_ext');
-  a.op(OP.ldB, 40).jump(OP.jgt, 4, 'reject', undefined).jump(OP.jge, 1, 'pass', 'reject');
+  a.op(OP.ldB, 40).jump(OP.jeq, 128, 'pass', undefined).jump(OP.jeq, 129, 'pass', undefined);
+  a.jump(OP.jgt, 4, 'reject', undefined).jump(OP.jge, 1, 'pass', 'reject');
   a.label('v6_ext');
   for (const h of [0, 43, 44, 60]) a.jump(OP.jeq, h, 'pass', undefined);
   for (const p of TRANSPORT) a.jump(OP.jeq, p, 'v6_ports', undefined);

@@ -2,6 +2,8 @@
 // in the rule maps (exact flows, bound local endpoints, pending remote endpoints). It is built
 // once; rules change by map updates, never by replacing the program. Packets it cannot key
 // (ICMP errors, fragments, IPv6 extension headers) are passed to userspace, which decides.
+// ICMP echoes are keyed as ping sockets see them: the identifier is the pinger's port, the
+// other end's is 0 (a request from (src, id) to (dst, 0), a reply the other way round).
 //
 // Map keys (native/filter_keys.h): EndpointKey = { u8 family; u8 proto; u16 port;
 // u32 addr[4] } with host-order words as BPF_LD_ABS yields them; FlowKey = { local, remote }.
@@ -26,6 +28,10 @@ const ETH_P_IPV6_BE = 0xdd86;
 const IPPROTO = { icmp: 1, tcp: 6, udp: 17, udplite: 136, icmpv6: 58 } as const;
 const IPV6_EXTENSION_HEADERS = [0, 43, 44, 60];
 const ICMP_ERRORS = [3, 4, 11, 12]; // unreachable, source quench, time exceeded, parameter problem
+const ICMP_ECHO_REQUEST = 8;
+const ICMP_ECHO_REPLY = 0;
+const ICMP6_ECHO_REQUEST = 128;
+const ICMP6_ECHO_REPLY = 129;
 
 // Stack slots (offsets from r10) of the keys: A = source endpoint, B = destination endpoint.
 // FlowKey {A,B} starts at KEY_A, {B,A} at KEY_B2; the *_ANY copies have a zero address.
@@ -65,6 +71,8 @@ export function buildEbpfFilter(cfg: EbpfFilterConfig): Buffer {
   a.label('icmp4');
   a.loadInd('b', L4, 0);
   for (const t of ICMP_ERRORS) a.jumpImm('jeq', 0, t, 'pass');
+  a.jumpImm('jeq', 0, ICMP_ECHO_REQUEST, 'v4_keys');
+  a.jumpImm('jeq', 0, ICMP_ECHO_REPLY, 'v4_keys');
   a.jump('reject');
   a.label('v4_keys');
   fillHeader(a, 4);
@@ -82,7 +90,10 @@ export function buildEbpfFilter(cfg: EbpfFilterConfig): Buffer {
   for (const h of IPV6_EXTENSION_HEADERS) a.jumpImm('jeq', PROTO, h, 'pass');
   transportOnly(a, 'v6_keys');
   a.label('icmp6');
-  a.loadAbs('b', 40).aluImm('sub', 0, 1).jumpImm('jlt', 0, 4, 'pass'); // types 1-4: errors
+  a.loadAbs('b', 40);
+  a.jumpImm('jeq', 0, ICMP6_ECHO_REQUEST, 'v6_keys');
+  a.jumpImm('jeq', 0, ICMP6_ECHO_REPLY, 'v6_keys');
+  a.aluImm('sub', 0, 1).jumpImm('jlt', 0, 4, 'pass'); // types 1-4: errors
   a.jump('reject');
   a.label('v6_keys');
   fillHeader(a, 6);
@@ -94,11 +105,28 @@ export function buildEbpfFilter(cfg: EbpfFilterConfig): Buffer {
   }
 
   a.label('ports');
+  a.jumpImm('jeq', PROTO, IPPROTO.icmp, 'echo');
+  a.jumpImm('jeq', PROTO, IPPROTO.icmpv6, 'echo');
   a.loadInd('h', L4, 0);
   a.store('h', 10, KEY_A + 2, 0).store('h', 10, KEY_A_ANY + 2, 0);
   a.loadInd('h', L4, 2);
   a.store('h', 10, KEY_B + 2, 0).store('h', 10, KEY_B2 + 2, 0).store('h', 10, KEY_B_ANY + 2, 0);
 
+  a.jump('lookups');
+
+  // an echo: the identifier on the pinger's side (the keys' ports are zero already)
+  a.label('echo');
+  a.loadInd('b', L4, 0);
+  a.jumpImm('jeq', 0, ICMP_ECHO_REQUEST, 'echo_request');
+  a.jumpImm('jeq', 0, ICMP6_ECHO_REQUEST, 'echo_request');
+  a.loadInd('h', L4, 4);
+  a.store('h', 10, KEY_B + 2, 0).store('h', 10, KEY_B2 + 2, 0).store('h', 10, KEY_B_ANY + 2, 0);
+  a.jump('lookups');
+  a.label('echo_request');
+  a.loadInd('h', L4, 4);
+  a.store('h', 10, KEY_A + 2, 0).store('h', 10, KEY_A_ANY + 2, 0);
+
+  a.label('lookups');
   const lookups: Array<[number, number]> = [
     [cfg.maps.flows, KEY_A], // source is the local end
     [cfg.maps.flows, KEY_B2], // destination is the local end

@@ -1,7 +1,8 @@
-// Sockets the program got without a traced call: passed on by tracedump's caller ('inherited',
-// captured whole from the start) or found later in its fd tables ('found': received over a
-// Unix socket, made by io_uring, taken with pidfd_getfd). A found socket's packets from before
-// the find are not in the capture: the user is told which socket and how many packets.
+// Sockets whose packets the capture lacks in part or whole, said as they are seen and counted
+// for the summary: sockets found late in the program's fd tables ('found': received over a
+// Unix socket, made by io_uring, taken with pidfd_getfd), whose packets from before the find
+// are not in the capture, and raw sockets, whose packets nothing ties to the program. (Sockets
+// passed on by tracedump's caller, 'inherited', are captured whole from the start.)
 import type { SocketEvent } from '../native';
 import { type LateFigures, plural } from './summary';
 
@@ -9,10 +10,19 @@ import { type LateFigures, plural } from './summary';
 const MAX_MESSAGES = 5;
 
 export class LateSockets {
-  readonly figures: LateFigures = { found: 0, missedSegments: 0, unknown: 0 };
+  readonly figures: LateFigures = { found: 0, missedSegments: 0, unknown: 0, raw: 0 };
 
   /** Notes a socket event; returns the message to show for it, if any. */
   note(e: SocketEvent): string | undefined {
+    if (e.proto === 'raw') {
+      this.figures.raw++;
+      if (this.figures.raw > MAX_MESSAGES) return undefined;
+      const what = e.protocol === 1 ? 'ICMP' : e.protocol === 58 ? 'ICMPv6' : `IP protocol ${e.protocol}`;
+      return (
+        `pid ${e.pid} (${e.comm}): raw ${what} socket fd ${e.fd}: its packets are not captured ` +
+        '(a raw socket has no port that ties them to the program; a ping socket, SOCK_DGRAM, would be captured)'
+      );
+    }
     if (e.call !== 'found') return undefined;
     const f = this.figures;
     f.found++;

@@ -27,6 +27,8 @@ export interface LateFigures {
   missedSegments: number;
   /** Found UDP sockets: how many datagrams went before is not known. */
   unknown: number;
+  /** Raw sockets of the program: their packets are not captured. */
+  raw: number;
 }
 
 export interface RunFigures {
@@ -119,6 +121,7 @@ export function summaryLine(f: RunFigures, stop: StopReason): string {
   if (f.refusedRules) parts.push(`${plural(f.refusedRules, 'filter rule')} refused by the kernel (map full)`);
   const late = lateText(f.late);
   if (late) parts.push(late);
+  if (f.late?.raw) parts.push(`${plural(f.late.raw, 'raw socket')} not captured`);
   return `tracedump: ${parts.join(', ')}; ${stopText(stop)}`;
 }
 
@@ -157,6 +160,7 @@ export function summaryJson(
     kernel_filter: f.filter ?? null,
     refused_rules: f.refusedRules,
     sockets_found_late: f.late?.found ?? 0,
+    raw_sockets: f.late?.raw ?? 0,
     packets_before_found: f.late && f.late.unknown === 0 ? f.late.missedSegments : null,
     tls_key_lines: f.tlsKeys?.lines ?? 0,
   };
