@@ -78,7 +78,8 @@ class TracerHandle : public Napi::ObjectWrap<TracerHandle> {
                         InstanceMethod<&TracerHandle::Signal>("signal"),
                         InstanceMethod<&TracerHandle::Poll>("poll"),
                         InstanceMethod<&TracerHandle::Detach>("detach"),
-                        InstanceMethod<&TracerHandle::Sweep>("sweep")});
+                        InstanceMethod<&TracerHandle::Sweep>("sweep"),
+                        InstanceMethod<&TracerHandle::StopAtSendExits>("stopAtSendExits")});
   }
   explicit TracerHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TracerHandle>(info) {}
 
@@ -166,6 +167,12 @@ class TracerHandle : public Napi::ObjectWrap<TracerHandle> {
   // Search the traced fd tables for sockets no traced call showed (kFound events follow).
   Napi::Value Sweep(const Napi::CallbackInfo& info) {
     if (shared_) shared_->tracer->request_sweep();
+    return info.Env().Undefined();
+  }
+
+  // Send calls on the socket with this inode take an exit stop from now on.
+  Napi::Value StopAtSendExits(const Napi::CallbackInfo& info) {
+    if (shared_) shared_->tracer->stop_at_send_exits(static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value()));
     return info.Env().Undefined();
   }
 
@@ -536,7 +543,7 @@ double realtime_ms() {
 }
 
 // liveSockets([protocols]) -> {sockets: Float64Array of (inode, protocol, local port) triples,
-// finishing, before, after}: all sockets of those protocols (default TCP, UDP, UDP-Lite) in this
+// listening (the inodes of TCP listeners), finishing, before, after}: all sockets of those protocols (default TCP, UDP, UDP-Lite) in this
 // network namespace, and the realtime clock (ms, the packets' clock) just before and after the
 // dump. finishing (with TCP): a Buffer of 40-byte records of the TCP connections still
 // finishing without a socket: family (4|6) at 0, local port at 2, remote port at 4 (uint16
@@ -562,6 +569,12 @@ Napi::Value LiveSockets(const Napi::CallbackInfo& info) {
   }
   Napi::Object result = Napi::Object::New(info.Env());
   result.Set("sockets", out);
+  size_t listening = 0;
+  for (const LiveSocket& l : sockets) listening += l.listening;
+  Napi::Float64Array listen = Napi::Float64Array::New(info.Env(), listening);
+  for (size_t i = 0, j = 0; i < sockets.size(); i++)
+    if (sockets[i].listening) listen[j++] = static_cast<double>(sockets[i].inode);
+  result.Set("listening", listen);
   Napi::Buffer<uint8_t> fin = Napi::Buffer<uint8_t>::New(info.Env(), finishing.size() * 40);
   memset(fin.Data(), 0, fin.Length());
   for (size_t i = 0; i < finishing.size(); i++) {

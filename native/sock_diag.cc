@@ -52,7 +52,7 @@ int dump(int fd, int family, int protocol, std::vector<LiveSocket>* out,
       }
       auto* m = static_cast<inet_diag_msg*>(NLMSG_DATA(h));
       if (m->idiag_inode) {
-        out->push_back({m->idiag_inode, protocol, ntohs(m->id.idiag_sport)});
+        out->push_back({m->idiag_inode, protocol, ntohs(m->id.idiag_sport), m->idiag_state == 10 /*LISTEN*/});
       } else if (tw && m->idiag_state != 10 /*LISTEN*/) {
         FinishingFlow f;
         memset(&f, 0, sizeof f);
@@ -84,7 +84,7 @@ int list_ping(int protocol, std::vector<LiveSocket>* out) {
     unsigned port = 0;
     unsigned long inode = 0;
     if (sscanf(line, " %*s %*[0-9A-Fa-f]:%x %*s %*s %*s %*s %*s %*s %*s %lu", &port, &inode) == 2 && inode)
-      out->push_back({inode, protocol, static_cast<uint16_t>(port)});
+      out->push_back({inode, protocol, static_cast<uint16_t>(port), false});
   }
   fclose(f);
   return 0;

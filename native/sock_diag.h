@@ -14,6 +14,7 @@ struct LiveSocket {
   uint64_t inode;
   int protocol;
   uint16_t port;
+  bool listening = false;  // TCP LISTEN
 };
 // A TCP connection still finishing without a socket of its own (an orphan sending what its
 // closed socket left, FIN_WAIT, LAST_ACK, TIME_WAIT): the kernel still exchanges packets for

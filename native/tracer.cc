@@ -272,6 +272,12 @@ void Tracer::request_detach() {
   }
 }
 
+void Tracer::stop_at_send_exits(uint64_t inode) {
+  std::lock_guard<std::mutex> lock(send_exits_mutex_);
+  send_exits_.insert(inode);
+  any_send_exits_ = true;
+}
+
 void Tracer::request_sweep() {
   sweep_requested_ = true;
   // Only a thread waiting in waitpid is woken: elsewhere the flag is read after its stop.
@@ -873,6 +879,11 @@ void Tracer::on_call_entry(Tracee& t, long nr, const uint64_t args[6]) {
   // bound to the any-address gets its real local address when it connects.
   bool need_exit = call == SocketCall::kBind || c.socket.local.port == 0 ||
                    (call == SocketCall::kConnect && is_wildcard(c.socket.local));
+  if (!need_exit && any_send_exits_.load(std::memory_order_relaxed) && call != SocketCall::kConnect &&
+      call != SocketCall::kListen) {
+    std::lock_guard<std::mutex> lock(send_exits_mutex_);
+    need_exit = send_exits_.count(c.socket.inode) > 0;
+  }
   std::vector<RuleSpec> rules;
   if (hook_) hook_->before_call(c, need_exit, &rules);
   t.expect_exit = need_exit;

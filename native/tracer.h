@@ -71,6 +71,11 @@ class Tracer {
   // runs on the tracer thread at once if it is waiting, else after the stop it handles.
   void request_sweep();
 
+  // Send calls on this socket take an exit stop from now on, so that the controller knows when
+  // each one ended (a port another process shares: only the program's own datagrams count).
+  // Any thread.
+  void stop_at_send_exits(uint64_t inode);
+
   // Sends a signal to the launched command (race-free through its pidfd). Returns -errno or 0.
   int signal_root(int sig);
 
@@ -157,6 +162,9 @@ class Tracer {
   UniqueFd launch_report_;  // read end of the child's CLOEXEC error pipe
 
   std::atomic<bool> sweep_requested_{false};
+  std::mutex send_exits_mutex_;
+  std::unordered_set<uint64_t> send_exits_;  // stop_at_send_exits
+  std::atomic<bool> any_send_exits_{false};
   std::atomic<bool> in_waitpid_{false};
 
   // tracer-thread state

@@ -44,6 +44,11 @@ export class AttachedProcesses {
     this.tracer.sweep();
   }
 
+  /** Send calls on this socket take an exit stop from now on (their windows exact). */
+  stopAtSendExits(inode: number): void {
+    this.tracer.stopAtSendExits(inode);
+  }
+
   /** Stops tracing: every thread is detached and runs on; `done` resolves after. */
   detach(): void {
     if (this.detachRequested) return;

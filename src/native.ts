@@ -220,6 +220,8 @@ export interface NativeTracer {
   poll(): void;
   /** Searches the traced fd tables for sockets no traced call showed ('found' events follow). */
   sweep(): void;
+  /** Send calls on the socket with this inode take an exit stop from now on (exact send windows). */
+  stopAtSendExits(inode: number): void;
 }
 
 export interface NativeFileGuard {
@@ -237,6 +239,8 @@ export interface NativeFileGuard {
 export interface LiveSockets {
   /** (inode, protocol, local port) triples. */
   sockets: Float64Array;
+  /** Inodes of the TCP sockets among them that listen. */
+  listening: Float64Array;
   /**
    * With TCP: the connections still finishing without a socket (orphans, TIME_WAIT), 40-byte
    * records: family (4|6) at 0, local port at 2, remote port at 4 (uint16 LE), local address

@@ -7,17 +7,18 @@ import { type CommandSpec, TracedCommand } from './traced-command';
 import { AttachedProcesses } from './attached';
 import { EXIT_TRACEDUMP_FAILURE, signalName } from './errors';
 import { type Traced, attached, launched } from './traced';
-import { type ExitEvent, type TraceEvent, native } from './native';
+import { type ExitEvent, type TraceEvent, type WarningEvent, native } from './native';
 import { CaptureOutput, type RotationOptions } from './output/rotation';
 import { type FormatName, makeFormat } from './output/formats';
 import { ProgramTable } from './tracker/programs';
 import { type FilterChoice, LiveCapture } from './capture/live-capture';
-import { DEFAULT_GRACE, EndpointTable } from './tracker/endpoints';
+import { DEFAULT_GRACE, EndpointTable, type SharedPort } from './tracker/endpoints';
 import { loopbackSendTailMs } from './tracker/send-windows';
 import { readProcFile } from './proc-file';
 import { Sweeper } from './tracker/sweeper';
 import { CapturePipeline } from './capture/pipeline';
-import { LateSockets } from './report/late-sockets';
+import { GapReport } from './report/gaps';
+import { holdersOf } from './tracker/socket-holders';
 import { type RunFigures, type StopReason, progressText, summaryJson, summaryLine } from './report/summary';
 import { StatusLine } from './report/status-line';
 import { onStatsSignal } from './report/stats-signal';
@@ -183,7 +184,22 @@ export async function runSession(options: SessionOptions): Promise<number> {
     }
   }
 
-  const sweeper = live ? new Sweeper(table, live.rules, printError, () => traced?.pollEvents()) : undefined;
+  // Said as the tracer's warnings are: on stderr, or as a warning event with --events.
+  const tell = (e: WarningEvent) => {
+    if (!format) return printError(`pid ${e.pid}: ${e.message}`);
+    const line = format(e);
+    if (line === undefined) return;
+    if (eventsFd === 2) status?.clear();
+    writeAll(eventsFd, line + '\n');
+  };
+  const gaps = new GapReport();
+  const onShared = (shared: SharedPort) => {
+    // its send calls get exit stops: a datagram from the port outside them is the other's
+    traced?.stopAtSendExits(shared.owner.inode);
+    const message = gaps.noteShared(shared, holdersOf(shared.others));
+    tell({ kind: 'warning', time: Date.now(), pid: shared.owner.pid, tid: shared.owner.tid, message });
+  };
+  const sweeper = live ? new Sweeper(table, live.rules, printError, () => traced?.pollEvents(), onShared) : undefined;
   let classicBuilt = -1;
   let classicTriedAt = -Infinity;
   // Classic mode: a fresh exact program once the table has moved on. The stop path keeps the
@@ -227,7 +243,6 @@ export async function runSession(options: SessionOptions): Promise<number> {
     options.eventsOutput?.commit();
   };
 
-  const late = new LateSockets();
   const onEvents = (batch: TraceEvent[]) => {
     // the tracer's queue was emptied for this batch just now
     const current = Date.now();
@@ -257,7 +272,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
     if (live) settle(Date.now());
     for (const e of batch) {
       if (e.kind === 'warning' && !format) printError(`pid ${e.pid}: ${e.message}`);
-      const message = e.kind === 'socket' ? late.note(e) : undefined;
+      const message = e.kind === 'socket' ? gaps.note(e) : undefined;
       if (message && !format) printError(message);
     }
     if (!format) return;
@@ -320,7 +335,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
     kernelDrops: live?.stats().drops ?? 0,
     filter: live?.filterMode,
     refusedRules: live?.rules.failed() ?? 0,
-    late: late.figures,
+    gaps: gaps.figures,
     tlsKeys: keys && { lines: keys.lines, inFile: holdForKeys },
     elapsedMs: Date.now() - startedMs,
   });

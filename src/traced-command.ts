@@ -81,6 +81,11 @@ export class TracedCommand {
     this.tracer.sweep();
   }
 
+  /** Send calls on this socket take an exit stop from now on (their windows exact). */
+  stopAtSendExits(inode: number): void {
+    this.tracer.stopAtSendExits(inode);
+  }
+
   /** Sends a signal to the launched process (not to its descendants). */
   signal(sig: number): void {
     this.tracer.signal(sig);

@@ -20,6 +20,8 @@ export interface Traced {
   pollEvents(): void;
   /** Searches the traced fd tables for sockets no traced call showed ('found' events follow). */
   findLateSockets(): void;
+  /** Send calls on this socket take an exit stop from now on (a shared port: exact send windows). */
+  stopAtSendExits(inode: number): void;
 }
 
 export function launched(command: TracedCommand): Traced {
@@ -38,6 +40,7 @@ export function launched(command: TracedCommand): Traced {
     done: command.done,
     pollEvents: () => command.pollEvents(),
     findLateSockets: () => command.findLateSockets(),
+    stopAtSendExits: (inode) => command.stopAtSendExits(inode),
     stop(killAfterMs, alive) {
       command.signal(15);
       // A shell or launcher that dies at once leaves its children running: they get SIGTERM
@@ -81,6 +84,7 @@ export function attached(procs: AttachedProcesses): Traced {
     done: procs.done.then((o) => ({ status: 0, detached: o.detached })),
     pollEvents: () => procs.pollEvents(),
     findLateSockets: () => procs.findLateSockets(),
+    stopAtSendExits: (inode) => procs.stopAtSendExits(inode),
     stop: () => procs.detach(),
     interrupted() {
       procs.detach(); // tcpdump's Ctrl-C: stop capturing; the program runs on

@@ -9,6 +9,8 @@ export interface PacketOwner {
   comm: string;
   /** The socket's identity (flows of one socket share it). */
   inode: number;
+  /** Its port is shared with another process: said (pcapng comment) on the packets it receives. */
+  shared?: string;
 }
 
 /** What the file says at its end about the capture. */

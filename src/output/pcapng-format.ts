@@ -11,6 +11,7 @@ import {
   interfaceDescription,
   interfaceStatistics,
   nameResolution,
+  PACKET_OUTGOING,
   processOptions,
   decryptionSecrets,
   sectionHeader,
@@ -31,12 +32,14 @@ export function pcapngFormat(ctx: PcapngContext): CaptureFormat {
   const ownerOptions = new Map<string, Buffer>();
   const named = new Set<string>(); // "address bytes|name" already in a name block
 
-  const optionsOf = (o: PacketOwner): Buffer => {
+  const optionsOf = (o: PacketOwner, p: SllPacket): Buffer => {
     const exe = ctx.exeOf(o.pid) ?? '';
-    const key = `${o.pid}/${o.tid}/${o.comm}/${exe}`;
+    // a received packet on a port another process shares may be that process's
+    const shared = o.shared && p.pkttype !== PACKET_OUTGOING ? o.shared : '';
+    const key = `${o.pid}/${o.tid}/${o.comm}/${exe}/${shared}`;
     let b = ownerOptions.get(key);
     if (!b) {
-      b = processOptions(o.pid, o.tid, `pid=${o.pid} tid=${o.tid} comm=${o.comm}${exe ? ` exe=${exe}` : ''}`);
+      b = processOptions(o.pid, o.tid, `pid=${o.pid} tid=${o.tid} comm=${o.comm}${exe ? ` exe=${exe}` : ''}${shared ? `; ${shared}` : ''}`);
       if (ownerOptions.size > 65536) ownerOptions.clear(); // bounded: a fork storm must not grow it
       ownerOptions.set(key, b);
     }
@@ -52,11 +55,11 @@ export function pcapngFormat(ctx: PcapngContext): CaptureFormat {
       received.push(0);
       return interfaceDescription(ctx.interfaceName(p.ifindex), ctx.snaplen);
     },
-    recordSize: (p, o) => enhancedPacketSize(p, optionsOf(o)),
+    recordSize: (p, o) => enhancedPacketSize(p, optionsOf(o, p)),
     writeRecord(out, at, p, o) {
       const ifid = ifids.get(p.ifindex) ?? 0;
       received[ifid]++;
-      return writeEnhancedPacket(out, at, p, ifid, optionsOf(o));
+      return writeEnhancedPacket(out, at, p, ifid, optionsOf(o, p));
     },
     after(p: SllPacket) {
       const fresh = resolvedNames(p.data).filter((r) => {

@@ -31,7 +31,7 @@ export const NRB_IPV6 = 2;
 
 const EPB_INBOUND = 1;
 const EPB_OUTBOUND = 2;
-const PACKET_OUTGOING = 4;
+export const PACKET_OUTGOING = 4;
 
 const pad4 = (n: number) => (n + 3) & ~3;
 

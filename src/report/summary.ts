@@ -20,8 +20,8 @@ export interface FileFigures {
   bytes: number;
 }
 
-/** Sockets found late (report/late-sockets.ts). */
-export interface LateFigures {
+/** What the capture lacks or cannot tell apart (report/gaps.ts). */
+export interface GapFigures {
   found: number;
   /** TCP segments those sockets had exchanged before they were found (not in the capture). */
   missedSegments: number;
@@ -29,6 +29,8 @@ export interface LateFigures {
   unknown: number;
   /** Raw sockets of the program: their packets are not captured. */
   raw: number;
+  /** Ports of the program another process holds too (SO_REUSEPORT): received packets may be its. */
+  shared: number;
 }
 
 export interface RunFigures {
@@ -47,7 +49,7 @@ export interface RunFigures {
   filter?: string;
   /** Rules the kernel filter could not hold (packets of those sockets may be missing). */
   refusedRules: number;
-  late?: LateFigures;
+  gaps?: GapFigures;
   tlsKeys?: { lines: number; inFile: boolean };
   elapsedMs: number;
 }
@@ -119,13 +121,14 @@ export function summaryLine(f: RunFigures, stop: StopReason): string {
   }
   if (f.tlsKeys?.lines) parts.push(`${plural(f.tlsKeys.lines, 'TLS key log line')}${f.tlsKeys.inFile ? ' in the file' : ''}`);
   if (f.refusedRules) parts.push(`${plural(f.refusedRules, 'filter rule')} refused by the kernel (map full)`);
-  const late = lateText(f.late);
-  if (late) parts.push(late);
-  if (f.late?.raw) parts.push(`${plural(f.late.raw, 'raw socket')} not captured`);
+  const gaps = gapsText(f.gaps);
+  if (gaps) parts.push(gaps);
+  if (f.gaps?.raw) parts.push(`${plural(f.gaps.raw, 'raw socket')} not captured`);
+  if (f.gaps?.shared) parts.push(`${plural(f.gaps.shared, 'port')} shared with another process (its received packets may be that one's)`);
   return `tracedump: ${parts.join(', ')}; ${stopText(stop)}`;
 }
 
-function lateText(f: LateFigures | undefined): string | undefined {
+function gapsText(f: GapFigures | undefined): string | undefined {
   if (!f || f.found === 0) return undefined;
   const missing: string[] = [];
   if (f.found > f.unknown) missing.push(plural(f.missedSegments, 'TCP packet'));
@@ -159,9 +162,10 @@ export function summaryJson(
     processes: f.processes,
     kernel_filter: f.filter ?? null,
     refused_rules: f.refusedRules,
-    sockets_found_late: f.late?.found ?? 0,
-    raw_sockets: f.late?.raw ?? 0,
-    packets_before_found: f.late && f.late.unknown === 0 ? f.late.missedSegments : null,
+    sockets_found_late: f.gaps?.found ?? 0,
+    raw_sockets: f.gaps?.raw ?? 0,
+    shared_ports: f.gaps?.shared ?? 0,
+    packets_before_found: f.gaps && f.gaps.unknown === 0 ? f.gaps.missedSegments : null,
     tls_key_lines: f.tlsKeys?.lines ?? 0,
   };
   return JSON.stringify(doc, null, 2) + '\n';

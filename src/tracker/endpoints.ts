@@ -12,6 +12,8 @@ export interface Owner {
   tid: number;
   comm: string;
   inode: number;
+  /** Set once another process's socket is seen on its port: what to say on the packets it receives. */
+  shared?: string;
 }
 
 export interface GracePolicy {
@@ -85,6 +87,17 @@ interface SocketState {
   sendWindows: SendWindows | undefined;
   /** UDP: [time, allowance] pairs of datagrams from its port sent outside its windows (another socket's): the first few met. */
   foreignSends: number[] | undefined;
+  /** Another process's socket was seen on its port (SO_REUSEPORT): said once. */
+  shared: boolean;
+}
+
+/** A port of the program that a socket outside it holds too (SO_REUSEPORT): packets to it may be either's. */
+export interface SharedPort {
+  owner: Owner;
+  proto: number;
+  port: number;
+  /** The inodes of the other sockets. */
+  others: number[];
 }
 
 interface FailedConnect {
@@ -366,7 +379,7 @@ export class EndpointTable {
       remotes: new Set(p.keys),
       from: p.since - CLOCK_SLACK_MS,
       to: now + CLOCK_SLACK_MS,
-      owner: { pid: e.pid, tid: e.tid, comm: e.comm, inode: e.inode },
+      owner: { pid: e.pid, tid: e.tid, comm: e.comm, inode: e.inode, shared: undefined },
     });
   }
 
@@ -397,7 +410,7 @@ export class EndpointTable {
       const proto = e.rules.find((r) => r.local)?.proto ?? 0;
       // every field set here: one object shape for all sockets (the judging code stays optimised)
       s = {
-        owner: { pid: e.pid, tid: e.tid, comm: e.comm, inode: e.inode },
+        owner: { pid: e.pid, tid: e.tid, comm: e.comm, inode: e.inode, shared: undefined },
         since,
         proto,
         added: this.socketsSeen,
@@ -414,6 +427,7 @@ export class EndpointTable {
         superseded: false,
         sendWindows: undefined,
         foreignSends: undefined,
+        shared: false,
       };
       const replaced = this.sockets.get(e.inode);
       if (replaced) this.countHeld(replaced.proto, -1);
@@ -438,6 +452,8 @@ export class EndpointTable {
           hold(this.binds, k, s);
           s.binds.push(k);
         }
+        // a datagram port: a sweep soon tells whether another process holds it too
+        if (r.proto !== IPPROTO_TCP) this.sweepWanted = true;
       }
     }
   }
@@ -485,6 +501,9 @@ export class EndpointTable {
   /** A UDP packet on s's port: its send windows first (send-windows.ts), then judgeUdp. */
   private judgeUdpPort(s: SocketState, tsMs: number, sentOn?: LocalSide): Owner | 'recheck' | undefined {
     const w = s.sendWindows;
+    // Before its first send call a socket has sent nothing through a traced call; another
+    // process on its port (SO_REUSEPORT) may well have: from a shared port, only windows count.
+    if (s.shared && sentOn && (!w || tsMs < w[0])) return undefined;
     if (!w || tsMs < w[0]) return this.judgeUdp(s, tsMs);
     if (sentOn) {
       // Outside every send call of it: not its datagram. Inside one it may still be another's
@@ -618,6 +637,34 @@ export class EndpointTable {
       }
     }
     return expired;
+  }
+
+  /**
+   * The program's bound sockets (listening, or unconnected datagram sockets) whose port a socket
+   * outside the table holds too, new since the last call: the kernel spreads the packets to
+   * that port among them (SO_REUSEPORT), so the ones received may be either's. listening: the
+   * TCP listeners of the dump (a TCP port is shared only by another listener; the program's
+   * own accepted connections hold it too).
+   */
+  sharedPorts(snap: SocketSnapshot, listening: ReadonlySet<number>): SharedPort[] {
+    const out: SharedPort[] = [];
+    if (!snap.ports) return out;
+    for (const [inode, s] of this.sockets) {
+      if (s.shared || s.goneAt !== undefined || s.binds.length === 0 || s.bindsUntil !== undefined) continue;
+      if (snap.seen !== undefined && s.added >= snap.seen) continue;
+      for (const [proto, port] of s.localPorts) {
+        const holders = snap.ports.get(`${proto}/${port}`);
+        if (!holders) continue;
+        const others = [...holders].filter(
+          (i) => i !== inode && !this.sockets.has(i) && !this.pendingInode(i) && (proto !== IPPROTO_TCP || listening.has(i)),
+        );
+        if (!others.length) continue;
+        s.shared = true;
+        out.push({ owner: s.owner, proto, port, others });
+        break;
+      }
+    }
+    return out;
   }
 
   private forget(inode: number, s: SocketState): void {

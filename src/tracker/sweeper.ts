@@ -5,7 +5,7 @@
 // 4-tuples and new-SYN detection keep TCP precise meanwhile).
 import { native } from '../native';
 import type { NativeRuleSet } from '../native';
-import { type EndpointTable, tcpFlowKey } from './endpoints';
+import { type EndpointTable, type SharedPort, tcpFlowKey } from './endpoints';
 
 export const SWEEP = {
   udpEveryMs: 250,
@@ -37,6 +37,8 @@ export class Sweeper {
      * shows holding a port is known as the program's if one of its calls made it so.
      */
     private readonly pollEvents: () => void = () => {},
+    /** A port of the program is held by another process's socket too (SO_REUSEPORT). */
+    private readonly onShared: (shared: SharedPort) => void = () => {},
   ) {}
 
   processExited(): void {
@@ -93,7 +95,9 @@ export class Sweeper {
       holders.add(s[i]);
     }
     const finishing = protocols.includes(6) ? finishingFlows(snap.finishing) : undefined;
-    const expired = this.table.observe({ inodes, ports, finishing, before: snap.before, after: snap.after, seen }, new Set(protocols));
+    const observed = { inodes, ports, finishing, before: snap.before, after: snap.after, seen };
+    const expired = this.table.observe(observed, new Set(protocols));
+    for (const shared of this.table.sharedPorts(observed, new Set(snap.listening))) this.onShared(shared);
     for (const inode of expired) this.rules.release(inode);
     if (expired.length) this.released = true;
   }

@@ -1,16 +1,39 @@
 // Sockets whose packets the capture lacks in part or whole, said as they are seen and counted
 // for the summary: sockets found late in the program's fd tables ('found': received over a
 // Unix socket, made by io_uring, taken with pidfd_getfd), whose packets from before the find
-// are not in the capture, and raw sockets, whose packets nothing ties to the program. (Sockets
-// passed on by tracedump's caller, 'inherited', are captured whole from the start.)
+// are not in the capture; raw sockets, whose packets nothing ties to the program; ports the
+// program shares with another process (SO_REUSEPORT), whose received packets may be either's.
+// (Sockets passed on by tracedump's caller, 'inherited', are captured whole from the start.)
 import type { SocketEvent } from '../native';
-import { type LateFigures, plural } from './summary';
+import type { SharedPort } from '../tracker/endpoints';
+import type { SocketHolder } from '../tracker/socket-holders';
+import { quoteName } from './quote';
+import { type GapFigures, plural } from './summary';
+
+const PROTOCOLS: Record<number, string> = { 6: 'TCP', 17: 'UDP', 136: 'UDP-Lite', 1: 'ICMP echo', 58: 'ICMPv6 echo' };
 
 /** Messages for the first few found sockets; the rest are only counted. */
 const MAX_MESSAGES = 5;
 
-export class LateSockets {
-  readonly figures: LateFigures = { found: 0, missedSegments: 0, unknown: 0, raw: 0 };
+export class GapReport {
+  readonly figures: GapFigures = { found: 0, missedSegments: 0, unknown: 0, raw: 0, shared: 0 };
+
+  /**
+   * A port of the program another process's socket holds too: marks the owner (its received
+   * packets get a comment in pcapng) and returns the message.
+   */
+  noteShared(shared: SharedPort, holders: SocketHolder[]): string {
+    this.figures.shared++;
+    const proto = PROTOCOLS[shared.proto] ?? `protocol ${shared.proto}`;
+    const who = holders.length
+      ? holders.map((h) => `pid ${h.pid} (${quoteName(h.comm)})`).join(', ')
+      : `a socket of no process found (inode ${shared.others.join(', ')})`;
+    shared.owner.shared = `${proto} port ${shared.port} is shared with ${who}: this packet may be that process's`;
+    return (
+      `${proto} port ${shared.port} is shared with ${who} (SO_REUSEPORT): the kernel gives the packets ` +
+      'to either; all are in the capture, the received ones marked with a comment (pcapng)'
+    );
+  }
 
   /** Notes a socket event; returns the message to show for it, if any. */
   note(e: SocketEvent): string | undefined {
