@@ -19,7 +19,7 @@ import { Sweeper } from './tracker/sweeper';
 import { CapturePipeline } from './capture/pipeline';
 import { GapReport } from './report/gaps';
 import { holdersOf } from './tracker/socket-holders';
-import { type RunFigures, type StopReason, progressText, summaryJson, summaryLine } from './report/summary';
+import { type RunFigures, gapParts, type StopReason, progressText, summaryJson, summaryLine } from './report/summary';
 import { StatusLine } from './report/status-line';
 import { onStatsSignal } from './report/stats-signal';
 import { type LongTimeout, setLongTimeout } from './long-timeout';
@@ -117,7 +117,12 @@ export async function runSession(options: SessionOptions): Promise<number> {
   const status = options.statusFd !== undefined ? new StatusLine(options.statusFd) : undefined;
   const startedNs = BigInt(startedMs) * 1_000_000n;
   // What a file says of the capture at its end (pcapng statistics).
-  const totals = () => ({ start: startedNs, end: BigInt(Date.now()) * 1_000_000n, kernelDrops: live?.stats().drops ?? 0 });
+  const totals = () => ({
+    start: startedNs,
+    end: BigInt(Date.now()) * 1_000_000n,
+    kernelDrops: live?.stats().drops ?? 0,
+    gaps: gapParts(figures()).join('; '),
+  });
   let stopRequested: StopReason | undefined;
   // The launched command's end came after a stop tracedump asked for (-c, --duration...).
   let endedByStop = false;
@@ -335,6 +340,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
     kernelDrops: live?.stats().drops ?? 0,
     filter: live?.filterMode,
     refusedRules: live?.rules.failed() ?? 0,
+    undecided: pipeline.counters.undecided,
     gaps: gaps.figures,
     tlsKeys: keys && { lines: keys.lines, inFile: holdForKeys },
     elapsedMs: Date.now() - startedMs,

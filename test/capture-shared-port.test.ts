@@ -4,6 +4,7 @@
 // (stderr or an event naming the other process, the summary), keeps every datagram received on
 // the port with a pcapng comment on each, and keeps exactly the program's own answers.
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { FLOWS, PY, freePort, noLeftovers, readRecords, runFlows, sleep, startOracle, startServer, startTracedump, workDir } from './helpers/capture';
@@ -61,6 +62,10 @@ t.test('a UDP port shared with an untraced process (SO_REUSEPORT)', async (t) =>
   t.notOk(
     answers.some((r) => r[2].includes('is shared')),
     'the answers, sent by the program, do not',
+  );
+  t.ok(
+    fs.readFileSync(out).includes("Not in this capture: 1 port shared with another process (its received packets may be that one's)"),
+    "the file's statistics block says it too",
   );
 });
 

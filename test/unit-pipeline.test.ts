@@ -561,3 +561,18 @@ t.test('a call entered again (restarted after a signal) leaves no pending destin
   t.equal(table.pendingCount, 0, 'none once it returned');
   t.equal(table.judge(d(v4tcp('10.0.0.3', 5000, '10.0.0.2', 80, SYN)), T0 + 70), undefined, "another socket's SYN to the destination is nobody's, not pending");
 });
+
+t.test('pipeline: packets still undecided at the end are counted apart', async (t) => {
+  const h = harness();
+  h.table.apply(pendingEvent(app, 3, TCP, [ep('10.0.0.2', 443)]));
+  h.add([
+    { name: 'pending', tsMs: T0, data: v4tcp('10.0.0.1', 41000, '10.0.0.2', 443, SYN) },
+    { name: 'nobody', tsMs: T0 + 1, data: v4udp('10.0.0.1', 6000, '10.0.0.3', 53) },
+  ]);
+  h.clock.now += 5000;
+  h.pipeline.drain(false);
+  t.equal(h.pipeline.waiting, 1, 'the pending one waits for its call, the other is rejected');
+  h.pipeline.drain(true);
+  t.same(h.written(), [], 'the call never ended: not written');
+  t.match(h.pipeline.counters, { written: 0, rejected: 2, undecided: 1 }, 'but counted as left out undecided');
+});

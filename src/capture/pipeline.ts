@@ -28,6 +28,11 @@ export interface PipelineCounters {
   rejected: number;
   /** Loopback copies dropped (each packet is written once). */
   duplicates: number;
+  /**
+   * Left out undecided at the end: a call in flight or a socket's liveness would have told
+   * whose they were (counted apart from `rejected`: these may have been the program's).
+   */
+  undecided: number;
 }
 
 /**
@@ -55,7 +60,7 @@ interface Waiting {
 const FRAGMENT_MEMORY_MS = 30_000;
 
 export class CapturePipeline {
-  readonly counters: PipelineCounters = { seen: 0, written: 0, writtenBytes: 0, rejected: 0, duplicates: 0 };
+  readonly counters: PipelineCounters = { seen: 0, written: 0, writtenBytes: 0, rejected: 0, duplicates: 0, undecided: 0 };
   private queue: Waiting[] = [];
   private late: Waiting[] = [];
   // first fragments kept: "family/proto/src/dst/id" -> owner and when
@@ -187,7 +192,10 @@ export class CapturePipeline {
       w.judgedAt = this.judgedVersion();
     }
     const verdict = w.verdict;
-    if ((verdict === 'pending' || verdict === 'recheck') && !final) return false;
+    if (verdict === 'pending' || verdict === 'recheck') {
+      if (!final) return false;
+      this.counters.undecided++;
+    }
     if (verdict === undefined && !final && (this.eventsAt ?? now) - w.arrivedMs < this.options.eventLagMs) return false;
     w.decided = true;
     if (typeof verdict === 'object') w.owner = verdict;

@@ -20,6 +20,8 @@ export interface CaptureTotals {
   end: bigint;
   /** Packets the kernel dropped (its ring overflowed). */
   kernelDrops: number;
+  /** What else the capture lacks or cannot tell apart, in words (report/summary.ts gapParts); empty: nothing. */
+  gaps?: string;
 }
 
 export interface CaptureFormat {

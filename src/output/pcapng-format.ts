@@ -80,7 +80,10 @@ export function pcapngFormat(ctx: PcapngContext): CaptureFormat {
           end: t.end,
           received: n,
           dropped: ifid === 0 ? t.kernelDrops : undefined,
-          comment: ifid === 0 ? 'isb_ifdrop: packets the kernel capture ring dropped, all interfaces together' : undefined,
+          comment:
+            ifid === 0
+              ? `isb_ifdrop: packets the kernel capture ring dropped, all interfaces together${t.gaps ? `. Not in this capture: ${t.gaps}` : ''}`
+              : undefined,
         }),
       );
       return blocks.length ? Buffer.concat(blocks) : undefined;

@@ -49,6 +49,8 @@ export interface RunFigures {
   filter?: string;
   /** Rules the kernel filter could not hold (packets of those sockets may be missing). */
   refusedRules: number;
+  /** Packets left out undecided at the end (see PipelineCounters.undecided). */
+  undecided: number;
   gaps?: GapFigures;
   tlsKeys?: { lines: number; inFile: boolean };
   elapsedMs: number;
@@ -120,20 +122,29 @@ export function summaryLine(f: RunFigures, stop: StopReason): string {
     parts.push(drops);
   }
   if (f.tlsKeys?.lines) parts.push(`${plural(f.tlsKeys.lines, 'TLS key log line')}${f.tlsKeys.inFile ? ' in the file' : ''}`);
-  if (f.refusedRules) parts.push(`${plural(f.refusedRules, 'filter rule')} refused by the kernel (map full)`);
-  const gaps = gapsText(f.gaps);
-  if (gaps) parts.push(gaps);
-  if (f.gaps?.raw) parts.push(`${plural(f.gaps.raw, 'raw socket')} not captured`);
-  if (f.gaps?.shared) parts.push(`${plural(f.gaps.shared, 'port')} shared with another process (its received packets may be that one's)`);
+  parts.push(...gapParts(f));
   return `tracedump: ${parts.join(', ')}; ${stopText(stop)}`;
 }
 
-function gapsText(f: GapFigures | undefined): string | undefined {
-  if (!f || f.found === 0) return undefined;
-  const missing: string[] = [];
-  if (f.found > f.unknown) missing.push(plural(f.missedSegments, 'TCP packet'));
-  if (f.unknown) missing.push(`the datagrams of ${plural(f.unknown, 'UDP socket')}`);
-  return `${plural(f.found, 'socket')} found late (${missing.join(' and ')} from before not captured)`;
+/**
+ * What the capture lacks or cannot tell apart, apart from kernel drops, one phrase each (the
+ * summary line, and the pcapng statistics' comment): empty for a complete capture.
+ */
+export function gapParts(f: RunFigures): string[] {
+  const parts: string[] = [];
+  if (f.refusedRules) parts.push(`${plural(f.refusedRules, 'filter rule')} refused by the kernel (map full)`);
+  if (f.undecided) parts.push(`${plural(f.undecided, 'packet')} left out undecided (whose they were was still unknown at the end)`);
+  const g = f.gaps;
+  if (!g) return parts;
+  if (g.found) {
+    const missing: string[] = [];
+    if (g.found > g.unknown) missing.push(plural(g.missedSegments, 'TCP packet'));
+    if (g.unknown) missing.push(`the datagrams of ${plural(g.unknown, 'UDP socket')}`);
+    parts.push(`${plural(g.found, 'socket')} found late (${missing.join(' and ')} from before not captured)`);
+  }
+  if (g.raw) parts.push(`${plural(g.raw, 'raw socket')} not captured`);
+  if (g.shared) parts.push(`${plural(g.shared, 'port')} shared with another process (its received packets may be that one's)`);
+  return parts;
 }
 
 /** The --summary-json document. */
@@ -162,6 +173,7 @@ export function summaryJson(
     processes: f.processes,
     kernel_filter: f.filter ?? null,
     refused_rules: f.refusedRules,
+    packets_left_out_undecided: f.undecided,
     sockets_found_late: f.gaps?.found ?? 0,
     raw_sockets: f.gaps?.raw ?? 0,
     shared_ports: f.gaps?.shared ?? 0,
