@@ -13,6 +13,9 @@
 //                       M (default 1,000) more connect()s timed one by one with those present
 //                       (connect_p50_ns, connect_p99_ns; open_ns: the first N), then all closed
 //                       with a reset (no TIME_WAIT left behind for the next round)
+//   uring N             N io_uring_enter(2)s, each submitting a NOP, with 300 files open
+//   churn N PORT RATE [EVERY]  N short TCP connections at RATE a second (0: at once), "made K"
+//                       on stdout every EVERY (default 10,000)
 //   sink PORT           (server) accept TCP connections and read them to EOF, forever; and
 //                       answer every UDP datagram to PORT+1 (the dns workload's server); and
 //                       on PORT+2 hold any number of connections in one epoll thread (many's
@@ -24,6 +27,8 @@
 // seccomp-filtered tracer.
 #define _GNU_SOURCE
 #include <linux/filter.h>
+#include <linux/io_uring.h>
+#include <sys/syscall.h>
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
 #include <arpa/inet.h>
@@ -35,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -256,6 +262,35 @@ int main(int argc, char **argv) {
     printf("open_ns %lld\nconnect_p50_ns %lld\nconnect_p99_ns %lld\n", opened, each[m / 2], each[m * 99 / 100]);
     free(each);
     free(fds);
+  } else if (!strcmp(what, "uring")) {
+    // uring N: N io_uring_enter calls, each submitting a NOP, with 300 files open: what a
+    // program using io_uring pays per call under a tracer that looks at its fd table then.
+    struct io_uring_params params;
+    memset(&params, 0, sizeof params);
+    int ring = (int)syscall(SYS_io_uring_setup, 8, &params);
+    if (ring < 0) return perror("io_uring_setup"), 1;
+    // the submission ring and its entries, mapped as liburing does (one NOP each time)
+    size_t sq_len = params.sq_off.array + params.sq_entries * sizeof(unsigned);
+    char *sq = mmap(NULL, sq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring, IORING_OFF_SQ_RING);
+    struct io_uring_sqe *sqes = mmap(NULL, params.sq_entries * sizeof(struct io_uring_sqe), PROT_READ | PROT_WRITE,
+                                     MAP_SHARED | MAP_POPULATE, ring, IORING_OFF_SQES);
+    size_t cq_len = params.cq_off.cqes + params.cq_entries * sizeof(struct io_uring_cqe);
+    char *cq = mmap(NULL, cq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring, IORING_OFF_CQ_RING);
+    if (sq == MAP_FAILED || sqes == MAP_FAILED || cq == MAP_FAILED) return perror("mmap"), 1;
+    unsigned *sq_tail = (unsigned *)(sq + params.sq_off.tail), *sq_array = (unsigned *)(sq + params.sq_off.array);
+    unsigned *cq_head = (unsigned *)(cq + params.cq_off.head);
+    unsigned mask = *(unsigned *)(sq + params.sq_off.ring_mask);
+    for (int i = 0; i < 300; i++) open("/dev/null", O_RDONLY);  // a program's files, pipes...
+    t0 = now_ns();
+    for (long i = 0; i < n; i++) {
+      unsigned tail = *sq_tail, slot = tail & mask;
+      memset(&sqes[slot], 0, sizeof sqes[slot]);
+      sqes[slot].opcode = IORING_OP_NOP;
+      sq_array[slot] = slot;
+      __atomic_store_n(sq_tail, tail + 1, __ATOMIC_RELEASE);
+      if (syscall(SYS_io_uring_enter, ring, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) != 1) return perror("io_uring_enter"), 1;
+      __atomic_store_n(cq_head, *cq_head + 1, __ATOMIC_RELEASE);  // the NOP's completion, seen
+    }
   } else if (!strcmp(what, "churn")) {
     // churn N PORT RATE: N short connections (connect, one byte, close) at RATE a second (0: as
     // fast as they go); "made K" on stdout every `every` connections, for the memory samples.

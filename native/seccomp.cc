@@ -91,7 +91,7 @@ std::vector<sock_filter> build_program() {
   for (const auto& s : kTraced) {
     a.jump(BPF_JEQ, s.nr, s.nr == SYS_sendto ? "sendto" : "trace", "");
   }
-  for (const auto& s : kFdSources) a.jump(BPF_JEQ, s.nr, "fd_source", "");
+  for (const auto& s : kFdSources) a.jump(BPF_JEQ, s.nr, s.nr == SYS_io_uring_enter ? "uring_enter" : "fd_source", "");
   a.ret(SECCOMP_RET_ALLOW);
 
   // sendto(fd, buf, len, flags, dest_addr, addrlen): a NULL dest_addr is a connected socket.
@@ -100,6 +100,13 @@ std::vector<sock_filter> build_program() {
   a.jump(BPF_JEQ, 0, "", "trace");
   a.load_abs(arg_hi(4));
   a.jump(BPF_JEQ, 0, "allow", "trace");
+
+  // io_uring_enter(fd, to_submit, ...): a call that submits nothing only waits: let it run.
+  a.label("uring_enter");
+  a.load_abs(arg_lo(1));
+  a.jump(BPF_JEQ, 0, "", "fd_source");
+  a.load_abs(arg_hi(1));
+  a.jump(BPF_JEQ, 0, "allow", "fd_source");
 
   a.label("x32");
   for (int nr : kX32Network) a.jump(BPF_JEQ, kX32Bit | nr, "unsupported", "");

@@ -26,6 +26,7 @@
 #include <fstream>
 #include <set>
 
+#include "clock.h"
 #include "seccomp.h"
 #include "stop_stats.h"
 
@@ -58,6 +59,9 @@ void install_wake_handler() {
   sigaction(kWakeSignal, &sa, nullptr);
   installed = true;
 }
+
+// An io_uring user whose fd table did not change at the last look is looked at again after this.
+constexpr uint64_t kUringQuietNs = 5'000'000;
 
 // At most this many distinct destinations are reported for one sendmmsg.
 constexpr size_t kMaxDestinations = 64;
@@ -475,7 +479,10 @@ void Tracer::adopt_sockets(pid_t tgid, std::set<uint64_t>* adopted, SocketCall c
 // Sockets that came without a traced call. The fd tables are read (readlink of each fd), and
 // a socket inode no event named is inspected: an AF_INET/AF_INET6 socket with a local port gets
 // its rules now, and a kFound event. Packets it exchanged before are not in the capture.
-void Tracer::find_late_sockets(pid_t only) {
+// quick (io_uring_enter, which may run often): when the process has as many fds as at its last
+// search, only its sockets that had no port then are looked at again (a listing of the fd
+// directory costs an eighth of a search: no readlink).
+void Tracer::find_late_sockets(pid_t only, bool quick) {
   std::unordered_set<uint64_t> present;
   std::set<uint64_t> adopted;
   for (auto& [tgid, proc] : processes_) {
@@ -484,10 +491,26 @@ void Tracer::find_late_sockets(pid_t only) {
     const std::string dir = "/proc/" + std::to_string(tgid) + "/fd";
     DIR* d = opendir(dir.c_str());
     if (!d) continue;
+    if (quick) {
+      size_t count = 0;
+      while (dirent* ent = readdir(d)) count += ent->d_name[0] != '.';
+      p.uring_checked_ns = monotonic_ns();
+      p.uring_quiet = count == p.fds && p.unbound.empty();
+      if (count == p.fds) {
+        closedir(d);
+        std::vector<std::pair<int, uint64_t>> unbound;
+        unbound.swap(p.unbound);
+        for (auto& [fd, ino] : unbound) consider_socket(p, tgid, fd, ino, &adopted);
+        continue;
+      }
+      rewinddir(d);
+    }
     std::vector<std::pair<int, uint64_t>> fresh;
     char link[64];
+    size_t count = 0;
     while (dirent* ent = readdir(d)) {
       if (ent->d_name[0] == '.') continue;
+      count++;
       ssize_t n = readlinkat(dirfd(d), ent->d_name, link, sizeof link - 1);
       if (n < 9 || memcmp(link, "socket:[", 8) != 0) continue;
       link[n] = 0;
@@ -496,34 +519,9 @@ void Tracer::find_late_sockets(pid_t only) {
       if (!known_inodes_.count(ino)) fresh.push_back({atoi(ent->d_name), ino});
     }
     closedir(d);
-    for (auto& [fd, ino] : fresh) {
-      int dfd = dup_tracee_fd(p.pidfd.get(), fd);
-      if (dfd < 0) continue;
-      UniqueFd dup(dfd);
-      SocketCallInfo c;
-      c.pid = tgid;
-      c.tid = tgid;
-      c.call = SocketCall::kFound;
-      c.fd = fd;
-      if (inspect_dup(dup.get(), &c.socket, &facts_) < 0 || c.socket.inode != ino) continue;
-      if (!is_followed(c.socket)) {
-        known_inodes_.insert(ino);  // a Unix or netlink socket: never looked at again
-        if (is_raw_inet(c.socket)) emit_socket_event(EventKind::kSocket, c, c.socket, false, 0, {}, now_ms());
-        continue;
-      }
-      if (c.socket.local.port == 0) continue;  // unbound: looked at again until it is
-      if (c.socket.protocol != IPPROTO_UDP && c.socket.protocol != IPPROTO_UDPLITE &&
-          c.socket.peer.valid() && listen_ports_.count(c.socket.local.port)) {
-        known_inodes_.insert(ino);  // accepted by a listener of the program: its rule holds
-        continue;
-      }
-      if (!adopted.insert(ino).second) continue;
-      int64_t exchanged = tcp_segments(dup.get());
-      dup.reset();
-      std::vector<RuleSpec> rules;
-      if (hook_) hook_->adopt(c.socket, &rules);
-      emit_socket_event(EventKind::kSocket, c, c.socket, false, 0, std::move(rules), now_ms(), exchanged);
-    }
+    p.fds = count;
+    p.unbound.clear();
+    for (auto& [fd, ino] : fresh) consider_socket(p, tgid, fd, ino, &adopted);
   }
   if (only) return;
   // Closed since (or passed away): an inode number seen again later is looked at again.
@@ -531,11 +529,55 @@ void Tracer::find_late_sockets(pid_t only) {
     it = present.count(*it) ? std::next(it) : known_inodes_.erase(it);
 }
 
+// A socket of process tgid on fd, with inode ino, that no event named: adopted (kFound) if it
+// is an inet socket with a port; remembered in p.unbound while it has none.
+void Tracer::consider_socket(Process& p, pid_t tgid, int fd, uint64_t ino, std::set<uint64_t>* adopted) {
+  int dfd = dup_tracee_fd(p.pidfd.get(), fd);
+  if (dfd < 0) return;
+  UniqueFd dup(dfd);
+  SocketCallInfo c;
+  c.pid = tgid;
+  c.tid = tgid;
+  c.call = SocketCall::kFound;
+  c.fd = fd;
+  if (inspect_dup(dup.get(), &c.socket, &facts_) < 0 || c.socket.inode != ino) return;
+  if (known_inodes_.count(ino)) return;  // an event named it since
+  if (!is_followed(c.socket)) {
+    known_inodes_.insert(ino);  // a Unix or netlink socket: never looked at again
+    if (is_raw_inet(c.socket)) emit_socket_event(EventKind::kSocket, c, c.socket, false, 0, {}, now_ms());
+    return;
+  }
+  if (c.socket.local.port == 0) {  // unbound: looked at again until it is
+    p.unbound.push_back({fd, ino});
+    return;
+  }
+  if (c.socket.protocol != IPPROTO_UDP && c.socket.protocol != IPPROTO_UDPLITE && c.socket.peer.valid() &&
+      listen_ports_.count(c.socket.local.port)) {
+    known_inodes_.insert(ino);  // accepted by a listener of the program: its rule holds
+    return;
+  }
+  if (!adopted->insert(ino).second) return;
+  int64_t exchanged = tcp_segments(dup.get());
+  dup.reset();
+  std::vector<RuleSpec> rules;
+  if (hook_) hook_->adopt(c.socket, &rules);
+  emit_socket_event(EventKind::kSocket, c, c.socket, false, 0, std::move(rules), now_ms(), exchanged);
+}
+
 // io_uring_setup, io_uring_enter, pidfd_getfd: whatever sockets the call brings in are found at
-// its exit (io_uring_enter: also at its entry, for ops that completed since the last call).
-void Tracer::on_fd_source(Tracee& t, long nr) {
-  if (nr == SYS_io_uring_enter) find_late_sockets(tgid_of(t));
+// its exit. An io_uring_enter that submits nothing (a wait for completions) is let run: what an
+// earlier submission does later (an async connect) is found by the next one, or by the search
+// every 500 ms.
+void Tracer::on_fd_source(Tracee& t, long nr, const uint64_t args[6]) {
+  if (nr == SYS_io_uring_enter) {
+    if (args[1] == 0) return resume(t, 0);
+    // A program that submits often with an fd table that does not change (file I/O) is looked
+    // at every kUringQuietNs only; once a look sees a change, at every call again.
+    Process& p = process(tgid_of(t));
+    if (p.uring_quiet && monotonic_ns() - p.uring_checked_ns < kUringQuietNs) return resume(t, 0);
+  }
   t.sweep_at_exit = true;
+  t.sweep_quick = nr == SYS_io_uring_enter;
   resume(t, 0);
 }
 
@@ -807,8 +849,11 @@ void Tracer::on_seccomp(Tracee& t) {
   if (ptrace(PTRACE_GET_SYSCALL_INFO, t.tid, sizeof info, &info) > 0 &&
       info.op == PTRACE_SYSCALL_INFO_SECCOMP) {
     if (info.seccomp.ret_data == seccomp::kStopUnsupportedAbi) return unsupported_abi(t, tgid_of(t));
-    if (info.seccomp.ret_data == seccomp::kStopFdSource)
-      return on_fd_source(t, static_cast<long>(info.seccomp.nr));
+    if (info.seccomp.ret_data == seccomp::kStopFdSource) {
+      uint64_t args[6];
+      for (int i = 0; i < 6; i++) args[i] = info.seccomp.args[i];
+      return on_fd_source(t, static_cast<long>(info.seccomp.nr), args);
+    }
     uint64_t args[6];
     for (int i = 0; i < 6; i++) args[i] = info.seccomp.args[i];
     return on_call_entry(t, static_cast<long>(info.seccomp.nr), args);
@@ -818,7 +863,10 @@ void Tracer::on_seccomp(Tracee& t) {
   if (reason == seccomp::kStopUnsupportedAbi) return unsupported_abi(t, tgid_of(t));
   user_regs_struct regs;
   if (ptrace(PTRACE_GETREGS, t.tid, nullptr, &regs) < 0) return resume(t, 0);
-  if (reason == seccomp::kStopFdSource) return on_fd_source(t, static_cast<long>(regs.orig_rax));
+  if (reason == seccomp::kStopFdSource) {
+    const uint64_t args[6] = {regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9};
+    return on_fd_source(t, static_cast<long>(regs.orig_rax), args);
+  }
   const uint64_t args[6] = {regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9};
   on_call_entry(t, static_cast<long>(regs.orig_rax), args);
 }
@@ -835,7 +883,11 @@ void Tracer::on_syscall_stop(Tracee& t) {
   if (info.op != PTRACE_SYSCALL_INFO_ENTRY) return resume(t, 0);
   long nr = static_cast<long>(info.entry.nr);
   if (info.arch != AUDIT_ARCH_X86_64 || (nr & 0x40000000)) return unsupported_abi(t, tgid_of(t));
-  if (is_fd_source(nr)) return on_fd_source(t, nr);
+  if (is_fd_source(nr)) {
+    uint64_t args[6];
+    for (int i = 0; i < 6; i++) args[i] = info.entry.args[i];
+    return on_fd_source(t, nr, args);
+  }
   SocketCall call;
   // The calls the launch-mode seccomp filter stops at, and no others.
   if (!call_of(nr, &call) || (call == SocketCall::kSendto && info.entry.args[4] == 0))
@@ -915,7 +967,7 @@ void Tracer::on_call_entry(Tracee& t, long nr, const uint64_t args[6]) {
 void Tracer::on_syscall_exit(Tracee& t, const int64_t* known_result) {
   if (t.sweep_at_exit) {
     t.sweep_at_exit = false;
-    find_late_sockets(tgid_of(t));
+    find_late_sockets(tgid_of(t), t.sweep_quick);
   }
   if (!t.expect_exit) return resume(t, 0);
   if (stop_stats::on())

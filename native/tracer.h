@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <cstdint>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -98,11 +99,20 @@ class Tracer {
     // Stopped at the exit of a call that can bring sockets in (fd_source_syscalls): the
     // process's fd table is searched then.
     bool sweep_at_exit = false;
+    bool sweep_quick = false;
   };
   struct Process {
     UniqueFd pidfd;
     std::string comm;
     bool warned_abi = false;
+    // At its last search for late sockets (find_late_sockets): how many fds it had, and its
+    // inet sockets that had no port yet (fd, inode).
+    size_t fds = SIZE_MAX;
+    std::vector<std::pair<int, uint64_t>> unbound;
+    // io_uring_enter: when its fd table was last looked at, and whether nothing had changed
+    // then (the next calls within kUringQuietNs are let run without a look).
+    uint64_t uring_checked_ns = 0;
+    bool uring_quiet = false;
   };
 
   void run_launch(LaunchOptions options);
@@ -111,8 +121,9 @@ class Tracer {
   void adopt_sockets(pid_t tgid, std::set<uint64_t>* adopted, SocketCall call);
   // Emits kFound events for sockets in the fd tables (of `only`, or of every traced process
   // when 0) that no traced call showed, timed when found (their rules are in from then on).
-  void find_late_sockets(pid_t only);
-  void on_fd_source(Tracee& t, long nr);
+  void find_late_sockets(pid_t only, bool quick = false);
+  void consider_socket(Process& p, pid_t tgid, int fd, uint64_t ino, std::set<uint64_t>* adopted);
+  void on_fd_source(Tracee& t, long nr, const uint64_t args[6]);
   pid_t wait_started(TracerError* error);  // caller side of the start handshake
   void start_succeeded(pid_t root);
   void start_failed(TracerError error);

@@ -408,6 +408,7 @@ async function main() {
     { name: '100 k `sendto()` with an address, bound UDP', argv: ['sendto', '100000', P], tracedump: 'tracedump', strace: 'strace', rounds: R(3), stats: true },
     { name: '100 k `sendmsg()` with an address, bound UDP', argv: ['sendmsg', '100000', P], tracedump: 'tracedump', strace: 'strace', rounds: R(3), stats: true },
     { name: '2,000 DNS-like exchanges, each from a fresh UDP socket', argv: ['dns', '2000', String(port + 1)], tracedump: 'tracedump', strace: 'strace', rounds: R(5), stats: true },
+    { name: '20,000 `io_uring_enter()` with 300 files open (io_uring users stop there)', argv: ['uring', '20000'], tracedump: 'tracedump', strace: 'strace', rounds: R(3), note: 'strace traces network calls only: it does not stop here' },
     { name: '200 MiB over one loopback TCP connection', argv: ['bulk', '200', P], tracedump: 'tracedump', extra: ['tcpdump'], rounds: R(5) },
     { name: '2 GiB over one loopback TCP connection', argv: ['bulk', '2048', P], tracedump: 'tracedump', extra: ['tcpdump'], rounds: R(3) },
   ];
