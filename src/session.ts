@@ -204,7 +204,18 @@ export async function runSession(options: SessionOptions): Promise<number> {
     const message = gaps.noteShared(shared, holdersOf(shared.others));
     tell({ kind: 'warning', time: Date.now(), pid: shared.owner.pid, tid: shared.owner.tid, message });
   };
-  const sweeper = live ? new Sweeper(table, live.rules, printError, () => traced?.pollEvents(), onShared) : undefined;
+  // The sweeper takes the events between a dump and its use: applied only, nothing judged then
+  // (a packet judged there would see a socket the dump found gone as still alive).
+  let applyOnly = false;
+  const applyEvents = () => {
+    applyOnly = true;
+    try {
+      traced?.pollEvents();
+    } finally {
+      applyOnly = false;
+    }
+  };
+  const sweeper = live ? new Sweeper(table, live.rules, printError, applyEvents, onShared) : undefined;
   let classicBuilt = -1;
   let classicTriedAt = -Infinity;
   // Classic mode: a fresh exact program once the table has moved on. The stop path keeps the
@@ -274,7 +285,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
     const done = batch.some((e) => e.kind === 'done');
     if (done) live?.rules.expirePending(true);
     pipeline.eventsCurrent(done ? Infinity : current);
-    if (live) settle(Date.now());
+    if (live && !applyOnly) settle(Date.now());
     for (const e of batch) {
       if (e.kind === 'warning' && !format) printError(`pid ${e.pid}: ${e.message}`);
       const message = e.kind === 'socket' ? gaps.note(e) : undefined;

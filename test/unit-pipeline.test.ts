@@ -576,3 +576,16 @@ t.test('pipeline: packets still undecided at the end are counted apart', async (
   t.same(h.written(), [], 'the call never ended: not written');
   t.match(h.pipeline.counters, { written: 0, rejected: 2, undecided: 1 }, 'but counted as left out undecided');
 });
+
+t.test('a first SYN judged by the port rule of a bound socket counts as its flow\'s own', async (t) => {
+  // bind(40000), then connect(): the SYN leaves before the exit stop gives the flow rule
+  const table = new EndpointTable(GRACE);
+  table.apply(socketEvent(app, 1, [bindRule(TCP, ep('0.0.0.0', 40000))], T0));
+  const owner = { pid: 100, tid: 101, comm: 'app', inode: 1 };
+  t.same(table.judge(d(v4tcp('10.0.0.1', 40000, '10.0.0.2', 80, SYN, 1000)), T0 + 1, 'src'), owner, 'its SYN, by the port rule');
+  table.apply(socketEvent(app, 1, [flowRule(TCP, ep('10.0.0.1', 40000), ep('10.0.0.2', 80))], T0 + 2));
+  // not seen gone yet (the next sweep is still to come): another program takes the 4-tuple
+  t.equal(table.judge(d(v4tcp('10.0.0.1', 40000, '10.0.0.2', 80, SYN, 5555)), T0 + 2000, 'src'), undefined, 'a SYN with another sequence: not its own');
+  t.equal(table.judge(d(v4tcp('10.0.0.2', 80, '10.0.0.1', 40000, SYN | ACK, 9)), T0 + 2001, 'dst'), undefined, 'nor what answers it');
+  t.equal(table.judge(d(v4tcp('10.0.0.1', 40000, '10.0.0.2', 80, SYN, 1000)), T0 + 2002, 'src'), undefined, 'the 4-tuple is not its own any more');
+});

@@ -80,6 +80,11 @@ interface SocketState {
   portHolders: number[] | undefined;
   /** Its port rules (from bind) hold for packets up to this time: then it connected. */
   bindsUntil: number | undefined;
+  /**
+   * A TCP socket's first SYN judged by its port rule, before its flow rule came (a connect
+   * from a bound port): [the flow's key, its sequence number], taken as that flow's first SYN.
+   */
+  bindSyn: [string, number] | undefined;
   /** Sequence number of the first SYN of each TCP flow: its own connection attempt. */
   synSeq: Array<number | undefined> | undefined;
   superseded: boolean;
@@ -423,6 +428,7 @@ export class EndpointTable {
         finishingAt: -Infinity,
         portHolders: undefined,
         bindsUntil: undefined,
+        bindSyn: undefined,
         synSeq: undefined,
         superseded: false,
         sendWindows: undefined,
@@ -476,9 +482,12 @@ export class EndpointTable {
       if (v) return v;
     }
     if (this.binds.size) {
+      // a first SYN sent from a bound port: remembered as its flow's own
+      const syn = d.proto === IPPROTO_TCP && (d.tcpFlags & (TCP_SYN | TCP_ACK)) === TCP_SYN ? d.tcpSeq : undefined;
       const v =
         (local !== 'dst' &&
-          (this.judgeBind(a, tsMs, local) ?? this.judgeBind(anyKey(d.family, d.proto, d.sport), tsMs, local))) ||
+          (this.judgeBind(a, tsMs, local, syn, keys.ab) ??
+            this.judgeBind(anyKey(d.family, d.proto, d.sport), tsMs, local, syn, keys.ab))) ||
         (local !== 'src' && (this.judgeBind(b, tsMs) ?? this.judgeBind(anyKey(d.family, d.proto, d.dport), tsMs)));
       if (v) return v;
     }
@@ -491,11 +500,13 @@ export class EndpointTable {
    * The owner by a port rule (bind) of key, if it held at tsMs. sentOn: the packet left from
    * this port, on loopback ('both') or a real interface ('src').
    */
-  private judgeBind(k: string, tsMs: number, sentOn?: LocalSide): Owner | 'recheck' | undefined {
+  private judgeBind(k: string, tsMs: number, sentOn?: LocalSide, syn?: number, synFlow?: string): Owner | 'recheck' | undefined {
     const s = holderAt(this.binds.get(k), tsMs);
     if (!s || (s.bindsUntil !== undefined && tsMs > s.bindsUntil)) return undefined;
     if (s.proto !== IPPROTO_TCP && this.confirmUdp) return this.judgeUdpPort(s, tsMs, sentOn);
-    return this.alive(s, tsMs) ? s.owner : undefined;
+    if (!this.alive(s, tsMs)) return undefined;
+    if (syn !== undefined && s.bindSyn === undefined) s.bindSyn = [synFlow!, syn];
+    return s.owner;
   }
 
   /** A UDP packet on s's port: its send windows first (send-windows.ts), then judgeUdp. */
@@ -531,7 +542,8 @@ export class EndpointTable {
     if ((d.tcpFlags & (TCP_SYN | TCP_ACK)) === TCP_SYN) {
       // by the flow's place in tcpFlows (a socket has one or two: a small array, no Map)
       const at = s.tcpFlows.indexOf(key);
-      const first = (s.synSeq ??= [])[at];
+      let first = (s.synSeq ??= [])[at];
+      if (first === undefined && s.bindSyn?.[0] === key) first = s.synSeq[at] = s.bindSyn[1];
       // after the socket is gone it cannot send a first SYN either
       const afterGone = s.goneAt !== undefined && tsMs > s.goneAt;
       if (first === undefined && !afterGone) {
