@@ -40,7 +40,7 @@ import {
   writeEnhancedPacket,
 } from '../src/output/pcapng';
 import type { SllPacket } from '../src/output/pcap';
-import { resolvedNames } from '../src/capture/dns';
+import { resolvedNames } from '../src/packet/dns';
 import { ARPHRD_LOOPBACK, ETH_P_IP, ETH_P_IPV6, PACKET_HOST, PACKET_OUTGOING, ip4, ip6, tcp, udp, v4, v6 } from './helpers/unit-packets';
 import { PY, type Bg, noLeftovers, runTracedump, sleep, startBg, workDir } from './helpers/capture';
 

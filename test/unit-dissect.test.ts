@@ -1,7 +1,7 @@
 // The dissector on crafted packets: endpoints, TCP flags, ICMP errors (the quoted packet's
 // endpoints), fragments, IPv6 extension header chains, and truncated or malformed input.
 import t from 'tap';
-import { dissect } from '../src/capture/dissect';
+import { dissect } from '../src/packet/dissect';
 import { icmp, ip4, ip6, raw, tcp, udp, v4, v6 } from './helpers/unit-packets';
 
 const TCP = 6;
@@ -62,7 +62,7 @@ t.test('IPv6 TCP/UDP', async (t) => {
 
 t.test('ICMP errors give the quoted packet endpoints', async (t) => {
   const sent = ip4('10.0.0.1', '10.9.9.9', UDP, udp(40000, 33434));
-  for (const type of [3, 4, 11, 12]) {
+  for (const type of [3, 4, 5, 11, 12]) {
     const d = dissect(ip4('10.0.0.254', '10.0.0.1', 1, icmp(type, 1, sent)));
     t.match(d, { family: 4, proto: UDP, src: raw(v4('10.0.0.1')), dst: raw(v4('10.9.9.9')), sport: 40000, dport: 33434, icmpError: true }, `type ${type}`);
     t.equal(d?.fragment, undefined);
@@ -70,7 +70,7 @@ t.test('ICMP errors give the quoted packet endpoints', async (t) => {
   // only the first 8 bytes of the quoted transport header are guaranteed: ports are enough
   const tcpSent = ip4('10.0.0.1', '10.9.9.9', TCP, tcp(40001, 80, 0x02)).subarray(0, 28);
   t.match(dissect(ip4('10.0.0.254', '10.0.0.1', 1, icmp(3, 3, tcpSent))), { proto: TCP, sport: 40001, dport: 80, icmpError: true, tcpFlags: 0 });
-  for (const type of [5, 9, 13])
+  for (const type of [9, 13])
     t.equal(dissect(ip4('10.0.0.254', '10.0.0.1', 1, icmp(type, 0, sent))), undefined, `ICMP type ${type} is not an error`);
   // an error about an ICMP error is not followed
   const err = ip4('10.0.0.1', '10.0.0.254', 1, icmp(3, 1, sent));

@@ -2,7 +2,7 @@
 // another program's connection to some remote port 443 (direction from the capture).
 import t from 'tap';
 import { EndpointTable } from '../src/tracker/endpoints';
-import { dissect } from '../src/capture/dissect';
+import { dissect } from '../src/packet/dissect';
 import { bindRule, socketEvent } from './helpers/unit-events';
 import { ip4, tcp } from './helpers/unit-packets';
 

@@ -1,7 +1,7 @@
 // The endpoint table and the capture pipeline, fed synthetic tracer events and capture batches
 // in the native record layout, with a fake clock.
 import t from 'tap';
-import { type Dissected, dissect } from '../src/capture/dissect';
+import { type Dissected, dissect } from '../src/packet/dissect';
 import { CapturePipeline } from '../src/capture/pipeline';
 import { EndpointTable, type Owner, PacketKeyCache, packetKeys } from '../src/tracker/endpoints';
 import { bindRule, ep, exitEvent, flowRule, pendingEvent, socketEvent } from './helpers/unit-events';

@@ -3,7 +3,7 @@
 // closed (the race test/capture-tcp.test.ts's noise hits now and then).
 import t from 'tap';
 import { EndpointTable } from '../src/tracker/endpoints';
-import { dissect } from '../src/capture/dissect';
+import { dissect } from '../src/packet/dissect';
 import { QUEUED_SEND_MS, addSendWindow, inSendWindow, loopbackSendTailMs } from '../src/tracker/send-windows';
 import type { SocketEvent } from '../src/native';
 import { bindRule, ep, pendingEvent, socketEvent } from './helpers/unit-events';

@@ -1,7 +1,7 @@
 // From captured batches to written packets: each packet is judged by the endpoint table;
 // packets that cannot be judged yet (a call in flight, an event not delivered yet) wait, and
 // the output stays in capture order unless a packet waits longer than maxHoldMs.
-import { type Dissected, dissect } from './dissect';
+import { type Dissected, dissect } from '../packet/dissect';
 import { ARPHRD_LOOPBACK, PACKET_OUTGOING, type PacketRecord, copyRecord, readRecords } from './records';
 import { type EndpointTable, type LocalSide, type Owner, PacketKeyCache, type PacketKeys, type Verdict } from '../tracker/endpoints';
 

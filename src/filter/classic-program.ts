@@ -8,6 +8,7 @@
 //    instructions, so no jump inside a block needs a trampoline. Where the ports do not fit
 //    4,096 instructions, intervals are merged (widening the filter, never narrowing it) by the
 //    choice that adds the fewest ports for the instructions saved (see planIntervals).
+import { ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_ERRORS, IPV6_AH, IPV6_EXTENSIONS, IPV6_FRAGMENT } from '../packet/protocols';
 import { AD_IFINDEX, AD_PKTTYPE, AD_PROTOCOL, BPF_MAXINSNS, ClassicAssembler, type ClassicInsn, OP, validate } from './classic';
 
 function validated(p: ClassicInsn[]): ClassicInsn[] {
@@ -46,8 +47,8 @@ function prologue(a: ClassicAssembler, cfg: ClassicConfig): void {
   a.jump(OP.jeq, 1, undefined, 'v4_transport');
   a.op(OP.ldxMsh, 0).op(OP.ldIndB, 0);
   // errors, and echoes (ping sockets): userspace decides
-  for (const t of [3, 4, 11, 0, 8]) a.jump(OP.jeq, t, 'pass', undefined);
-  a.jump(OP.jeq, 12, 'pass', 'reject');
+  for (const t of [...ICMP_ERRORS, ICMP_ECHO_REPLY]) a.jump(OP.jeq, t, 'pass', undefined);
+  a.jump(OP.jeq, ICMP_ECHO_REQUEST, 'pass', 'reject');
   a.label('v4_transport');
   for (const p of TRANSPORT) a.jump(OP.jeq, p, 'v4_ports', undefined);
   a.goto('reject');
@@ -61,7 +62,7 @@ function prologue(a: ClassicAssembler, cfg: ClassicConfig): void {
   a.op(OP.ldB, 40).jump(OP.jeq, 128, 'pass', undefined).jump(OP.jeq, 129, 'pass', undefined);
   a.jump(OP.jgt, 4, 'reject', undefined).jump(OP.jge, 1, 'pass', 'reject');
   a.label('v6_ext');
-  for (const h of [0, 43, 44, 60]) a.jump(OP.jeq, h, 'pass', undefined);
+  for (const h of [...IPV6_EXTENSIONS, IPV6_FRAGMENT, IPV6_AH]) a.jump(OP.jeq, h, 'pass', undefined);
   for (const p of TRANSPORT) a.jump(OP.jeq, p, 'v6_ports', undefined);
   a.goto('reject');
   a.label('v6_ports');

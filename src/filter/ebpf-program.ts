@@ -7,6 +7,21 @@
 //
 // Map keys (native/filter_keys.h): EndpointKey = { u8 family; u8 proto; u16 port;
 // u32 addr[4] } with host-order words as BPF_LD_ABS yields them; FlowKey = { local, remote }.
+import {
+  ICMP6_ECHO_REPLY,
+  ICMP6_ECHO_REQUEST,
+  ICMP_ECHO_REPLY,
+  ICMP_ECHO_REQUEST,
+  ICMP_ERRORS,
+  IPPROTO_ICMP,
+  IPPROTO_ICMPV6,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  IPPROTO_UDPLITE,
+  IPV6_AH,
+  IPV6_EXTENSIONS,
+  IPV6_FRAGMENT,
+} from '../packet/protocols';
 import { EbpfAssembler, HELPER_MAP_LOOKUP_ELEM, type Reg } from './ebpf';
 
 export interface EbpfFilterConfig {
@@ -25,13 +40,9 @@ const PACKET_OUTGOING = 4;
 const ETH_P_IP_BE = 0x0008; // htons(0x0800) as the u32 field reads on little endian
 const ETH_P_IPV6_BE = 0xdd86;
 
-const IPPROTO = { icmp: 1, tcp: 6, udp: 17, udplite: 136, icmpv6: 58 } as const;
-const IPV6_EXTENSION_HEADERS = [0, 43, 44, 60];
-const ICMP_ERRORS = [3, 4, 11, 12]; // unreachable, source quench, time exceeded, parameter problem
-const ICMP_ECHO_REQUEST = 8;
-const ICMP_ECHO_REPLY = 0;
-const ICMP6_ECHO_REQUEST = 128;
-const ICMP6_ECHO_REPLY = 129;
+const IPPROTO = { icmp: IPPROTO_ICMP, tcp: IPPROTO_TCP, udp: IPPROTO_UDP, udplite: IPPROTO_UDPLITE, icmpv6: IPPROTO_ICMPV6 } as const;
+// every extension header goes to userspace, which walks them (packet/ip.ts)
+const IPV6_EXTENSION_HEADERS = [...IPV6_EXTENSIONS, IPV6_FRAGMENT, IPV6_AH];
 
 // Stack slots (offsets from r10) of the keys: A = source endpoint, B = destination endpoint.
 // FlowKey {A,B} starts at KEY_A, {B,A} at KEY_B2; the *_ANY copies have a zero address.

@@ -2,7 +2,7 @@
 // block the first time an interface carries a packet, every packet with its direction, the
 // pid and tid of its process and a comment any Wireshark shows, the names the program itself
 // resolved, the TLS keys it logged, and interface statistics at the end.
-import { resolvedNames } from '../capture/dns';
+import { resolvedNames } from '../packet/dns';
 import type { CaptureFormat, CaptureTotals, PacketOwner } from './format';
 import type { SllPacket } from './pcap';
 import {

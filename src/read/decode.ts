@@ -1,6 +1,9 @@
 // Decodes one captured frame for printing: the link layer (LINUX_SLL2, LINUX_SLL, Ethernet,
 // raw IP, BSD loopback), IPv4/IPv6 with extension headers and fragments, the transport ports
 // and TCP flags, ICMP/ICMPv6 messages (with the endpoints of the packet an error quotes) and ARP.
+// The IP header is walked by packet/ip.ts, as the live judge walks it.
+import { walkIp } from '../packet/ip';
+import { hasPorts, isIcmpError } from '../packet/protocols';
 
 export const LINKTYPE_NULL = 0;
 export const LINKTYPE_ETHERNET = 1;
@@ -86,7 +89,6 @@ const IP_PROTOCOLS: Record<number, string> = {
   136: 'udplite',
 };
 
-const PORTED = new Set([6, 17, 132, 136]);
 
 /** TCP flags in bit order: FIN SYN RST PSH ACK URG ECE CWR. */
 const FLAG_LETTERS = 'FSRPAUEC';
@@ -263,58 +265,18 @@ interface Ip {
 }
 
 function ip(d: Buffer, o: number, ethertype: number): Ip | undefined {
-  if (ethertype === ETHERTYPE_IPV4) {
-    if (d.length < o + 20 || d[o] >> 4 !== 4) return undefined;
-    const ihl = (d[o] & 0x0f) * 4;
-    const frag = d.readUInt16BE(o + 6);
-    const offset = frag & 0x1fff;
-    return {
-      proto: d[o + 9],
-      src: ipv4Text(d, o + 12),
-      dst: ipv4Text(d, o + 16),
-      len: d.readUInt16BE(o + 2),
-      l4: o + Math.max(ihl, 20),
-      laterFragment: offset !== 0,
-      fragment: offset !== 0 || (frag & 0x2000) !== 0,
-    };
-  }
-  if (ethertype === ETHERTYPE_IPV6) {
-    if (d.length < o + 40 || d[o] >> 4 !== 6) return undefined;
-    const payload = d.readUInt16BE(o + 4);
-    let next = d[o + 6];
-    let at = o + 40;
-    let laterFragment = false;
-    let fragment = false;
-    for (let hops = 0; hops < 16; hops++) {
-      if (next === 0 || next === 43 || next === 60 || next === 135 || next === 139 || next === 140) {
-        if (d.length < at + 2) break;
-        const len = (d[at + 1] + 1) * 8;
-        next = d[at];
-        at += len;
-      } else if (next === 51) {
-        if (d.length < at + 2) break;
-        const len = (d[at + 1] + 2) * 4;
-        next = d[at];
-        at += len;
-      } else if (next === 44) {
-        if (d.length < at + 8) break;
-        fragment = true;
-        laterFragment = d.readUInt16BE(at + 2) >> 3 !== 0;
-        next = d[at];
-        at += 8;
-      } else break;
-    }
-    return {
-      proto: next,
-      src: ipv6Text(d, o + 8),
-      dst: ipv6Text(d, o + 24),
-      len: payload === 0 ? undefined : 40 + payload,
-      l4: at,
-      laterFragment,
-      fragment,
-    };
-  }
-  return undefined;
+  if (ethertype !== ETHERTYPE_IPV4 && ethertype !== ETHERTYPE_IPV6) return undefined;
+  const h = walkIp(d, o);
+  if (!h || h.version !== (ethertype === ETHERTYPE_IPV4 ? 4 : 6)) return undefined;
+  return {
+    proto: h.proto,
+    src: h.version === 4 ? ipv4Text(d, h.src) : ipv6Text(d, h.src),
+    dst: h.version === 4 ? ipv4Text(d, h.dst) : ipv6Text(d, h.dst),
+    len: h.len,
+    l4: h.l4,
+    laterFragment: !!h.fragment && h.fragment.offset !== 0,
+    fragment: !!h.fragment,
+  };
 }
 
 /** What tcpdump calls a packet's length: the transport payload of TCP and UDP, else the IP payload. */
@@ -327,7 +289,7 @@ function payloadLength(d: Buffer, h: Ip, ipPayload: number): number {
 }
 
 function ports(d: Buffer, h: Ip): { sport: number | null; dport: number | null } {
-  if (!PORTED.has(h.proto) || h.laterFragment || d.length < h.l4 + 4) return { sport: null, dport: null };
+  if (!hasPorts(h.proto) || h.laterFragment || d.length < h.l4 + 4) return { sport: null, dport: null };
   return { sport: d.readUInt16BE(h.l4), dport: d.readUInt16BE(h.l4 + 2) };
 }
 
@@ -338,7 +300,7 @@ function icmpInfo(d: Buffer, h: Ip): { info: string | null; quoted: Quoted | nul
   const v6 = h.proto === 58;
   const typeName = (v6 ? ICMP6_TYPES : ICMP4_TYPES)[type] ?? `type ${type}`;
   let info = typeName;
-  const isError = v6 ? type >= 1 && type <= 4 : type === 3 || type === 4 || type === 5 || type === 11 || type === 12;
+  const isError = isIcmpError(v6 ? 6 : 4, type);
   if (type === (v6 ? 1 : 3)) info = (v6 ? ICMP6_UNREACH : ICMP4_UNREACH)[code] ?? `unreachable code ${code}`;
   else if (code !== 0) info += ` code ${code}`;
   let quoted: Quoted | null = null;

@@ -4,7 +4,7 @@
 // have the keys land in the file after the packets they decrypt, and Wireshark then cannot
 // decrypt the connection at all. So packets wait while a handshake seen in the program's
 // traffic (by the ClientHello's random) has no key line yet, up to a bound.
-import { type Dissected, IPPROTO_TCP } from '../capture/dissect';
+import { type Dissected, IPPROTO_TCP } from '../packet/dissect';
 import type { PacketRecord } from '../capture/records';
 
 /** How long a handshake may hold the file back waiting for its keys (clients that never log). */

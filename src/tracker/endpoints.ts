@@ -4,7 +4,7 @@
 // this table has the last word, judged at each packet's capture time.
 import { addressBytes, isWildcard } from '../net/address';
 import type { Endpoint, FilterRule, TraceEvent } from '../native';
-import { type Dissected, type Endpoints, IPPROTO_TCP, TCP_ACK, TCP_RST, TCP_SYN } from '../capture/dissect';
+import { type Dissected, type Endpoints, IPPROTO_TCP, TCP_ACK, TCP_RST, TCP_SYN } from '../packet/dissect';
 import { ENTRY_ONLY_SEND_MS, QUEUED_SEND_MS, type SendWindows, addSendWindow, inSendWindow } from './send-windows';
 
 export interface Owner {

@@ -86,7 +86,7 @@ export function ip4(src: string, dst: string, proto: number, payload: Buffer, o:
 }
 
 export interface Ext {
-  /** Extension header type: 0 hop-by-hop, 43 routing, 60 destination options, 44 fragment. */
+  /** Extension header type: 0 hop-by-hop, 43 routing, 60 destination options, 135/139/140, 44 fragment, 51 AH. */
   type: number;
   /** For 0/43/60: length in 8-byte units beyond the first (hdr ext len). */
   units?: number;
@@ -107,6 +107,10 @@ export function ip6(src: string, dst: string, next: number, payload: Buffer, ext
       h = Buffer.alloc(8);
       h.writeUInt16BE(((e.fragOffset ?? 0) << 3) | (e.more ? 1 : 0), 2);
       h.writeUInt32BE(e.id ?? 0xabcdef01, 4);
+    } else if (e.type === 51) {
+      // AH: its length in 4-byte units less 2; 12 bytes of header and a 12-byte ICV
+      h = Buffer.alloc(24);
+      h[1] = 24 / 4 - 2;
     } else {
       const units = e.units ?? 0;
       h = Buffer.alloc(8 * (units + 1));

@@ -2,11 +2,21 @@
 // packet an ICMP/ICMPv6 error quotes, and fragments. Addresses stay as raw bytes (latin1
 // strings) so that table lookups cost no formatting.
 
-export const IPPROTO_ICMP = 1;
-export const IPPROTO_TCP = 6;
-export const IPPROTO_UDP = 17;
-export const IPPROTO_UDPLITE = 136;
-export const IPPROTO_ICMPV6 = 58;
+import { walkIp } from './ip';
+import {
+  ICMP6_ECHO_REPLY,
+  ICMP6_ECHO_REQUEST,
+  ICMP_ECHO_REPLY,
+  ICMP_ECHO_REQUEST,
+  IPPROTO_ICMP,
+  IPPROTO_ICMPV6,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  IPPROTO_UDPLITE,
+  isIcmpError,
+} from './protocols';
+
+export { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE };
 
 export interface Endpoints {
   family: 4 | 6;
@@ -36,9 +46,6 @@ export const TCP_SYN = 0x02;
 export const TCP_RST = 0x04;
 export const TCP_ACK = 0x10;
 
-const IPV6_EXT = new Set([0, 43, 60]);
-const IPV6_FRAGMENT = 44;
-
 function isTransport(p: number): boolean {
   return p === IPPROTO_TCP || p === IPPROTO_UDP || p === IPPROTO_UDPLITE;
 }
@@ -67,10 +74,20 @@ function echo(family: 4 | 6, proto: number, src: string, dst: string, d: Buffer,
 
 /** Returns undefined for packets that are not IPv4/IPv6 TCP, UDP, ICMP echoes or ICMP errors about them. */
 export function dissect(d: Buffer, inner = false): Dissected | undefined {
-  if (d.length < 1) return undefined;
-  const version = d[0] >> 4;
-  if (version === 4) return dissect4(d, inner);
-  if (version === 6) return dissect6(d, inner);
+  const h = walkIp(d);
+  if (!h || h.truncated) return undefined;
+  const family = h.version;
+  const src = family === 4 ? ip4(d, h.src) : d.toString('latin1', h.src, h.src + 16);
+  const dst = family === 4 ? ip4(d, h.dst) : d.toString('latin1', h.dst, h.dst + 16);
+  const fragment = h.fragment && { id: h.fragment.id, first: h.fragment.offset === 0 };
+  const { proto, l4 } = h;
+  if (isTransport(proto)) return transport(family, proto, src, dst, d, l4, fragment);
+  const icmp = family === 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6;
+  if (proto !== icmp || fragment || d.length < l4 + 8) return undefined;
+  const type = d[l4];
+  if (type === (family === 4 ? ICMP_ECHO_REQUEST : ICMP6_ECHO_REQUEST)) return echo(family, proto, src, dst, d, l4, true);
+  if (type === (family === 4 ? ICMP_ECHO_REPLY : ICMP6_ECHO_REPLY)) return echo(family, proto, src, dst, d, l4, false);
+  if (!inner && isIcmpError(family, type)) return quoted(d, l4 + 8);
   return undefined;
 }
 
@@ -122,54 +139,4 @@ function ip4(d: Buffer, at: number): string {
   recentAddresses[0] = n;
   recentStrings[0] = s;
   return s;
-}
-
-function dissect4(d: Buffer, inner: boolean): Dissected | undefined {
-  if (d.length < 20) return undefined;
-  const ihl = (d[0] & 0x0f) * 4;
-  if (ihl < 20 || d.length < ihl) return undefined;
-  const proto = d[9];
-  const src = ip4(d, 12);
-  const dst = ip4(d, 16);
-  const frag = d.readUInt16BE(6);
-  const offset = frag & 0x1fff;
-  const more = (frag & 0x2000) !== 0;
-  const fragment = offset || more ? { id: d.readUInt16BE(4), first: offset === 0 } : undefined;
-  if (isTransport(proto)) return transport(4, proto, src, dst, d, ihl, fragment);
-  if (proto === IPPROTO_ICMP && !fragment && d.length >= ihl + 8) {
-    const type = d[ihl];
-    if (type === 8 || type === 0) return echo(4, proto, src, dst, d, ihl, type === 8);
-    if (!inner && (type === 3 || type === 4 || type === 11 || type === 12)) return quoted(d, ihl + 8);
-  }
-  return undefined;
-}
-
-function dissect6(d: Buffer, inner: boolean): Dissected | undefined {
-  if (d.length < 40) return undefined;
-  const src = d.toString('latin1', 8, 24);
-  const dst = d.toString('latin1', 24, 40);
-  let next = d[6];
-  let at = 40;
-  let fragment: Dissected['fragment'];
-  for (let hops = 0; hops < 8; hops++) {
-    if (IPV6_EXT.has(next)) {
-      if (d.length < at + 2) return undefined;
-      const len = (d[at + 1] + 1) * 8;
-      next = d[at];
-      at += len;
-    } else if (next === IPV6_FRAGMENT) {
-      if (d.length < at + 8) return undefined;
-      const off = d.readUInt16BE(at + 2) >> 3;
-      fragment = { id: d.readUInt32BE(at + 4), first: off === 0 };
-      next = d[at];
-      at += 8;
-    } else break;
-  }
-  if (isTransport(next)) return transport(6, next, src, dst, d, at, fragment);
-  if (next === IPPROTO_ICMPV6 && !fragment && d.length >= at + 8) {
-    const type = d[at];
-    if (type === 128 || type === 129) return echo(6, next, src, dst, d, at, type === 128);
-    if (!inner && type >= 1 && type <= 4) return quoted(d, at + 8);
-  }
-  return undefined;
 }

@@ -1,6 +1,8 @@
 // The addresses a DNS answer gives for the name asked (A and AAAA records, CNAME chains
 // followed to the name first asked): what the program itself resolved, for the capture
 // file's name resolution.
+import { walkIp } from './ip';
+import { IPPROTO_UDP } from './protocols';
 
 export interface ResolvedName {
   /** 4 or 16 bytes */
@@ -14,17 +16,10 @@ const TYPE_AAAA = 28;
 
 /** The UDP payload of a DNS answer (source port 53) in an IP packet, else undefined. */
 function dnsPayload(ip: Buffer): Buffer | undefined {
-  if (ip.length < 1) return undefined;
-  let l4: number;
-  if (ip[0] >> 4 === 4) {
-    l4 = (ip[0] & 0x0f) * 4;
-    if (ip.length < 20 || ip[9] !== 17 || (ip.readUInt16BE(6) & 0x3fff) !== 0) return undefined; // UDP, not a fragment
-  } else if (ip[0] >> 4 === 6) {
-    l4 = 40;
-    if (ip.length < 40 || ip[6] !== 17) return undefined;
-  } else return undefined;
-  if (ip.length < l4 + 8 || ip.readUInt16BE(l4) !== DNS_PORT) return undefined;
-  return ip.subarray(l4 + 8);
+  const h = walkIp(ip);
+  if (!h || h.truncated || h.proto !== IPPROTO_UDP || h.fragment) return undefined;
+  if (ip.length < h.l4 + 8 || ip.readUInt16BE(h.l4) !== DNS_PORT) return undefined;
+  return ip.subarray(h.l4 + 8);
 }
 
 /** Skips a (possibly compressed) name; returns the offset after it, or -1. */
