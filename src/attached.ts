@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import { TracedumpError, fromNative } from './errors';
 import { type NativeRuleSet, type NativeTracer, type TraceEvent, native } from './native';
 import { readProcFile } from './proc-file';
-import { printable } from './report/quote';
+import { printable } from './text/quote';
 
 export interface AttachOutcome {
   /** Processes still running when tracing ended (detached), by pid. */

@@ -15,11 +15,11 @@ import { TlsKeyLog } from './tls/key-log';
 import type { RotationOptions } from './output/rotation';
 import { type CliOptions, buildCaptureProgram, normalizeArgs, readArguments } from './cli/capture-program';
 import { interfaceIndexes, interfaceLines, listInterfaces } from './capture/interfaces';
-import { compileFilter } from './filter/pcap-filter';
+import { compileFilter } from './capture/pcap-filter';
 import { resolveCommand } from './command';
 import { callerEnvironment, callerFds, rawArguments } from './caller';
 import type { Environment } from './environment';
-import { quoteName } from './report/quote';
+import { quoteName } from './text/quote';
 import { bashCompletion } from './cli/completion';
 import { native } from './native';
 

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, TracedumpError } from './errors';
-import { quoteName } from './report/quote';
+import { quoteName } from './text/quote';
 
 function isExecutableFile(file: Buffer): boolean {
   try {

@@ -215,7 +215,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
       applyOnly = false;
     }
   };
-  const sweeper = live ? new Sweeper(table, live.rules, printError, applyEvents, onShared) : undefined;
+  const sweeper = live ? new Sweeper(table, live.rules, printError, (protocols) => native().liveSockets(protocols), applyEvents, onShared) : undefined;
   let classicBuilt = -1;
   let classicTriedAt = -Infinity;
   // Classic mode: a fresh exact program once the table has moved on. The stop path keeps the

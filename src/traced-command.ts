@@ -4,7 +4,7 @@ import { EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_TRACEDUMP_FAILURE, TracedumpE
 import { type ExitEvent, type NativeRuleSet, type NativeTracer, type TraceEvent, native } from './native';
 import { resolveCommand } from './command';
 import type { Environment } from './environment';
-import { quoteName } from './report/quote';
+import { quoteName } from './text/quote';
 import { readProcFile } from './proc-file';
 
 export interface CommandSpec {

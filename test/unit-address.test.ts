@@ -1,7 +1,7 @@
 // Textual addresses to raw wire bytes and back: IPv4, IPv6 with :: anywhere, embedded IPv4,
 // IPv4-mapped (IPv4 on the wire), zone ids, and the wildcard test.
 import t from 'tap';
-import { addressBytes, formatAddress, isWildcard } from '../src/net/address';
+import { addressBytes, formatAddress, isWildcard } from '../src/packet/address';
 
 const bytes = (...b: number[]) => String.fromCharCode(...b);
 const words = (...w: number[]) => bytes(...w.flatMap((x) => [x >> 8, x & 0xff]));

@@ -10,7 +10,7 @@ import type { CaptureFormat, CaptureTotals, PacketOwner } from './format';
 import { writeAll } from './fd-writer';
 import { type NativeFileGuard, native } from '../native';
 import { OutputTarget } from './output-target';
-import { quoteName } from '../report/quote';
+import { quoteName } from '../text/quote';
 
 const BUFFER_BYTES = 1 << 20;
 /** Held-back records may grow the buffer to this much before they are written regardless. */

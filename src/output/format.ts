@@ -38,3 +38,10 @@ export interface CaptureFormat {
   /** A block holding TLS key log lines, or undefined where the format cannot hold them. */
   secrets(keyLog: Buffer): Buffer | undefined;
 }
+
+/** A capture file as it is at the end: what the summary says of it. */
+export interface FileFigures {
+  path: string;
+  packets: number;
+  bytes: number;
+}

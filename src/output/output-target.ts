@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { TracedumpError } from '../errors';
-import { quoteName } from '../report/quote';
+import { quoteName } from '../text/quote';
 
 export interface OutputTargetOptions {
   /** File mode of a new file (0644; 0600 for a file that holds secrets). */

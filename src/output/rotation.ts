@@ -6,7 +6,7 @@ import type { CaptureFormat, CaptureTotals, PacketOwner } from './format';
 import { CaptureFile, type CaptureFileOptions } from './capture-file';
 import type { SllPacket } from './pcap';
 import type { TracedumpError } from '../errors';
-import type { FileFigures } from '../report/summary';
+import type { FileFigures } from './format';
 
 export interface RotationOptions {
   /** -C: million bytes per file */

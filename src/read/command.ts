@@ -7,9 +7,9 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { printError, writeAll } from '../output/fd-writer';
 import { TracedumpError } from '../errors';
-import { compileFilter } from '../filter/pcap-filter';
+import { compileFilter } from '../capture/pcap-filter';
 import { native } from '../native';
-import { quoteName } from '../report/quote';
+import { quoteName } from '../text/quote';
 import { decode } from './decode';
 import { Clock, TIME_STYLES, type TimeStyle, jsonLine, processInfo, textLine } from './print';
 import { type CaptureInterface, CaptureReader, ReadError } from './reader';

@@ -1,6 +1,6 @@
 // One line per packet: aligned text (like tcpdump -r, with the process columns) or JSON lines.
 import type { Decoded } from './decode';
-import { printable } from '../report/quote';
+import { printable } from '../text/quote';
 import type { CaptureRecord } from './reader';
 
 /** The process a packet belongs to, as the file says (tracedump's pcapng). */

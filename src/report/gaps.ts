@@ -7,7 +7,7 @@
 import type { SocketEvent } from '../native';
 import type { SharedPort } from '../tracker/endpoints';
 import type { SocketHolder } from '../tracker/socket-holders';
-import { quoteName } from './quote';
+import { quoteName } from '../text/quote';
 import { type GapFigures, plural } from './summary';
 
 const PROTOCOLS: Record<number, string> = { 6: 'TCP', 17: 'UDP', 136: 'UDP-Lite', 1: 'ICMP echo', 58: 'ICMPv6 echo' };

@@ -1,6 +1,7 @@
 // What tracedump says of a run: the one-line summary at the end, the same figures as JSON
 // (--summary-json) for batch scripts, the status line on a terminal and the SIGUSR1 report.
-import { quoteName } from './quote';
+import type { FileFigures } from '../output/format';
+import { quoteName } from '../text/quote';
 
 /** Why capture ended. */
 export type StopReason =
@@ -14,11 +15,6 @@ export type StopReason =
   | { kind: 'interrupted' } // Ctrl-C (attached: detached)
   | { kind: 'write-failed'; message: string };
 
-export interface FileFigures {
-  path: string;
-  packets: number;
-  bytes: number;
-}
 
 /** What the capture lacks or cannot tell apart (report/gaps.ts). */
 export interface GapFigures {

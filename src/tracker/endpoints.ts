@@ -2,7 +2,7 @@
 // which captured packets belong to the traced program and to which of its processes.
 // The kernel filter is a superset (pending destinations, rules kept for a grace period);
 // this table has the last word, judged at each packet's capture time.
-import { addressBytes, isWildcard } from '../net/address';
+import { addressBytes, isWildcard } from '../packet/address';
 import type { Endpoint, FilterRule, TraceEvent } from '../native';
 import { type Dissected, type Endpoints, IPPROTO_TCP, TCP_ACK, TCP_RST, TCP_SYN } from '../packet/dissect';
 import { ENTRY_ONLY_SEND_MS, QUEUED_SEND_MS, type SendWindows, addSendWindow, inSendWindow } from './send-windows';

@@ -3,8 +3,7 @@
 // their grace. UDP dumps are cheap and decide UDP packets, so they run often and on demand;
 // a TCP dump walks the kernel's whole connection hash (~6 ms here), so it runs rarely (exact
 // 4-tuples and new-SYN detection keep TCP precise meanwhile).
-import { native } from '../native';
-import type { NativeRuleSet } from '../native';
+import type { LiveSockets, NativeRuleSet } from '../native';
 import { type EndpointTable, type SharedPort, tcpFlowKey } from './endpoints';
 
 export const SWEEP = {
@@ -32,6 +31,8 @@ export class Sweeper {
     private readonly table: EndpointTable,
     private readonly rules: NativeRuleSet,
     private readonly onError: (message: string) => void,
+    /** The kernel's sockets of these protocols now (native liveSockets: sock_diag, /proc/net/icmp). */
+    private readonly listSockets: (protocols: number[]) => LiveSockets,
     /**
      * Applies the tracer's events queued so far: run after each dump, so that a socket the dump
      * shows holding a port is known as the program's if one of its calls made it so.
@@ -78,7 +79,7 @@ export class Sweeper {
     const seen = this.table.socketsSeen;
     let snap;
     try {
-      snap = native().liveSockets(protocols);
+      snap = this.listSockets(protocols);
     } catch (err) {
       this.onError((err as Error).message);
       return;

@@ -3,7 +3,7 @@
 // naming the package to install.
 import { TracedumpError } from '../errors';
 import { native } from '../native';
-import { quoteName } from '../report/quote';
+import { quoteName } from '../text/quote';
 
 /** LINKTYPE_RAW: packets that start at their IP header (what -f sees). */
 export const LINKTYPE_RAW = 101;
