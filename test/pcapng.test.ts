@@ -30,6 +30,8 @@ import {
   SHB_HARDWARE,
   SHB_OS,
   SHB_USERAPPL,
+} from '../src/output/pcapng-spec';
+import {
   enhancedPacketSize,
   interfaceDescription,
   interfaceStatistics,

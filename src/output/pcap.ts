@@ -1,10 +1,9 @@
 // Classic pcap with nanosecond timestamps and LINUX_SLL2 link headers (they keep the
 // interface index and the direction). Pure: it only makes bytes.
 
-export const LINKTYPE_LINUX_SLL2 = 276;
-export const PCAP_MAGIC_NSEC = 0xa1b23c4d;
-export const SLL2_HEADER_SIZE = 20;
-export const PCAP_RECORD_HEADER_SIZE = 16;
+import { LINKTYPE_LINUX_SLL2, PCAP_MAGIC_NSEC, PCAP_RECORD_HEADER_SIZE, SLL2_HEADER_SIZE } from './pcap-spec';
+
+export { LINKTYPE_LINUX_SLL2, PCAP_MAGIC_NSEC, PCAP_RECORD_HEADER_SIZE, SLL2_HEADER_SIZE };
 
 export function pcapFileHeader(snaplen: number, linktype = LINKTYPE_LINUX_SLL2): Buffer {
   const b = Buffer.alloc(24);

@@ -3,34 +3,33 @@
 // Interface Statistics.
 // Pure: it only makes bytes. Layout: draft-ietf-opsawg-pcapng.
 import { LINKTYPE_LINUX_SLL2, SLL2_HEADER_SIZE, type SllPacket, u32le, writeSll2Header } from './pcap';
+import {
+  BLOCK_DSB,
+  BLOCK_EPB,
+  BLOCK_IDB,
+  BLOCK_ISB,
+  BLOCK_NRB,
+  BLOCK_SHB,
+  BYTE_ORDER_MAGIC,
+  EPB_FLAGS,
+  EPB_INBOUND,
+  EPB_OUTBOUND,
+  EPB_PROCESSID_THREADID,
+  IF_NAME,
+  IF_TSRESOL,
+  ISB_ENDTIME,
+  ISB_IFDROP,
+  ISB_IFRECV,
+  ISB_STARTTIME,
+  NRB_IPV4,
+  NRB_IPV6,
+  OPT_COMMENT,
+  SECRETS_TLS_KEY_LOG,
+  SHB_HARDWARE,
+  SHB_OS,
+  SHB_USERAPPL,
+} from './pcapng-spec';
 
-export const BLOCK_SHB = 0x0a0d0d0a;
-export const BLOCK_IDB = 1;
-export const BLOCK_NRB = 4;
-export const BLOCK_ISB = 5;
-export const BLOCK_EPB = 6;
-export const BLOCK_DSB = 0x0a;
-/** Decryption Secrets Block type of an NSS key log ("TLSK"). */
-export const SECRETS_TLS_KEY_LOG = 0x544c534b;
-export const BYTE_ORDER_MAGIC = 0x1a2b3c4d;
-
-export const OPT_COMMENT = 1;
-export const SHB_HARDWARE = 2;
-export const SHB_OS = 3;
-export const SHB_USERAPPL = 4;
-export const IF_NAME = 2;
-export const IF_TSRESOL = 9;
-export const EPB_FLAGS = 2;
-export const EPB_PROCESSID_THREADID = 8;
-export const ISB_STARTTIME = 2;
-export const ISB_ENDTIME = 3;
-export const ISB_IFRECV = 4;
-export const ISB_IFDROP = 5;
-export const NRB_IPV4 = 1;
-export const NRB_IPV6 = 2;
-
-const EPB_INBOUND = 1;
-const EPB_OUTBOUND = 2;
 export const PACKET_OUTGOING = 4;
 
 const pad4 = (n: number) => (n + 3) & ~3;

@@ -3,6 +3,23 @@
 // order; Enhanced, Simple and obsolete Packet Blocks; other blocks skipped). The file is read
 // in chunks; a record's bytes are a view into the reader's buffer, valid until the next call.
 import * as fs from 'node:fs';
+import { PCAP_MAGIC_MODIFIED, PCAP_MAGIC_NSEC, PCAP_MAGIC_USEC } from '../output/pcap-spec';
+import {
+  BLOCK_EPB,
+  BLOCK_IDB,
+  BLOCK_PB,
+  BLOCK_SHB,
+  BLOCK_SPB,
+  BYTE_ORDER_MAGIC,
+  EPB_FLAGS,
+  EPB_PROCESSID_THREADID,
+  IF_DESCRIPTION,
+  IF_NAME,
+  IF_TSOFFSET,
+  IF_TSRESOL,
+  OPT_COMMENT,
+  OPT_END,
+} from '../output/pcapng-spec';
 
 /** What went wrong, and so how the command ends. */
 export type ReadErrorKind =
@@ -162,26 +179,6 @@ class ByteSource {
   }
 }
 
-const PCAP_USEC = 0xa1b2c3d4;
-const PCAP_NSEC = 0xa1b23c4d;
-const PCAP_MODIFIED = 0xa1b2cd34;
-const PCAPNG_SHB = 0x0a0d0d0a;
-const PCAPNG_BOM = 0x1a2b3c4d;
-
-const BLOCK_IDB = 1;
-const BLOCK_PB = 2;
-const BLOCK_SPB = 3;
-const BLOCK_EPB = 6;
-
-const OPT_END = 0;
-const OPT_COMMENT = 1;
-const IF_NAME = 2;
-const IF_DESCRIPTION = 3;
-const IF_TSRESOL = 9;
-const IF_TSOFFSET = 14;
-const EPB_FLAGS = 2;
-const EPB_PROCESSID_THREADID = 8;
-
 const pad4 = (n: number) => (n + 3) & ~3;
 
 /** What a file's first bytes say it is (for the error message of a file that is not a capture). */
@@ -251,23 +248,23 @@ export class CaptureReader {
     const b = src.view(4);
     const le = b.readUInt32LE(0);
     const be = b.readUInt32BE(0);
-    if (le === PCAPNG_SHB) {
+    if (le === BLOCK_SHB) {
       this.format = 'pcapng';
       if (!src.ensure(12)) throw new ReadError('cut short in the middle of the section header', 'truncated');
       const bom = src.view(12);
-      if (bom.readUInt32LE(8) !== PCAPNG_BOM && bom.readUInt32BE(8) !== PCAPNG_BOM)
+      if (bom.readUInt32LE(8) !== BYTE_ORDER_MAGIC && bom.readUInt32BE(8) !== BYTE_ORDER_MAGIC)
         throw new ReadError(`not a pcap or pcapng capture file: ${describeStart(bom)}`, 'notCapture');
-      this.littleEndian = bom.readUInt32LE(8) === PCAPNG_BOM; // and again at every section header
+      this.littleEndian = bom.readUInt32LE(8) === BYTE_ORDER_MAGIC; // and again at every section header
       return;
     }
     for (const [magic, little] of [
       [le, true],
       [be, false],
     ] as const) {
-      if (magic === PCAP_USEC || magic === PCAP_NSEC || magic === PCAP_MODIFIED) {
+      if (magic === PCAP_MAGIC_USEC || magic === PCAP_MAGIC_NSEC || magic === PCAP_MAGIC_MODIFIED) {
         this.format = 'pcap';
         this.littleEndian = little;
-        this.readPcapHeader(magic === PCAP_NSEC ? 9 : 6, magic === PCAP_MODIFIED);
+        this.readPcapHeader(magic === PCAP_MAGIC_NSEC ? 9 : 6, magic === PCAP_MAGIC_MODIFIED);
         return;
       }
     }
@@ -378,11 +375,11 @@ export class CaptureReader {
       }
       let head = src.view(8);
       const typeLE = head.readUInt32LE(0);
-      if (typeLE === PCAPNG_SHB) {
+      if (typeLE === BLOCK_SHB) {
         if (!src.ensure(12)) throw new ReadError('cut short in the middle of a section header', 'truncated');
         const bom = src.view(12);
-        if (bom.readUInt32LE(8) === PCAPNG_BOM) this.littleEndian = true;
-        else if (bom.readUInt32BE(8) === PCAPNG_BOM) this.littleEndian = false;
+        if (bom.readUInt32LE(8) === BYTE_ORDER_MAGIC) this.littleEndian = true;
+        else if (bom.readUInt32BE(8) === BYTE_ORDER_MAGIC) this.littleEndian = false;
         else if (this.sections === 0) throw new ReadError('not a pcapng capture file: its section header has no byte-order magic', 'notCapture');
         else throw new ReadError(`a section header at byte ${src.offset} has no byte-order magic: the file is damaged`, 'corrupt');
         head = src.view(8);
@@ -395,21 +392,21 @@ export class CaptureReader {
       if (len < 12 || len % 4 !== 0 || len > MAX_RECORD)
         throw new ReadError(`a block at byte ${at} has an impossible length (${len}): the file is damaged`, 'corrupt');
       const isPacket = type === BLOCK_EPB || type === BLOCK_SPB || type === BLOCK_PB;
-      if (!isPacket && type !== PCAPNG_SHB && type !== BLOCK_IDB) {
+      if (!isPacket && type !== BLOCK_SHB && type !== BLOCK_IDB) {
         // name resolution, statistics, decryption secrets, custom blocks...: not needed here
         if (src.skip(len) < len) throw new ReadError('cut short in the middle of a block', 'truncated');
         continue;
       }
       if (!src.ensure(len))
         throw new ReadError(
-          isPacket ? 'cut short in the middle of a packet' : type === PCAPNG_SHB ? 'cut short in the middle of a section header' : 'cut short in the middle of a block',
+          isPacket ? 'cut short in the middle of a packet' : type === BLOCK_SHB ? 'cut short in the middle of a section header' : 'cut short in the middle of a block',
           'truncated',
         );
       const b = src.view(len);
       if (this.u32(b, len - 4) !== len)
         throw new ReadError(`a block at byte ${at} does not end with its length: the file is damaged`, 'corrupt');
       let rec: CaptureRecord | null = null;
-      if (type === PCAPNG_SHB) this.sectionHeader(b, at);
+      if (type === BLOCK_SHB) this.sectionHeader(b, at);
       else if (type === BLOCK_IDB) this.interfaceDescription(b, at);
       else rec = this.packetBlock(type, b, at);
       src.skip(len);
