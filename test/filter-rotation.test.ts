@@ -38,6 +38,7 @@ import {
   workDir,
 } from './helpers/capture';
 import { type Packet, TCP_ACK, TCP_FIN, TCP_SYN, describe, packetKey, readPcap } from './helpers/pcap';
+import { wellFormedBlocks } from './helpers/pcapng-blocks';
 
 const F = `${PY} ${FLOWS}`;
 
@@ -97,24 +98,9 @@ function concatPcaps(t: Test, files: string[], out: string): void {
   fs.writeFileSync(out, Buffer.concat([header, ...bufs.map((b) => b.subarray(24))]));
 }
 
-/** pcapng blocks of a file: type and length, checking the framing (lengths repeated at the end). */
+/** pcapng block types of a file, its framing checked. */
 function pcapngBlocks(file: string): number[] {
-  const b = fs.readFileSync(file);
-  if (b.length < 28 || b.readUInt32LE(0) !== 0x0a0d0d0a) throw new Error(`${file}: no section header block first`);
-  const le = b.readUInt32LE(8) === 0x1a2b3c4d;
-  const u32 = (o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
-  const types: number[] = [];
-  let off = 0;
-  while (off < b.length) {
-    if (off + 12 > b.length) throw new Error(`${file}: truncated block header at ${off}`);
-    const type = u32(off);
-    const len = u32(off + 4);
-    if (len < 12 || len % 4 !== 0 || off + len > b.length) throw new Error(`${file}: bad block length ${len} at ${off}`);
-    if (u32(off + len - 4) !== len) throw new Error(`${file}: block at ${off}: trailing length differs`);
-    types.push(type);
-    off += len;
-  }
-  return types;
+  return wellFormedBlocks(file).map((b) => b.type);
 }
 
 /** The packets of a capture file (pcapng through editcap -F nsecpcap). */

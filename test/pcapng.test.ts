@@ -5,6 +5,7 @@
 // Wireshark shows no field for it) and comments, names from the file's NRBs, interface
 // statistics. See docs/wireshark-versions.md for what each Wireshark version shows.
 import t from 'tap';
+import { pcapngBlocks } from './helpers/pcapng-blocks';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -135,24 +136,10 @@ function readTs(b: Buffer, at: number): bigint {
 }
 
 function readPcapng(file: Buffer): NgFile {
-  const f: NgFile = { shbOptions: [], idbs: [], epbs: [], nrbs: [], isbs: [], problems: [] };
-  let at = 0;
-  let n = 0;
-  while (at < file.length) {
-    if (at + 12 > file.length) {
-      f.problems.push(`${file.length - at} stray bytes at ${at}`);
-      break;
-    }
-    const type = file.readUInt32LE(at);
-    const len = file.readUInt32LE(at + 4);
+  const walk = pcapngBlocks(file);
+  const f: NgFile = { shbOptions: [], idbs: [], epbs: [], nrbs: [], isbs: [], problems: [...walk.problems] };
+  for (const [n, { at, type, body }] of walk.blocks.entries()) {
     const where = `block ${n} (type ${type}) at ${at}`;
-    if (len < 12 || len % 4 || at + len > file.length) {
-      f.problems.push(`${where}: bad length ${len}`);
-      break;
-    }
-    if (file.readUInt32LE(at + len - 4) !== len) f.problems.push(`${where}: trailer length differs`);
-    const body = file.subarray(at + 8, at + len - 4);
-    if (n === 0 && type !== BLOCK_SHB) f.problems.push('the file does not start with a Section Header Block');
     switch (type) {
       case BLOCK_SHB:
         if (n !== 0) f.problems.push(`${where}: a second section`);
@@ -216,8 +203,6 @@ function readPcapng(file: Buffer): NgFile {
       default:
         f.problems.push(`${where}: unexpected block type`);
     }
-    at += len;
-    n++;
   }
   return f;
 }

@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
+import { type Block, pcapngBlocks } from './helpers/pcapng-blocks';
 import { decode, ipv6Text, tcpFlagString } from '../src/read/decode';
 import { CaptureReader, ReadError } from '../src/read/reader';
 import { type JsonPacket, epochText, processInfo } from '../src/read/print';
@@ -821,15 +822,11 @@ t.test('a comment alone gives the process; a comment of another shape is ignored
 
 // ---- damaged files, and files that are not captures ---------------------------------------
 
-/** Offsets of the blocks of a little-endian pcapng file. */
-function blocks(b: Buffer): Array<{ at: number; type: number; len: number }> {
-  const out: Array<{ at: number; type: number; len: number }> = [];
-  for (let at = 0; at + 8 <= b.length && out.length < 100_000; ) {
-    const len = b.readUInt32LE(at + 4);
-    out.push({ at, type: b.readUInt32LE(at), len });
-    at += len;
-  }
-  return out;
+/** Offsets of the blocks of a pcapng file (well formed: it is damaged after). */
+function blocks(b: Buffer): Block[] {
+  const walk = pcapngBlocks(b);
+  if (walk.problems.length) throw new Error(`not a well-formed pcapng file: ${walk.problems.join('; ')}`);
+  return walk.blocks;
 }
 
 t.test('a file cut short in the middle of a packet: the whole packets, a warning, exit 1', async (t) => {

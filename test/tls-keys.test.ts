@@ -33,6 +33,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
+import { pcapngBlocks } from './helpers/pcapng-blocks';
 import {
   type Bg,
   PY,
@@ -155,7 +156,6 @@ function checkRun(t: Test, r: TdRun, what: string, status = 0): void {
 
 // ---- an independent pcapng reader: the blocks, the Decryption Secrets Blocks ----------------
 
-const BLOCK_SHB = 0x0a0d0d0a;
 const BLOCK_EPB = 6;
 const BLOCK_DSB = 0x0000000a;
 const SECRETS_TLS = 0x544c534b; // "TLSK": an NSS key log
@@ -168,37 +168,20 @@ interface Dsb {
 }
 
 function readBlocks(file: string): { types: number[]; dsbs: Dsb[]; problems: string[] } {
-  const b = fs.readFileSync(file);
-  const types: number[] = [];
+  const walk = pcapngBlocks(file);
+  const problems = [...walk.problems];
+  if (!walk.littleEndian) problems.push('not a little-endian pcapng file');
   const dsbs: Dsb[] = [];
-  const problems: string[] = [];
-  let at = 0;
   let packets = 0;
-  if (b.length < 12 || b.readUInt32LE(0) !== BLOCK_SHB || b.readUInt32LE(8) !== 0x1a2b3c4d)
-    return { types, dsbs, problems: ['not a little-endian pcapng file'] };
-  while (at < b.length) {
-    if (at + 12 > b.length) {
-      problems.push(`stray ${b.length - at} bytes at ${at}`);
-      break;
-    }
-    const type = b.readUInt32LE(at);
-    const len = b.readUInt32LE(at + 4);
-    if (len < 12 || len % 4 || at + len > b.length || b.readUInt32LE(at + len - 4) !== len) {
-      problems.push(`block of type ${type} at ${at}: bad length ${len}`);
-      break;
-    }
-    types.push(type);
+  for (const { at, type, body } of walk.blocks) {
     if (type === BLOCK_EPB) packets++;
-    if (type === BLOCK_DSB) {
-      const secretsType = b.readUInt32LE(at + 8);
-      const n = b.readUInt32LE(at + 12);
-      if (16 + n > len - 4) problems.push(`DSB at ${at}: ${n} bytes of secrets overrun the block`);
-      const text = b.subarray(at + 16, at + 16 + n).toString('latin1');
-      dsbs.push({ afterPackets: packets, secretsType, lines: lines(text) });
-    }
-    at += len;
+    if (type !== BLOCK_DSB) continue;
+    const secretsType = body.readUInt32LE(0);
+    const n = body.readUInt32LE(4);
+    if (8 + n > body.length) problems.push(`DSB at ${at}: ${n} bytes of secrets overrun the block`);
+    dsbs.push({ afterPackets: packets, secretsType, lines: lines(body.subarray(8, 8 + n).toString('latin1')) });
   }
-  return { types, dsbs, problems };
+  return { types: walk.blocks.map((b) => b.type), dsbs, problems };
 }
 
 const KEY_LINE = /^([A-Z][A-Z0-9_]*) ([0-9a-f]{64}) ([0-9a-f]+)$/;

@@ -2,6 +2,7 @@
 // ahead of every record not yet written (block order checked by walking the file), the key log
 // tail (partial lines, a file that appears late or is truncated), and NODE_OPTIONS parsing.
 import t from 'tap';
+import { wellFormedBlocks } from './helpers/pcapng-blocks';
 import { Environment } from '../src/environment';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -33,20 +34,14 @@ function format() {
 
 /** The blocks of a pcapng file: type, and the packet's ms (EPB) or the key log text (DSB). */
 function blocks(file: string): string[] {
-  const d = fs.readFileSync(file);
-  const out: string[] = [];
-  for (let at = 0; at < d.length; ) {
-    const type = d.readUInt32LE(at);
-    const len = d.readUInt32LE(at + 4);
-    if (d.readUInt32LE(at + len - 4) !== len) throw new Error(`block at ${at}: trailing length differs`);
+  return wellFormedBlocks(file).map(({ type, body }) => {
     if (type === 6) {
-      const ns = (BigInt(d.readUInt32LE(at + 12)) << 32n) | BigInt(d.readUInt32LE(at + 16));
-      out.push(`EPB ${Number(ns / 1_000_000n)}`);
-    } else if (type === 10) out.push(`DSB ${d.toString('latin1', at + 16, at + 16 + d.readUInt32LE(at + 12)).trim()}`);
-    else out.push(type === 0x0a0d0d0a ? 'SHB' : type === 1 ? 'IDB' : `type ${type}`);
-    at += len;
-  }
-  return out;
+      const ns = (BigInt(body.readUInt32LE(4)) << 32n) | BigInt(body.readUInt32LE(8));
+      return `EPB ${Number(ns / 1_000_000n)}`;
+    }
+    if (type === 10) return `DSB ${body.toString('latin1', 8, 8 + body.readUInt32LE(4)).trim()}`;
+    return type === 0x0a0d0d0a ? 'SHB' : type === 1 ? 'IDB' : `type ${type}`;
+  });
 }
 
 t.test('Decryption Secrets Block bytes', async (t) => {
