@@ -10,7 +10,8 @@ import { checkTraceable, describeProcess, pidsByName, refuseAncestor, tracedumpA
 import { chooseRunAs } from './run-as';
 import { formatFor } from './output/formats';
 import { OutputTarget } from './output/output-target';
-import { runRead } from './read/command';
+import { parseReadArgs } from './cli/read-program';
+import { runRead } from './read/run';
 import { TlsKeyLog } from './tls/key-log';
 import type { RotationOptions } from './output/rotation';
 import { type CliOptions, buildCaptureProgram, normalizeArgs, readArguments } from './cli/capture-program';
@@ -53,9 +54,9 @@ function helpWord(argv: string[]): number | undefined {
 export async function main(argv: string[] = process.argv.slice(2)): Promise<number> {
   // `tracedump read FILE` and `tracedump -r FILE`: print a capture (a program named read runs
   // as `tracedump -- read`)
-  if (argv[0] === 'read') return runRead(argv.slice(1));
+  if (argv[0] === 'read') return read(argv.slice(1));
   const asRead = readArguments(argv);
-  if (asRead) return runRead(asRead);
+  if (asRead) return read(asRead);
   const word = helpWord(argv);
   if (word !== undefined) return word;
 
@@ -257,3 +258,9 @@ export function run(): void {
 }
 
 if (require.main === module) run();
+
+/** `tracedump read ARGS` (or tracedump -r FILE ...): its exit status. */
+async function read(args: string[]): Promise<number> {
+  const request = parseReadArgs(args);
+  return typeof request === 'number' ? request : runRead(request);
+}

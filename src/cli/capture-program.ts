@@ -2,6 +2,7 @@
 // follow tcpdump's where tcpdump has one (-w -r -s -c -i -f -B -C -G -W -U -D -q), strace's for
 // what strace has (-p, -u, -o).
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { integer, pidList, seconds } from './arguments';
 import { writeAll } from '../output/fd-writer';
 import { version } from '../version';
 
@@ -73,40 +74,12 @@ it cannot be executed, 125: tracedump itself failed (nothing was written then).
 
 More: man tracedump, tracedump read --help.`;
 
-function integer(name: string, min: number, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min || n > max)
-      throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}`);
-    return n;
-  };
-}
-
 function snaplen(value: string): number {
   if (value === '0') return MAX_SNAPLEN; // tcpdump: 0 means the largest
   const n = Number(value);
   if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 64 || n > MAX_SNAPLEN)
     throw new InvalidArgumentError(`the snapshot length must be 0 (the largest, ${MAX_SNAPLEN}) or a whole number from 64 to ${MAX_SNAPLEN}`);
   return n;
-}
-
-function seconds(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${name} must be a number of seconds (>= 0)`);
-    return n;
-  };
-}
-
-export function pidList(value: string, previous: number[] | undefined): number[] {
-  const out = previous ? [...previous] : [];
-  for (const part of value.split(',')) {
-    const n = Number(part);
-    if (!/^\d+$/.test(part.trim()) || !Number.isSafeInteger(n) || n < 1 || n > 4194304)
-      throw new InvalidArgumentError(`'${part}' is not a process id (1 to 4194304)`);
-    if (!out.includes(n)) out.push(n);
-  }
-  return out;
 }
 
 export function buildCaptureProgram(): Command {
