@@ -19,8 +19,10 @@ const ALLOWED: Record<string, string[]> = {
   report: ['output', 'tracker', 'text'],
   tls: ['packet', 'capture'],
   events: [],
+  trace: ['text'],
+  session: ['packet', 'filter', 'tracker', 'output', 'capture', 'report', 'tls', 'events', 'trace', 'text'],
   read: ['packet', 'filter', 'capture', 'output', 'report', 'text'],
-  cli: ['packet', 'filter', 'capture', 'output', 'report', 'text', 'read', 'events', 'tracker', 'tls'],
+  cli: ['packet', 'filter', 'capture', 'output', 'report', 'text', 'read', 'events', 'tracker', 'tls', 'trace', 'session'],
 };
 
 /**

@@ -1,9 +1,9 @@
 // Who the launched command runs as: under sudo, the user who ran sudo (as tcpdump -Z drops to a
 // user); -u USER picks another; -u root keeps root. Capture stays privileged either way.
 import * as fs from 'node:fs';
-import { TracedumpError } from './errors';
-import type { Environment } from './environment';
-import { type UserAccount, native } from './native';
+import { TracedumpError } from '../errors';
+import type { Environment } from '../environment';
+import { type UserAccount, native } from '../native';
 
 export interface RunAs {
   account: UserAccount;

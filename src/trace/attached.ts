@@ -1,10 +1,10 @@
 // Running processes traced from outside (-p / --pname): which ones, why one cannot be traced,
 // and the detach that leaves them running as before.
 import * as fs from 'node:fs';
-import { TracedumpError, fromNative } from './errors';
-import { type NativeRuleSet, type NativeTracer, type TraceEvent, native } from './native';
-import { readProcFile } from './proc-file';
-import { printable } from './text/quote';
+import { TracedumpError, fromNative } from '../errors';
+import { type NativeRuleSet, type NativeTracer, type TraceEvent, native } from '../native';
+import { readProcFile } from '../proc-file';
+import { printable } from '../text/quote';
 
 export interface AttachOutcome {
   /** Processes still running when tracing ended (detached), by pid. */

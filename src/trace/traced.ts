@@ -2,10 +2,10 @@
 // they end, how they are stopped, what Ctrl-C means for them.
 import * as fs from 'node:fs';
 import type { AttachedProcesses } from './attached';
-import type { ExitEvent } from './native';
-import type { TracedumpError } from './errors';
-import type { TracedCommand } from './traced-command';
-import { type LongTimeout, setLongTimeout } from './long-timeout';
+import type { ExitEvent } from '../native';
+import type { TracedumpError } from '../errors';
+import type { TracedCommand } from './launched';
+import { type LongTimeout, setLongTimeout } from '../long-timeout';
 
 /** What is traced, launched or attached, seen the same way by the session. */
 export interface Traced {

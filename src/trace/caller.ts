@@ -3,7 +3,7 @@
 // environment and descriptors over (TRACEDUMP_CALLER_ENVIRON, TRACEDUMP_CALLER_FDS) because
 // tracedump's own Node runs without the variables that would configure it.
 import * as fs from 'node:fs';
-import { Environment } from './environment';
+import { Environment } from '../environment';
 
 const ENVIRON = 'TRACEDUMP_CALLER_ENVIRON';
 const FDS = 'TRACEDUMP_CALLER_FDS';

@@ -1,32 +1,32 @@
 // Wiring and order of one tracedump run: output open -> capture ready -> command released ->
 // command done -> linger -> drain -> close -> summary. Returns the exit status.
-import { type EventFormat, formatter } from './events/format';
-import { onMessage, printError, writeAll } from './output/fd-writer';
-import { OutputTarget } from './output/output-target';
-import { type CommandSpec, TracedCommand } from './traced-command';
-import { AttachedProcesses } from './attached';
-import { EXIT_TRACEDUMP_FAILURE, signalName } from './errors';
-import { type Traced, attached, launched } from './traced';
-import { type ExitEvent, type TraceEvent, type WarningEvent, native } from './native';
-import { CaptureOutput, type RotationOptions } from './output/rotation';
-import { type FormatName, makeFormat } from './output/formats';
-import { ProgramTable } from './tracker/programs';
-import { type FilterChoice, LiveCapture } from './capture/live-capture';
-import { DEFAULT_GRACE, EndpointTable, type SharedPort } from './tracker/endpoints';
-import { loopbackSendTailMs } from './tracker/send-windows';
-import { readProcFile } from './proc-file';
-import { Sweeper } from './tracker/sweeper';
-import { CapturePipeline } from './capture/pipeline';
-import { GapReport } from './report/gaps';
-import { holdersOf } from './tracker/socket-holders';
-import { type RunFigures, gapParts, type StopReason, progressText, summaryJson, summaryLine } from './report/summary';
-import { StatusLine } from './report/status-line';
-import { onStatsSignal } from './report/stats-signal';
-import { type LongTimeout, setLongTimeout } from './long-timeout';
-import { version } from './version';
-import type { TlsKeyLog } from './tls/key-log';
-import { PendingHandshakes } from './tls/handshakes';
-import { StopStatsRecorder } from './stop-stats';
+import { type EventFormat, formatter } from '../events/format';
+import { onMessage, printError, writeAll } from '../output/fd-writer';
+import { OutputTarget } from '../output/output-target';
+import { type CommandSpec, TracedCommand } from '../trace/launched';
+import { AttachedProcesses } from '../trace/attached';
+import { EXIT_TRACEDUMP_FAILURE, signalName } from '../errors';
+import { type Traced, attached, launched } from '../trace/traced';
+import { type ExitEvent, type TraceEvent, type WarningEvent, native } from '../native';
+import { CaptureOutput, type RotationOptions } from '../output/rotation';
+import { type FormatName, makeFormat } from '../output/formats';
+import { ProgramTable } from '../tracker/programs';
+import { type FilterChoice, LiveCapture } from '../capture/live-capture';
+import { DEFAULT_GRACE, EndpointTable, type SharedPort } from '../tracker/endpoints';
+import { loopbackSendTailMs } from '../tracker/send-windows';
+import { readProcFile } from '../proc-file';
+import { Sweeper } from '../tracker/sweeper';
+import { CapturePipeline } from '../capture/pipeline';
+import { GapReport } from '../report/gaps';
+import { holdersOf } from '../tracker/socket-holders';
+import { type RunFigures, gapParts, type StopReason, progressText, summaryJson, summaryLine } from '../report/summary';
+import { StatusLine } from '../report/status-line';
+import { onStatsSignal } from '../report/stats-signal';
+import { type LongTimeout, setLongTimeout } from '../long-timeout';
+import { version } from '../version';
+import type { TlsKeyLog } from '../tls/key-log';
+import { PendingHandshakes } from '../tls/handshakes';
+import { StopStatsRecorder } from '../stop-stats';
 
 export interface CaptureSettings {
   /** Path of the capture file, or '-' for stdout. */

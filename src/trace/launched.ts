@@ -1,11 +1,11 @@
 // A command launched under the native tracer: its events, its signal, and the shell-style exit
 // status it ends with.
-import { EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_TRACEDUMP_FAILURE, TracedumpError, fromNative } from './errors';
-import { type ExitEvent, type NativeRuleSet, type NativeTracer, type TraceEvent, native } from './native';
-import { resolveCommand } from './command';
-import type { Environment } from './environment';
-import { quoteName } from './text/quote';
-import { readProcFile } from './proc-file';
+import { EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_TRACEDUMP_FAILURE, TracedumpError, fromNative } from '../errors';
+import { type ExitEvent, type NativeRuleSet, type NativeTracer, type TraceEvent, native } from '../native';
+import { resolveCommand } from './resolve-command';
+import type { Environment } from '../environment';
+import { quoteName } from '../text/quote';
+import { readProcFile } from '../proc-file';
 
 export interface CommandSpec {
   /** The words as given, byte for byte (a Buffer need not be UTF-8). */

@@ -3,8 +3,8 @@
 // name is bytes (a file name need not be UTF-8), and so is the path found.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, TracedumpError } from './errors';
-import { quoteName } from './text/quote';
+import { EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, TracedumpError } from '../errors';
+import { quoteName } from '../text/quote';
 
 function isExecutableFile(file: Buffer): boolean {
   try {
