@@ -129,6 +129,7 @@ async function capture(opts: CliOptions, command: string[]): Promise<number> {
     // written at the end; checked now, so that a path it cannot have fails before anything runs
     if (opts.summaryJson !== undefined) open(opts.summaryJson, '--summary-json').abandon();
     return await runSession({
+      exitNow: (status) => native().exitNow(status),
       attach,
       fileOwner: owner,
       command: attach
