@@ -311,7 +311,7 @@ interface Td {
 /** Pids of every tracedump this file started (checked at the end). */
 const tdPids = new Set<number>();
 
-/** node dist/cli.js ARGS (no command: attach mode), killed by pid at teardown. */
+/** bin/tracedump ARGS (no command: attach mode), killed by pid at teardown. */
 function tracedump(t: Test, args: string[], timeoutMs = 60_000): Td {
   let err = '';
   let closed = false;

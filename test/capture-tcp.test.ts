@@ -7,6 +7,7 @@ import t from 'tap';
 import {
   PY,
   FLOWS,
+  captureScenario,
   checkCapture,
   portFilter,
   readRecords,
@@ -19,28 +20,14 @@ import {
 } from './helpers/capture';
 
 t.test('200 sequential TCP connections to an untraced server', async (t) => {
-  const dir = workDir(t);
-  const srv = await startServer(t, ['serve-tcp', '127.0.0.1', 0]);
-  const oracle = await startOracle(t, { file: path.join(dir, 'oracle.pcap'), filter: portFilter([srv.port]) });
-  const out = path.join(dir, 'out.pcap');
-  const rec = path.join(dir, 'traced.jsonl');
-  const run = await runTracedump(t, ['-w', out], [PY, FLOWS, 'tcp-get', '127.0.0.1', String(srv.port), '200'], {
-    record: rec,
+  const sc = await captureScenario(t, {
+    servers: [['serve-tcp', '127.0.0.1', 0]],
+    command: ([port]) => [PY, FLOWS, 'tcp-get', '127.0.0.1', String(port), '200'],
   });
-  const stats = await oracle.stop();
-  t.equal(run.status, 0, `the client succeeded (${run.stderr.slice(-300)})`);
-  const traced = readRecords(rec, 'traced');
-  t.equal(traced.length, 200, 'the client recorded 200 connections');
-  checkCapture(t, {
-    tdFile: out,
-    oracleFile: oracle.file,
-    oracleStats: stats,
-    run,
-    traced,
-    others: [],
-    tcpConnections: 200,
-  });
-  t.comment(`tracedump run: ${run.elapsedMs} ms`);
+  t.equal(sc.run.status, 0, `the client succeeded (${sc.run.stderr.slice(-300)})`);
+  t.equal(sc.traced.length, 200, 'the client recorded 200 connections');
+  checkCapture(t, { tdFile: sc.out, oracleFile: sc.oracle.file, oracleStats: sc.oracle.stats, run: sc.run, traced: sc.traced, others: [], tcpConnections: 200 });
+  t.comment(`tracedump run: ${sc.run.elapsedMs} ms`);
 });
 
 t.test('noise: an untraced process hits the same servers at the same time', async (t) => {

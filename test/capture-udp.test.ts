@@ -4,67 +4,47 @@
 //     with TCP over ::1 too;
 //  6. a UDP socket idle for 1.5 s between socket() and its first sendto; sendmsg and
 //     sendmmsg with destinations on unbound sockets (IPv4 and IPv6).
-import path from 'node:path';
 import t from 'tap';
 import {
   FLOWS,
   PY,
+  captureScenario,
   checkCapture,
-  portFilter,
-  readRecords,
-  runTracedump,
-  startOracle,
-  startServer,
-  workDir,
   noLeftovers,
 } from './helpers/capture';
 
 t.test('DNS-like UDP queries over 127.0.0.1: fresh, long-lived and connected sockets', async (t) => {
-  const dir = workDir(t);
-  const udp = await startServer(t, ['serve-udp', '127.0.0.1', 0]);
-  const oracle = await startOracle(t, { file: path.join(dir, 'oracle.pcap'), filter: portFilter([udp.port]) });
-  const out = path.join(dir, 'out.pcap');
-  const rec = path.join(dir, 'traced.jsonl');
-  const q = (n: number, mode: string) => `${PY} ${FLOWS} udp-query 127.0.0.1 ${udp.port} ${n} ${mode}`;
-  const run = await runTracedump(t, ['-w', out], ['sh', '-c', `${q(300, 'fresh')} && ${q(300, 'long')} && ${q(100, 'connected')}`], {
-    record: rec,
+  const sc = await captureScenario(t, {
+    servers: [['serve-udp', '127.0.0.1', 0]],
+    command: ([port]) => {
+      const q = (n: number, mode: string) => `${PY} ${FLOWS} udp-query 127.0.0.1 ${port} ${n} ${mode}`;
+      return ['sh', '-c', `${q(300, 'fresh')} && ${q(300, 'long')} && ${q(100, 'connected')}`];
+    },
   });
-  const stats = await oracle.stop();
-  t.equal(run.status, 0, `the client succeeded (${run.stderr.slice(-300)})`);
-  const traced = readRecords(rec, 'traced');
-  t.equal(traced.length, 302, 'the client recorded 300 fresh sockets, a long-lived one and a connected one');
-  checkCapture(t, {
-    tdFile: out,
-    oracleFile: oracle.file,
-    oracleStats: stats,
-    run,
-    traced,
-    others: [],
-    udpSent: 700,
-    udpReceived: 700,
-  });
+  t.equal(sc.run.status, 0, `the client succeeded (${sc.run.stderr.slice(-300)})`);
+  t.equal(sc.traced.length, 302, 'the client recorded 300 fresh sockets, a long-lived one and a connected one');
+  checkCapture(t, { tdFile: sc.out, oracleFile: sc.oracle.file, oracleStats: sc.oracle.stats, run: sc.run, traced: sc.traced, others: [], udpSent: 700, udpReceived: 700 });
 });
 
 t.test('IPv6 over ::1: UDP fresh, long-lived, connected; TCP', async (t) => {
-  const dir = workDir(t);
-  const udp = await startServer(t, ['serve-udp', '::1', 0]);
-  const tcp = await startServer(t, ['serve-tcp', '::1', 0]);
-  const oracle = await startOracle(t, { file: path.join(dir, 'oracle.pcap'), filter: portFilter([udp.port, tcp.port]) });
-  const out = path.join(dir, 'out.pcap');
-  const rec = path.join(dir, 'traced.jsonl');
-  const q = (n: number, mode: string) => `${PY} ${FLOWS} udp-query ::1 ${udp.port} ${n} ${mode}`;
-  const script = `${q(100, 'fresh')} && ${q(100, 'long')} && ${q(50, 'connected')} && ${PY} ${FLOWS} tcp-get ::1 ${tcp.port} 30`;
-  const run = await runTracedump(t, ['-w', out], ['sh', '-c', script], { record: rec });
-  const stats = await oracle.stop();
-  t.equal(run.status, 0, `the client succeeded (${run.stderr.slice(-300)})`);
-  const traced = readRecords(rec, 'traced');
-  t.equal(traced.length, 132, 'the client recorded 102 UDP sockets and 30 TCP connections');
+  const sc = await captureScenario(t, {
+    servers: [
+      ['serve-udp', '::1', 0],
+      ['serve-tcp', '::1', 0],
+    ],
+    command: ([udp, tcp]) => {
+      const q = (n: number, mode: string) => `${PY} ${FLOWS} udp-query ::1 ${udp} ${n} ${mode}`;
+      return ['sh', '-c', `${q(100, 'fresh')} && ${q(100, 'long')} && ${q(50, 'connected')} && ${PY} ${FLOWS} tcp-get ::1 ${tcp} 30`];
+    },
+  });
+  t.equal(sc.run.status, 0, `the client succeeded (${sc.run.stderr.slice(-300)})`);
+  t.equal(sc.traced.length, 132, 'the client recorded 102 UDP sockets and 30 TCP connections');
   const r = checkCapture(t, {
-    tdFile: out,
-    oracleFile: oracle.file,
-    oracleStats: stats,
-    run,
-    traced,
+    tdFile: sc.out,
+    oracleFile: sc.oracle.file,
+    oracleStats: sc.oracle.stats,
+    run: sc.run,
+    traced: sc.traced,
     others: [],
     tcpConnections: 30,
     udpSent: 250,
@@ -78,20 +58,16 @@ t.test('IPv6 over ::1: UDP fresh, long-lived, connected; TCP', async (t) => {
 
 for (const host of ['127.0.0.1', '::1']) {
   t.test(`${host}: a UDP socket idle for 1.5 s, then used; sendmsg and sendmmsg on unbound sockets`, async (t) => {
-    const dir = workDir(t);
-    const udp = await startServer(t, ['serve-udp', host, 0]);
-    const oracle = await startOracle(t, { file: path.join(dir, 'oracle.pcap'), filter: portFilter([udp.port]) });
-    const out = path.join(dir, 'out.pcap');
-    const rec = path.join(dir, 'traced.jsonl');
-    const run = await runTracedump(t, ['-w', out], [PY, FLOWS, 'udp-idle', host, String(udp.port), '1500'], { record: rec });
-    const stats = await oracle.stop();
+    const { out, oracle, run, traced } = await captureScenario(t, {
+      servers: [['serve-udp', host, 0]],
+      command: ([port]) => [PY, FLOWS, 'udp-idle', host, String(port), '1500'],
+    });
     t.equal(run.status, 0, `the client succeeded (${run.stderr.slice(-300)})`);
-    const traced = readRecords(rec, 'traced');
     t.equal(traced.length, 3, 'the client recorded 3 sockets');
     checkCapture(t, {
       tdFile: out,
       oracleFile: oracle.file,
-      oracleStats: stats,
+      oracleStats: oracle.stats,
       run,
       traced,
       others: [],

@@ -83,7 +83,7 @@ function sudoEnv(a: Account): Record<string, string> {
 const children = new Set<ChildProcess>();
 
 /**
- * node dist/cli.js TDARGS -- COMMAND in cwd, with BASE_ENV + env; bounded by timeoutMs (then
+ * bin/tracedump TDARGS -- COMMAND in cwd, with BASE_ENV + env; bounded by timeoutMs (then
  * SIGKILL by pid), killed at teardown if it is still running.
  */
 function td(

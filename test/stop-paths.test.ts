@@ -350,7 +350,7 @@ function start(
   };
 }
 
-/** node dist/cli.js ARGS -- COMMAND (no controlling terminal). */
+/** bin/tracedump ARGS -- COMMAND (no controlling terminal). */
 function tracedump(tt: Test, args: string[], command: string[], limitMs = 60_000): Proc {
   return start(tt, [CLI, ...args, '--', ...command], { limitMs });
 }

@@ -138,7 +138,7 @@ t.before(async () => {
 
 // ---- running tracedump --------------------------------------------------------------------
 
-/** node dist/cli.js TDARGS -- COMMAND in the work dir with BASE_ENV + env, bounded in time. */
+/** bin/tracedump TDARGS -- COMMAND in the work dir with BASE_ENV + env, bounded in time. */
 function td(t: Test, tdArgs: string[], command: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<TdRun> {
   const { NODE_OPTIONS, ...env } = opts.env ?? {};
   return startTracedump(t, command.length ? [...tdArgs, '--', ...command] : tdArgs, {

@@ -383,7 +383,7 @@ export function startTracedump(
 }
 
 /**
- * node dist/cli.js TDARGS -- COMMAND, with FLOWS_RECORD=record. onStderrLine sees every
+ * bin/tracedump TDARGS -- COMMAND, with FLOWS_RECORD=record. onStderrLine sees every
  * stderr line as it comes (e.g. JSON events).
  */
 export function runTracedump(
@@ -847,4 +847,53 @@ export function makeNetns(t: Teardownable): TestNetns {
     if (r.status !== 0) throw new Error(`${s}: ${r.out}`);
   }
   return net;
+}
+
+// ---- one capture scenario -------------------------------------------------------------------
+
+export interface Scenario {
+  /** Untraced flows.py servers, started first (e.g. ['serve-tcp', '127.0.0.1', 0]). */
+  servers: (string | number)[][];
+  /** The traced command, given the servers' ports in order. */
+  command: (ports: number[]) => string[];
+  /** tracedump's options before `-w FILE` (e.g. ['--events=json']). */
+  tdArgs?: string[];
+  /** The capture file's name in the work dir (default out.pcap). */
+  file?: string;
+  /** The oracle's filter (default: the servers' ports). */
+  oracleFilter?: (ports: number[]) => string;
+  onStdout?: (all: string) => void;
+  onStderrLine?: (line: string) => void;
+}
+
+export interface ScenarioRun {
+  dir: string;
+  ports: number[];
+  /** tracedump's capture file. */
+  out: string;
+  oracle: { file: string; stats: OracleStats };
+  run: TdRun;
+  /** The traced command's own record of its sockets. */
+  traced: SockRec[];
+}
+
+/**
+ * The set-up every capture test shares: servers, an oracle tcpdump on their ports, the traced
+ * command under `tracedump -w FILE` with its sockets recorded, the oracle stopped. The test
+ * then checks (checkCapture, or its own).
+ */
+export async function captureScenario(t: Test, s: Scenario): Promise<ScenarioRun> {
+  const dir = workDir(t);
+  const ports: number[] = [];
+  for (const args of s.servers) ports.push((await startServer(t, args)).port);
+  const oracle = await startOracle(t, { file: path.join(dir, 'oracle.pcap'), filter: (s.oracleFilter ?? portFilter)(ports) });
+  const out = path.join(dir, s.file ?? 'out.pcap');
+  const rec = path.join(dir, 'traced.jsonl');
+  const run = await runTracedump(t, [...(s.tdArgs ?? []), '-w', out], s.command(ports), {
+    record: rec,
+    onStdout: s.onStdout,
+    onStderrLine: s.onStderrLine,
+  });
+  const stats = await oracle.stop();
+  return { dir, ports, out, oracle: { file: oracle.file, stats }, run, traced: readRecords(rec, 'traced') };
 }

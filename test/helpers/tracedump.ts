@@ -204,7 +204,7 @@ function runProcess(
   });
 }
 
-/** Runs `node dist/cli.js --events=json -- ...command` with NETCALLS_RECORD set. */
+/** Runs `bin/tracedump --events=json -- ...command` with NETCALLS_RECORD set. */
 export function traced(command: string[], recordDir: string, opts: RunOptions = {}): Promise<RunResult> {
   return runProcess(CLI, ['--events=json', '--', ...command], recordDir, opts, true);
 }
