@@ -7,18 +7,18 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import t from 'tap';
 import {
+  captureScenario,
   FLOWS,
   PY,
-  type SockRec,
   checkCapture,
   freePort,
   portFilter,
   readRecords,
   runTracedump,
   startOracle,
-  startServer,
   workDir,
   noLeftovers,
+  type SockRec,
 } from './helpers/capture';
 import { TCP_ACK, TCP_RST, TCP_SYN } from './helpers/pcap';
 
@@ -57,22 +57,19 @@ t.test('curl to a closed port: SYN and RST', async (t) => {
 });
 
 t.test('curl to a served port: tshark shows the SYN first and the FIN/ACK exchange last', async (t) => {
-  const dir = workDir(t);
-  const srv = await startServer(t, ['serve-tcp', '127.0.0.1', 0]);
-  const oracle = await startOracle(t, { file: path.join(dir, 'oracle.pcap'), filter: portFilter([srv.port]) });
-  const out = path.join(dir, 'out.pcap');
-  const t0 = Date.now();
-  const run = await runTracedump(t, ['-w', out], ['curl', '-s', '--max-time', '10', `http://127.0.0.1:${srv.port}/`]);
-  const t1 = Date.now();
-  const stats = await oracle.stop();
+  const { ports, out, oracle, run, startedMs, endedMs } = await captureScenario(t, {
+    servers: [['serve-tcp', '127.0.0.1', 0]],
+    command: ([port]) => ['curl', '-s', '--max-time', '10', `http://127.0.0.1:${port}/`],
+  });
+  const srv = { port: ports[0] };
   t.equal(run.status, 0, 'curl succeeded');
   t.match(run.stdout, /hello from flows GET \/ HTTP\/1\.1/, 'curl printed the answer');
   checkCapture(t, {
     tdFile: out,
     oracleFile: oracle.file,
-    oracleStats: stats,
+    oracleStats: oracle.stats,
     run,
-    traced: [portRecord('127.0.0.1', srv.port, t0, t1)],
+    traced: [portRecord('127.0.0.1', srv.port, startedMs, endedMs)],
     others: [],
     tcpConnections: 1,
   });

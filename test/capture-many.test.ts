@@ -1,45 +1,31 @@
 // Capture fidelity with many sockets, against an oracle tcpdump:
 //  8. 10,000 UDP sockets open at once, each sending one datagram to an untraced local sink:
 //     all 10,000 datagrams are in the file, nothing else.
-import path from 'node:path';
 import t from 'tap';
 import {
+  captureScenario,
   FLOWS,
   PY,
   checkCapture,
-  portFilter,
-  readRecords,
-  runTracedump,
-  startOracle,
-  startServer,
-  workDir,
   noLeftovers,
 } from './helpers/capture';
 
 t.test('10,000 UDP sockets open at once, one datagram each', async (t) => {
-  const dir = workDir(t);
   const n = 10_000;
-  const sink = await startServer(t, ['serve-udp', '127.0.0.1', 0, 'sink']);
-  const oracle = await startOracle(t, { file: path.join(dir, 'oracle.pcap'), filter: portFilter([sink.port]) });
-  const out = path.join(dir, 'out.pcap');
-  const rec = path.join(dir, 'traced.jsonl');
   // the fixture raises RLIMIT_NOFILE itself (setrlimit); ulimit here too, as a user would
-  const run = await runTracedump(
-    t,
-    ['-w', out],
-    ['sh', '-c', `ulimit -n 20000 && exec ${PY} ${FLOWS} udp-many 127.0.0.1 ${sink.port} ${n}`],
-    { record: rec, timeoutMs: 240_000 },
-  );
-  const stats = await oracle.stop();
+  const { out, oracle, run, traced } = await captureScenario(t, {
+    servers: [['serve-udp', '127.0.0.1', 0, 'sink']],
+    command: ([port]) => ['sh', '-c', `ulimit -n 20000 && exec ${PY} ${FLOWS} udp-many 127.0.0.1 ${port} ${n}`],
+    timeoutMs: 240_000,
+  });
   t.equal(run.status, 0, `the program succeeded (${run.stderr.slice(-300)})`);
   t.match(run.stdout, new RegExp(`^open ${n}$`, 'm'), `${n} sockets were open at once`);
-  const traced = readRecords(rec, 'traced');
   t.equal(traced.length, n, `the program recorded ${n} sockets`);
   t.equal(new Set(traced.map((r) => r.local.port)).size, n, `${n} distinct local ports`);
   const r = checkCapture(t, {
     tdFile: out,
     oracleFile: oracle.file,
-    oracleStats: stats,
+    oracleStats: oracle.stats,
     run,
     traced,
     others: [],

@@ -864,6 +864,8 @@ export interface Scenario {
   oracleFilter?: (ports: number[]) => string;
   onStdout?: (all: string) => void;
   onStderrLine?: (line: string) => void;
+  /** tracedump's time limit (then SIGKILL); default runTracedump's. */
+  timeoutMs?: number;
 }
 
 export interface ScenarioRun {
@@ -875,6 +877,9 @@ export interface ScenarioRun {
   run: TdRun;
   /** The traced command's own record of its sockets. */
   traced: SockRec[];
+  /** Epoch ms just before tracedump started and just after it ended. */
+  startedMs: number;
+  endedMs: number;
 }
 
 /**
@@ -889,11 +894,14 @@ export async function captureScenario(t: Test, s: Scenario): Promise<ScenarioRun
   const oracle = await startOracle(t, { file: path.join(dir, 'oracle.pcap'), filter: (s.oracleFilter ?? portFilter)(ports) });
   const out = path.join(dir, s.file ?? 'out.pcap');
   const rec = path.join(dir, 'traced.jsonl');
+  const startedMs = Date.now();
   const run = await runTracedump(t, [...(s.tdArgs ?? []), '-w', out], s.command(ports), {
     record: rec,
     onStdout: s.onStdout,
     onStderrLine: s.onStderrLine,
+    timeoutMs: s.timeoutMs,
   });
+  const endedMs = Date.now();
   const stats = await oracle.stop();
-  return { dir, ports, out, oracle: { file: oracle.file, stats }, run, traced: readRecords(rec, 'traced') };
+  return { dir, ports, out, oracle: { file: oracle.file, stats }, run, traced: readRecords(rec, 'traced'), startedMs, endedMs };
 }
