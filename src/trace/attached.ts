@@ -14,7 +14,8 @@ export interface AttachOutcome {
 export class AttachedProcesses {
   readonly pids: number[];
   readonly done: Promise<AttachOutcome>;
-  private readonly tracer: NativeTracer;
+  /** The native tracer: the session polls its events and asks its searches through it (traced.ts). */
+  readonly tracer: NativeTracer;
   private detachRequested = false;
 
   /** Seizes every thread of pids; events arrive as for TracedCommand (`polled` likewise). */
@@ -32,21 +33,6 @@ export class AttachedProcesses {
       const pid = (err as { pid?: number }).pid;
       throw explainAttachFailure(fromNative(err), pid ?? pids[0]);
     }
-  }
-
-  /** Delivers the events the tracer has queued so far, now. */
-  pollEvents(): void {
-    this.tracer.poll();
-  }
-
-  /** Searches the fd tables for sockets that came without a traced call ('found' events). */
-  findLateSockets(): void {
-    this.tracer.sweep();
-  }
-
-  /** Send calls on this socket take an exit stop from now on (their windows exact). */
-  stopAtSendExits(inode: number): void {
-    this.tracer.stopAtSendExits(inode);
   }
 
   /** Stops tracing: every thread is detached and runs on; `done` resolves after. */

@@ -32,11 +32,12 @@ export interface CommandOutcome {
 export class TracedCommand {
   readonly pid: number;
   readonly done: Promise<CommandOutcome>;
-  private readonly tracer: NativeTracer;
+  /** The native tracer: the session polls its events and asks its searches through it (traced.ts). */
+  readonly tracer: NativeTracer;
 
   /**
    * Launches argv under the tracer; events arrive in batches, in order, ending with 'done'.
-   * With `polled`, socket events wait for pollEvents() (which the caller then calls often)
+   * With `polled`, socket events wait for tracer.poll() (which the caller then calls often)
    * instead of waking the event loop one by one.
    */
   constructor(spec: CommandSpec, onEvents: (batch: TraceEvent[]) => void, rules?: NativeRuleSet, polled = false) {
@@ -69,21 +70,6 @@ export class TracedCommand {
       throw explainLaunchFailure(fromNative(err, { path: file.toString() }));
     }
     this.pid = this.tracer.pid;
-  }
-
-  /** Delivers the events the tracer has queued so far, now. */
-  pollEvents(): void {
-    this.tracer.poll();
-  }
-
-  /** Searches the fd tables for sockets that came without a traced call ('found' events). */
-  findLateSockets(): void {
-    this.tracer.sweep();
-  }
-
-  /** Send calls on this socket take an exit stop from now on (their windows exact). */
-  stopAtSendExits(inode: number): void {
-    this.tracer.stopAtSendExits(inode);
   }
 
   /** Sends a signal to the launched process (not to its descendants). */

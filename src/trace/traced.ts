@@ -2,7 +2,7 @@
 // they end, how they are stopped, what Ctrl-C means for them.
 import * as fs from 'node:fs';
 import type { AttachedProcesses } from './attached';
-import type { ExitEvent } from '../native';
+import type { ExitEvent, NativeTracer } from '../native';
 import type { TracedumpError } from '../errors';
 import type { TracedCommand } from './launched';
 import { type LongTimeout, setLongTimeout } from '../long-timeout';
@@ -24,6 +24,15 @@ export interface Traced {
   stopAtSendExits(inode: number): void;
 }
 
+/** What the session asks of the tracer itself, the same for both kinds. */
+function tracerControls(tracer: NativeTracer): Pick<Traced, 'pollEvents' | 'findLateSockets' | 'stopAtSendExits'> {
+  return {
+    pollEvents: () => tracer.poll(),
+    findLateSockets: () => tracer.sweep(),
+    stopAtSendExits: (inode) => tracer.stopAtSendExits(inode),
+  };
+}
+
 export function launched(command: TracedCommand): Traced {
   const timers: NodeJS.Timeout[] = [];
   const longTimers: LongTimeout[] = [];
@@ -38,9 +47,7 @@ export function launched(command: TracedCommand): Traced {
   };
   return {
     done: command.done,
-    pollEvents: () => command.pollEvents(),
-    findLateSockets: () => command.findLateSockets(),
-    stopAtSendExits: (inode) => command.stopAtSendExits(inode),
+    ...tracerControls(command.tracer),
     stop(killAfterMs, alive) {
       command.signal(15);
       // A shell or launcher that dies at once leaves its children running: they get SIGTERM
@@ -82,9 +89,7 @@ function exists(pid: number): boolean {
 export function attached(procs: AttachedProcesses): Traced {
   return {
     done: procs.done.then((o) => ({ status: 0, detached: o.detached })),
-    pollEvents: () => procs.pollEvents(),
-    findLateSockets: () => procs.findLateSockets(),
-    stopAtSendExits: (inode) => procs.stopAtSendExits(inode),
+    ...tracerControls(procs.tracer),
     stop: () => procs.detach(),
     interrupted() {
       procs.detach(); // tcpdump's Ctrl-C: stop capturing; the program runs on
