@@ -18,7 +18,7 @@ const ALLOWED: Record<string, string[]> = {
   capture: ['packet', 'filter', 'tracker', 'output', 'text'],
   report: ['output', 'tracker', 'text'],
   tls: ['packet', 'capture'],
-  events: [],
+  events: ['text'],
   trace: ['text'],
   session: ['packet', 'filter', 'tracker', 'output', 'capture', 'report', 'tls', 'events', 'trace', 'text'],
   read: ['packet', 'filter', 'capture', 'output', 'report', 'text'],

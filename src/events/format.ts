@@ -1,12 +1,12 @@
 // Renders tracer events as concise text lines (strace -f style) or JSON lines.
 import { signalName } from '../errors';
 import type { Endpoint, TraceEvent } from '../native';
+import { hostPort } from '../text/endpoint';
 
 export type EventFormat = 'text' | 'json';
 
 export function formatEndpoint(e: Endpoint | null): string {
-  if (!e) return '*';
-  return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+  return e ? hostPort(e.address, e.port) : '*';
 }
 
 function clock(ms: number): string {

@@ -1,4 +1,5 @@
 // One line per packet: aligned text (like tcpdump -r, with the process columns) or JSON lines.
+import { hostPort } from '../text/endpoint';
 import type { Decoded } from './decode';
 import { printable } from '../text/quote';
 import type { CaptureRecord } from './reader';
@@ -102,8 +103,7 @@ export function epochText(sec: number | undefined, nsec: number | undefined): st
 /** An endpoint: a.b.c.d:port, [v6]:port, or the address alone when there is no port. */
 export function endpoint(addr: string | null, port: number | null): string {
   if (addr === null) return '?';
-  if (port === null) return addr;
-  return addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`;
+  return port === null ? addr : hostPort(addr, port);
 }
 
 

@@ -7,6 +7,7 @@
 import type { SocketEvent } from '../native';
 import type { SharedPort } from '../tracker/endpoints';
 import type { SocketHolder } from '../tracker/socket-holders';
+import { hostPort } from '../text/endpoint';
 import { quoteName } from '../text/quote';
 import { type GapFigures, plural } from './summary';
 
@@ -67,6 +68,5 @@ export class GapReport {
 }
 
 function endpoint(e: { address: string; port: number } | null): string {
-  if (!e) return '?';
-  return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+  return e ? hostPort(e.address, e.port) : '?';
 }
