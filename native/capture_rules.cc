@@ -40,7 +40,6 @@ std::vector<uint8_t> bytes(const void* p, size_t n) {
   return std::vector<uint8_t>(b, b + n);
 }
 
-bool is_udp(int proto) { return proto == IPPROTO_UDP || proto == IPPROTO_UDPLITE; }
 
 // A pending key whose last call ended stays in the kernel map this long: a program that
 // connects to (or sends from fresh sockets to) the same destination again and again then

@@ -5,6 +5,7 @@
 // call that takes an exit stop, the tracer may keep it from the entry stop to the exit stop:
 // the call in progress holds its own reference to the socket meanwhile, so nothing changes.
 #pragma once
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -65,6 +66,8 @@ class SocketFactsCache {
 };
 
 bool is_v4_mapped(const Endpoint& e);
+// UDP or UDP-Lite (socket protocol numbers).
+inline bool is_udp(int protocol) { return protocol == IPPROTO_UDP || protocol == IPPROTO_UDPLITE; }
 // An ICMP datagram ("ping") socket: its local port is the echo identifier the kernel puts in
 // every request it sends and matches replies by; its peer's port is always 0 (the filter keys
 // an echo request as (source, identifier) -> (destination, 0), a reply the other way round).

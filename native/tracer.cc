@@ -106,7 +106,7 @@ bool is_followed(const SocketInfo& s) {
   if (s.domain != AF_INET && s.domain != AF_INET6) return false;
   int type = s.type & 0xf;
   if (type == SOCK_STREAM) return s.protocol == IPPROTO_TCP || s.protocol == 262 /*MPTCP*/;
-  if (type == SOCK_DGRAM) return s.protocol == IPPROTO_UDP || s.protocol == IPPROTO_UDPLITE || is_ping(s);
+  if (type == SOCK_DGRAM) return is_udp(s.protocol) || is_ping(s);
   return false;
 }
 
@@ -551,7 +551,7 @@ void Tracer::consider_socket(Process& p, pid_t tgid, int fd, uint64_t ino, std::
     p.unbound.push_back({fd, ino});
     return;
   }
-  if (c.socket.protocol != IPPROTO_UDP && c.socket.protocol != IPPROTO_UDPLITE && c.socket.peer.valid() &&
+  if (!is_udp(c.socket.protocol) && c.socket.peer.valid() &&
       listen_ports_.count(c.socket.local.port)) {
     known_inodes_.insert(ino);  // accepted by a listener of the program: its rule holds
     return;
@@ -1026,8 +1026,7 @@ void Tracer::emit_socket_event(EventKind kind, const SocketCallInfo& c, const So
   // connections on that port: accept is not traced.
   const bool may_listen = c.call == SocketCall::kListen || c.call == SocketCall::kExisting ||
                           c.call == SocketCall::kInherited || c.call == SocketCall::kFound;
-  const bool udp = after.protocol == IPPROTO_UDP || after.protocol == IPPROTO_UDPLITE;
-  if (may_listen && !udp && after.local.port && !after.peer.valid())
+  if (may_listen && !is_udp(after.protocol) && after.local.port && !after.peer.valid())
     listen_ports_.insert(after.local.port);
   e.pid = c.pid;
   e.tid = c.tid;

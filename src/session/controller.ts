@@ -145,20 +145,13 @@ export class Controller {
     if (done) this.live?.rules.expirePending(true);
     this.pipeline.eventsCurrent(done ? Infinity : current);
     if (this.live && !this.applyOnly) this.settle(Date.now());
-    const { format, eventsFd, status } = this.o;
+    const { format } = this.o;
     for (const e of batch) {
       if (e.kind === 'warning' && !format) printError(`pid ${e.pid}: ${e.message}`);
       const message = e.kind === 'socket' ? this.gaps.note(e) : undefined;
       if (message && !format) printError(message);
     }
-    if (!format) return;
-    if (eventsFd === 2) status?.clear();
-    let out = '';
-    for (const e of batch) {
-      const line = format(e);
-      if (line !== undefined) out += line + '\n';
-    }
-    if (out) writeAll(eventsFd, out);
+    this.writeEvents(batch);
   }
 
   /** The timer's work: events complete up to now, judging, sweeping, writing what is due. */
@@ -187,12 +180,22 @@ export class Controller {
 
   /** Says a warning as the tracer's are said: on stderr, or as an event with --events. */
   tell(e: WarningEvent): void {
+    if (!this.o.format) return printError(`pid ${e.pid}: ${e.message}`);
+    this.writeEvents([e]);
+  }
+
+  /** --events: the lines of these events, in one write. */
+  private writeEvents(events: TraceEvent[]): void {
     const { format, eventsFd, status } = this.o;
-    if (!format) return printError(`pid ${e.pid}: ${e.message}`);
-    const line = format(e);
-    if (line === undefined) return;
+    if (!format) return;
+    let out = '';
+    for (const e of events) {
+      const line = format(e);
+      if (line !== undefined) out += line + '\n';
+    }
+    if (!out) return;
     if (eventsFd === 2) status?.clear();
-    writeAll(eventsFd, line + '\n');
+    writeAll(eventsFd, out);
   }
 
   /** The program started: the output files take their places (nothing was written there before). */

@@ -589,12 +589,13 @@ export class EndpointTable {
   private portTakenByOther(s: SocketState): boolean {
     const holders = s.portHolders;
     if (!holders) return false;
-    for (const inode of holders) if (!this.sockets.has(inode) && !this.pendingInode(inode)) return true;
+    for (const inode of holders) if (!this.isProgramSocket(inode)) return true;
     return false;
   }
 
-  /** A call in flight on this socket (its port is picked inside the call). */
-  private pendingInode(inode: number): boolean {
+  /** A socket of the program: in the table, or the socket of a call in flight (its port is picked inside the call). */
+  private isProgramSocket(inode: number): boolean {
+    if (this.sockets.has(inode)) return true;
     for (const call of this.pendingByTid.values()) if (call.inode === inode) return true;
     return false;
   }
@@ -668,7 +669,7 @@ export class EndpointTable {
         const holders = snap.ports.get(`${proto}/${port}`);
         if (!holders) continue;
         const others = [...holders].filter(
-          (i) => i !== inode && !this.sockets.has(i) && !this.pendingInode(i) && (proto !== IPPROTO_TCP || listening.has(i)),
+          (i) => i !== inode && !this.isProgramSocket(i) && (proto !== IPPROTO_TCP || listening.has(i)),
         );
         if (!others.length) continue;
         s.shared = true;
