@@ -4,7 +4,7 @@
 import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PY, noLeftovers, portFilter, runTracedump, startBg, startOracle, workDir } from './helpers/capture';
+import { PY, captureScenario, noLeftovers, startBg } from './helpers/capture';
 import { packetKey, readPcap } from './helpers/pcap';
 
 const SERVER = `
@@ -38,21 +38,21 @@ print('done')
 `;
 
 t.test('connect and sendto to 0.0.0.0 and ::: every packet, from the SYN', async (t) => {
-  const dir = workDir(t, 'any-address');
-  fs.writeFileSync(path.join(dir, 'server.py'), SERVER);
-  fs.writeFileSync(path.join(dir, 'client.py'), CLIENT);
-  const server = startBg(t, [PY, path.join(dir, 'server.py')]);
-  const line = await server.waitFor(/^(\d+) (\d+) (\d+)$/m);
-  const ports = line.slice(1, 4).map(Number);
-  const oracleFile = path.join(dir, 'oracle.pcap');
-  const oracle = await startOracle(t, { file: oracleFile, filter: portFilter(ports) });
-  const out = path.join(dir, 'out.pcap');
-  const run = await runTracedump(t, ['-w', out], [PY, path.join(dir, 'client.py'), ...ports.map(String)], { timeoutMs: 60_000 });
-  await oracle.stop();
+  const sc = await captureScenario(t, {
+    startServers: async (dir) => {
+      fs.writeFileSync(path.join(dir, 'server.py'), SERVER);
+      fs.writeFileSync(path.join(dir, 'client.py'), CLIENT);
+      const server = startBg(t, [PY, path.join(dir, 'server.py')]);
+      return (await server.waitFor(/^(\d+) (\d+) (\d+)$/m)).slice(1, 4).map(Number);
+    },
+    command: (ports, dir) => [PY, path.join(dir, 'client.py'), ...ports.map(String)],
+    timeoutMs: 60_000,
+  });
+  const { run, ports } = sc;
   t.equal(run.status, 0, `tracedump and the client exit 0 (${run.stderr.slice(-300)})`);
   t.match(run.stdout, /done/);
-  const got = readPcap(out).packets;
-  const want = readPcap(oracleFile).packets.filter((p) => !(p.ifindex === 1 && p.pkttype === 4)); // loopback's outgoing copy
+  const got = readPcap(sc.out).packets;
+  const want = readPcap(sc.oracle.file).packets.filter((p) => !(p.ifindex === 1 && p.pkttype === 4)); // loopback's outgoing copy
   const syns = got.filter((p) => p.proto === 'tcp' && p.tcpFlags === 0x02);
   t.same(syns.map((p) => `${p.dst} ${p.dport}`).sort(), [`127.0.0.1 ${ports[0]}`, `::1 ${ports[1]}`].sort(), 'both SYNs, to where the kernel sent them');
   t.same(got.map((p) => packetKey(p)).sort(), want.map((p) => packetKey(p)).sort(), 'exactly the packets tcpdump saw');

@@ -6,39 +6,31 @@
 //     (compared on the first 96 bytes of each IP packet: the oracle runs with -s 128 and a
 //     256 MiB ring so that it keeps up), and the client's segments in the file cover every
 //     byte 0..200 MB of its sequence space without a gap.
-import path from 'node:path';
 import t from 'tap';
-import { FLOWS, PY, checkCapture, portFilter, readRecords, runTracedump, startOracle, startServer, workDir, noLeftovers } from './helpers/capture';
+import { FLOWS, PY, captureScenario, checkCapture, noLeftovers } from './helpers/capture';
 import { TCP_SYN } from './helpers/pcap';
 
 const BYTES = 200 * 1000 * 1000;
 
 t.test('200 MB over one loopback TCP connection', async (t) => {
-  const dir = workDir(t);
-  const sink = await startServer(t, ['serve-tcp', '127.0.0.1', 0, 0, 'sink']);
-  const oracle = await startOracle(t, {
-    file: path.join(dir, 'oracle.pcap'),
-    filter: portFilter([sink.port]),
-    snaplen: 128,
-    bufferKiB: 262144,
-  });
-  const out = path.join(dir, 'out.pcap');
-  const rec = path.join(dir, 'traced.jsonl');
-  const run = await runTracedump(t, ['-B', '262144', '-w', out], [PY, FLOWS, 'tcp-bulk', '127.0.0.1', String(sink.port), String(BYTES)], {
-    record: rec,
+  const sc = await captureScenario(t, {
+    servers: [['serve-tcp', '127.0.0.1', 0, 0, 'sink']],
+    oracle: { snaplen: 128, bufferKiB: 262144 },
+    tdArgs: ['-B', '262144'],
+    command: ([sink]) => [PY, FLOWS, 'tcp-bulk', '127.0.0.1', String(sink), String(BYTES)],
     timeoutMs: 240_000,
   });
-  const stats = await oracle.stop();
+  const { run, traced } = sc;
+  const stats = sc.oracle.stats;
   t.equal(run.status, 0, `the client succeeded (${run.stderr.slice(-300)})`);
   t.match(run.stdout, new RegExp(`done bulk got ${BYTES}`), 'the sink received every byte');
-  const traced = readRecords(rec, 'traced');
   t.equal(traced.length, 1, 'one connection');
   // If the oracle itself drops (it should not with -s 128 and a 256 MiB ring), recall is
   // judged on tracedump's own drop count (0) and the sequence-space continuity below.
   if (stats.dropped > 0) t.comment(`the oracle dropped ${stats.dropped} packets: recall judged without it`);
   const r = checkCapture(t, {
-    tdFile: out,
-    oracleFile: oracle.file,
+    tdFile: sc.out,
+    oracleFile: sc.oracle.file,
     oracleStats: stats,
     run,
     traced,

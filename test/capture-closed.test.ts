@@ -4,22 +4,8 @@
 //     ACK of the FIN/ACK exchange last; datagrams to a closed UDP port: the ICMP/ICMPv6 port
 //     unreachable errors quoting them are in the file.
 import { spawnSync } from 'node:child_process';
-import path from 'node:path';
 import t from 'tap';
-import {
-  captureScenario,
-  FLOWS,
-  PY,
-  checkCapture,
-  freePort,
-  portFilter,
-  readRecords,
-  runTracedump,
-  startOracle,
-  workDir,
-  noLeftovers,
-  type SockRec,
-} from './helpers/capture';
+import { captureScenario, FLOWS, PY, checkCapture, portFilter, noLeftovers, type SockRec } from './helpers/capture';
 import { TCP_ACK, TCP_RST, TCP_SYN } from './helpers/pcap';
 
 /** Every packet to or from `port` is the program's (nobody else uses the port meanwhile). */
@@ -28,21 +14,18 @@ function portRecord(host: string, port: number, t0: number, t1: number): SockRec
 }
 
 t.test('curl to a closed port: SYN and RST', async (t) => {
-  const dir = workDir(t);
-  const port = freePort('127.0.0.1', 'tcp');
-  const oracle = await startOracle(t, { file: path.join(dir, 'oracle.pcap'), filter: portFilter([port]) });
-  const out = path.join(dir, 'out.pcap');
-  const t0 = Date.now();
-  const run = await runTracedump(t, ['-w', out], ['curl', '-s', '--max-time', '10', `http://127.0.0.1:${port}/`]);
-  const t1 = Date.now();
-  const stats = await oracle.stop();
+  const sc = await captureScenario(t, {
+    freePorts: [{ host: '127.0.0.1', kind: 'tcp' }],
+    command: ([port]) => ['curl', '-s', '--max-time', '10', `http://127.0.0.1:${port}/`],
+  });
+  const { run, ports: [port] } = sc;
   t.equal(run.status, 7, 'curl exits 7 (could not connect) and tracedump with it');
   const r = checkCapture(t, {
-    tdFile: out,
-    oracleFile: oracle.file,
-    oracleStats: stats,
+    tdFile: sc.out,
+    oracleFile: sc.oracle.file,
+    oracleStats: sc.oracle.stats,
     run,
-    traced: [portRecord('127.0.0.1', port, t0, t1)],
+    traced: [portRecord('127.0.0.1', port, sc.startedMs, sc.endedMs)],
     others: [],
     tcpConnections: 1,
   });
@@ -102,20 +85,18 @@ t.test('curl to a served port: tshark shows the SYN first and the FIN/ACK exchan
 
 for (const host of ['127.0.0.1', '::1']) {
   t.test(`${host}: UDP to a closed port, the ICMP errors quoting the datagrams are in the file`, async (t) => {
-    const dir = workDir(t);
-    const port = freePort(host, 'udp');
-    const oracle = await startOracle(t, { file: path.join(dir, 'oracle.pcap'), filter: portFilter([port], true) });
-    const out = path.join(dir, 'out.pcap');
-    const rec = path.join(dir, 'traced.jsonl');
-    const run = await runTracedump(t, ['-w', out], [PY, FLOWS, 'udp-closed', host, String(port)], { record: rec });
-    const stats = await oracle.stop();
+    const sc = await captureScenario(t, {
+      freePorts: [{ host, kind: 'udp' }],
+      oracle: { filter: (ports) => portFilter(ports, true) },
+      command: ([port]) => [PY, FLOWS, 'udp-closed', host, String(port)],
+    });
+    const { run, traced, ports: [port] } = sc;
     t.equal(run.status, 0, `the program saw ECONNREFUSED (${run.stderr.slice(-300)})`);
-    const traced = readRecords(rec, 'traced');
     t.equal(traced.length, 2, 'two sockets');
     const r = checkCapture(t, {
-      tdFile: out,
-      oracleFile: oracle.file,
-      oracleStats: stats,
+      tdFile: sc.out,
+      oracleFile: sc.oracle.file,
+      oracleStats: sc.oracle.stats,
       run,
       traced,
       others: [],

@@ -6,7 +6,7 @@
 // - through a raw socket (root): not captured, and said so on stderr and in the summary.
 import path from 'node:path';
 import t from 'tap';
-import { FLOWS, PY, makeNetns, noLeftovers, runFlows, runTracedump, sh, startOracle, workDir } from './helpers/capture';
+import { FLOWS, PY, captureScenario, makeNetns, noLeftovers, runFlows, runTracedump, sh, workDir } from './helpers/capture';
 import { type Packet, readPcap } from './helpers/pcap';
 
 const echoes = (file: string) => readPcap(file).packets.filter((p: Packet) => p.proto === 'icmp' || p.proto === 'icmp6');
@@ -14,18 +14,18 @@ const ident = (p: Packet) => p.ip.readUInt16BE(p.ipVersion === 4 ? (p.ip[0] & 0x
 
 for (const host of ['127.0.0.1', '::1']) {
   t.test(`${host}: echoes of a ping socket, beside an untraced pinger`, async (t) => {
-    const dir = workDir(t);
     const net = makeNetns(t);
     t.equal(sh(`ip netns exec ${net.name} sysctl -q net.ipv4.ping_group_range="0 2147483647"`).status, 0, 'ping sockets allowed');
-    const oracle = await startOracle(t, { file: path.join(dir, 'oracle.pcap'), filter: 'icmp or icmp6', iface: 'lo', netns: net.name });
-    const out = path.join(dir, 'out.pcap');
-    const [run, other] = await Promise.all([
-      runTracedump(t, ['-w', out], [PY, FLOWS, 'ping', host, '20', 'dgram'], { netns: net.name }),
-      runFlows(t, ['ping', host, '20', 'dgram'], { netns: net.name }),
-    ]);
-    await oracle.stop();
+    const sc = await captureScenario(t, {
+      netns: { name: net.name, capture: true },
+      oracle: { filter: () => 'icmp or icmp6' },
+      others: { start: () => [runFlows(t, ['ping', host, '20', 'dgram'], { netns: net.name })] },
+      command: () => [PY, FLOWS, 'ping', host, '20', 'dgram'],
+    });
+    const { run, out, oracle } = sc;
+    const other = sc.othersDone[0];
     t.equal(run.status, 0, `the traced pinger succeeded (${run.stderr.slice(-300)})`);
-    t.equal(other.code, 0, `the untraced pinger succeeded (${other.err})`);
+    t.equal(other?.code, 0, `the untraced pinger succeeded (${other?.err})`);
     const inFile = echoes(out);
     const seen = echoes(oracle.file).filter((p) => p.src === p.dst); // loopback: each packet once
     const ids = new Set(inFile.map(ident));

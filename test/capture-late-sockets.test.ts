@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { CLI } from './helpers/tracedump';
-import { type TdRun, FLOWS, PY, eventOf, noLeftovers, parseSummary, runTracedump, startBg, startOracle, startServer, workDir } from './helpers/capture';
+import { type TdRun, FLOWS, PY, captureScenario, eventOf, noLeftovers, parseSummary, startBg } from './helpers/capture';
 import { type Packet, readPcap } from './helpers/pcap';
 
 const HOST = '127.0.0.1';
@@ -54,17 +54,20 @@ function runShell(t: Test, script: string, env: NodeJS.ProcessEnv): Promise<TdRu
 
 for (const fd of [3, 0]) {
   t.test(`a TCP socket inherited on fd ${fd}: captured from the command's start`, async (t) => {
-    const dir = workDir(t);
-    const server = await startServer(t, ['serve-tcp', HOST, 0, 0, 'sink']);
-    const oracle = await startOracle(t, { file: path.join(dir, 'oracle.pcap'), filter: `tcp port ${server.port}` });
-    const out = path.join(dir, 'out.pcap');
     const redirect = fd === 3 ? '' : '<&3 3<&-';
-    const run = await runShell(
-      t,
-      `exec 3<>/dev/tcp/${HOST}/${server.port} || exit 99; exec "$TD" --events=json -w "$OUT" -- ${PY} ${FLOWS} fd-send ${fd} 10 20 ${redirect}`,
-      { ...process.env, TD: CLI, OUT: out },
-    );
-    await oracle.stop();
+    const sc = await captureScenario(t, {
+      servers: [['serve-tcp', HOST, 0, 0, 'sink']],
+      oracle: { filter: ([port]) => `tcp port ${port}` },
+      // the caller opens the connection and tracedump's command inherits it
+      run: ({ out, ports: [port] }) =>
+        runShell(
+          t,
+          `exec 3<>/dev/tcp/${HOST}/${port} || exit 99; exec "$TD" --events=json -w "$OUT" -- ${PY} ${FLOWS} fd-send ${fd} 10 20 ${redirect}`,
+          { ...process.env, TD: CLI, OUT: out },
+        ),
+    });
+    const { run, out, oracle } = sc;
+    const server = { port: sc.ports[0] };
     t.equal(run.status, 0, `the command succeeded (${run.stderr.slice(-400)})`);
     const inherited = run.events.filter((e) => e.kind === 'socket' && e.call === 'inherited');
     t.equal(inherited.length, 1, 'one socket event says the socket was inherited');
@@ -111,14 +114,15 @@ const cases: LateCase[] = [
 
 for (const c of cases) {
   t.test(`${c.name}: found, and what was missed before is said exactly`, async (t) => {
-    const dir = workDir(t);
-    const server = await startServer(t, ['serve-tcp', HOST, 0, 0, 'sink']);
-    const oracle = await startOracle(t, { file: path.join(dir, 'oracle.pcap'), filter: `tcp port ${server.port}` });
-    const command = (await c.setUp(t, dir, server.port)).map((a) => (a === '{PORT}' ? String(server.port) : a));
-    const out = path.join(dir, 'out.pcap');
-    const events = path.join(dir, 'events.jsonl');
-    const run = await runTracedump(t, ['--events=json', '-o', events, '-w', out], command);
-    await oracle.stop();
+    const sc = await captureScenario(t, {
+      servers: [['serve-tcp', HOST, 0, 0, 'sink']],
+      oracle: { filter: ([port]) => `tcp port ${port}` },
+      command: async ([port], dir) => (await c.setUp(t, dir, port)).map((a) => (a === '{PORT}' ? String(port) : a)),
+      tdArgs: (dir) => ['--events=json', '-o', path.join(dir, 'events.jsonl')],
+    });
+    const { run, out, oracle } = sc;
+    const server = { port: sc.ports[0] };
+    const events = path.join(sc.dir, 'events.jsonl');
     t.equal(run.status, 0, `the command succeeded (${run.stderr.slice(-400)})`);
     const found = fs
       .readFileSync(events, 'utf8')

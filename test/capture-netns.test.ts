@@ -1,52 +1,41 @@
 // Capture fidelity across a veth pair, against an oracle tcpdump:
 //  7. the traced client talks to servers in a network namespace the test creates (TCP and
 //     UDP, IPv4 and IPv6 over the veth pair); the namespace is deleted at the end.
-import path from 'node:path';
 import t from 'tap';
-import {
-  FLOWS,
-  PY,
-  checkCapture,
-  makeNetns,
-  portFilter,
-  readRecords,
-  runTracedump,
-  sh,
-  startOracle,
-  startServer,
-  workDir,
-  noLeftovers,
-} from './helpers/capture';
+import { FLOWS, PY, captureScenario, checkCapture, makeNetns, sh, noLeftovers } from './helpers/capture';
 
 let nsName = '';
 
 t.test('TCP and UDP, IPv4 and IPv6, to a host in a network namespace', async (t) => {
-  const dir = workDir(t);
   const net = makeNetns(t);
   nsName = net.name;
-  const tcp = await startServer(t, ['serve-tcp', '::', 0], { netns: net.name });
-  const udp = await startServer(t, ['serve-udp', '::', 0], { netns: net.name });
-  const oracle = await startOracle(t, { file: path.join(dir, 'oracle.pcap'), filter: portFilter([tcp.port, udp.port]) });
-  const out = path.join(dir, 'out.pcap');
-  const rec = path.join(dir, 'traced.jsonl');
   const f = `${PY} ${FLOWS}`;
-  const script = [
-    `${f} tcp-get ${net.nsV4} ${tcp.port} 20`,
-    `${f} tcp-get ${net.nsV6} ${tcp.port} 20`,
-    `${f} udp-query ${net.nsV4} ${udp.port} 40 fresh`,
-    `${f} udp-query ${net.nsV6} ${udp.port} 40 fresh`,
-    `${f} udp-query ${net.nsV4} ${udp.port} 40 long`,
-    `${f} udp-query ${net.nsV6} ${udp.port} 20 connected`,
-  ].join(' && ');
-  const run = await runTracedump(t, ['-w', out], ['sh', '-c', script], { record: rec });
-  const stats = await oracle.stop();
+  const sc = await captureScenario(t, {
+    netns: { name: net.name },
+    servers: [
+      ['serve-tcp', '::', 0],
+      ['serve-udp', '::', 0],
+    ],
+    command: ([tcp, udp]) => [
+      'sh',
+      '-c',
+      [
+        `${f} tcp-get ${net.nsV4} ${tcp} 20`,
+        `${f} tcp-get ${net.nsV6} ${tcp} 20`,
+        `${f} udp-query ${net.nsV4} ${udp} 40 fresh`,
+        `${f} udp-query ${net.nsV6} ${udp} 40 fresh`,
+        `${f} udp-query ${net.nsV4} ${udp} 40 long`,
+        `${f} udp-query ${net.nsV6} ${udp} 20 connected`,
+      ].join(' && '),
+    ],
+  });
+  const { run, traced } = sc;
   t.equal(run.status, 0, `the client succeeded (${run.stderr.slice(-300)})`);
-  const traced = readRecords(rec, 'traced');
   t.equal(traced.length, 40 + 80 + 2, 'the client recorded 40 connections and 82 UDP sockets');
   const r = checkCapture(t, {
-    tdFile: out,
-    oracleFile: oracle.file,
-    oracleStats: stats,
+    tdFile: sc.out,
+    oracleFile: sc.oracle.file,
+    oracleStats: sc.oracle.stats,
     run,
     traced,
     others: [],

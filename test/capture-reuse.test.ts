@@ -7,58 +7,32 @@
 // 12. the program itself gets the same UDP port again and again (1000 fresh sockets, one per query:
 //     the DNS-client pattern, with only four ports to pick from in a network namespace): each
 //     exchange belongs to the socket that held the port at its time, and every one is in the file.
-import path from 'node:path';
 import t from 'tap';
-import {
-  checkCapture,
-  freePort,
-  makeNetns,
-  sh,
-  portFilter,
-  readRecords,
-  runFlows,
-  runTracedump,
-  startOracle,
-  startServer,
-  FLOWS,
-  PY,
-  workDir,
-  noLeftovers,
-} from './helpers/capture';
+import { FLOWS, PY, captureScenario, checkCapture, makeNetns, noLeftovers, runFlows, sh } from './helpers/capture';
 
 for (const host of ['127.0.0.1', '::1']) {
   t.test(`${host}: UDP port and TCP 4-tuple reused by an untraced process during the linger`, async (t) => {
-    const dir = workDir(t);
-    const udp = await startServer(t, ['serve-udp', host, 0]);
-    const tcp = await startServer(t, ['serve-tcp', host, 0]);
-    const lu = freePort(host, 'udp');
-    const lt = freePort(host, 'tcp');
-    const oracle = await startOracle(t, { file: path.join(dir, 'oracle.pcap'), filter: portFilter([udp.port, tcp.port]) });
-    const out = path.join(dir, 'out.pcap');
-    const rec = path.join(dir, 'traced.jsonl');
-    const otherRec = path.join(dir, 'other.jsonl');
-    const args = [host, udp.port, tcp.port, lu, lt].map(String);
-    let reuse: Promise<{ code: number | null; err: string }> | null = null;
-    let tracedExitAt = 0;
-    const run = await runTracedump(t, ['--linger', '3', '--events=json', '-w', out], [PY, FLOWS, 'reuse', ...args], {
-      record: rec,
-      onStderrLine: (line) => {
-        // the traced program has exited (tracedump lingers): the untraced process reuses
-        if (reuse || !line.startsWith('{"')) return;
-        const e = JSON.parse(line);
-        if (e.kind === 'exit' && e.pid === e.tid) {
-          tracedExitAt = Date.now();
-          reuse = runFlows(t, ['reuse', ...args], { record: otherRec });
-        }
-      },
+    const sc = await captureScenario(t, {
+      servers: [
+        ['serve-udp', host, 0],
+        ['serve-tcp', host, 0],
+      ],
+      freePorts: [
+        { host, kind: 'udp' },
+        { host, kind: 'tcp' },
+      ],
+      tdArgs: ['--linger', '3', '--events=json'],
+      command: (ports) => [PY, FLOWS, 'reuse', host, ...ports.map(String)],
+      // the traced program has exited (tracedump lingers): the untraced process reuses
+      others: { when: (e) => e.kind === 'exit' && e.pid === e.tid, start: (ports, record) => [runFlows(t, ['reuse', host, ...ports], { record })] },
     });
-    const endAt = Date.now();
-    const reused = await ((reuse as Promise<{ code: number | null; err: string }> | null) ?? Promise.resolve({ code: null, err: 'not started' }));
-    const stats = await oracle.stop();
+    const { run, traced, others } = sc;
+    const [, , lu, lt] = sc.ports;
+    const tracedExitAt = sc.othersStartedMs;
+    const endAt = sc.endedMs;
+    const reused = sc.othersDone[0] ?? { code: null, err: 'not started' };
     t.equal(run.status, 0, `the traced program succeeded (${run.stderr.slice(-300)})`);
     t.equal(reused.code, 0, `the untraced process reused the ports (${reused.err})`);
-    const traced = readRecords(rec, 'traced');
-    const others = readRecords(otherRec, 'other');
     t.same(
       traced.map((r) => [r.proto, r.local.port]),
       [
@@ -80,9 +54,9 @@ for (const host of ['127.0.0.1', '::1']) {
       `the untraced process ran after the traced one exited and before tracedump ended (${others.map((o) => `${(o.t0 - tracedExitAt).toFixed(0)}..${(o.t1 - tracedExitAt).toFixed(0)} ms`)} after the exit; tracedump ended ${endAt - tracedExitAt} ms after it)`,
     );
     const r = checkCapture(t, {
-      tdFile: out,
-      oracleFile: oracle.file,
-      oracleStats: stats,
+      tdFile: sc.out,
+      oracleFile: sc.oracle.file,
+      oracleStats: sc.oracle.stats,
       run,
       traced,
       others,
@@ -101,20 +75,19 @@ for (const host of ['127.0.0.1', '::1']) {
 }
 
 t.test('UDP ports the program itself takes again at once: every exchange kept', async (t) => {
-  const dir = workDir(t);
   const net = makeNetns(t);
   t.equal(sh(`ip netns exec ${net.name} sysctl -q net.ipv4.ip_local_port_range="40000 40003"`).status, 0, 'four ephemeral ports');
-  const udp = await startServer(t, ['serve-udp', '127.0.0.1', 0], { netns: net.name });
-  const oracle = await startOracle(t, { file: path.join(dir, 'oracle.pcap'), filter: `udp port ${udp.port}`, iface: 'lo', netns: net.name });
-  const out = path.join(dir, 'out.pcap');
-  const rec = path.join(dir, 'traced.jsonl');
-  const run = await runTracedump(t, ['-w', out], [PY, FLOWS, 'udp-query', '127.0.0.1', String(udp.port), '1000', 'fresh'], { record: rec, netns: net.name });
-  const stats = await oracle.stop();
+  const sc = await captureScenario(t, {
+    netns: { name: net.name, capture: true },
+    servers: [['serve-udp', '127.0.0.1', 0]],
+    oracle: { filter: ([udp]) => `udp port ${udp}` },
+    command: ([udp]) => [PY, FLOWS, 'udp-query', '127.0.0.1', String(udp), '1000', 'fresh'],
+  });
+  const { run, traced } = sc;
   t.equal(run.status, 0, `the traced program succeeded (${run.stderr.slice(-300)})`);
-  const traced = readRecords(rec, 'traced');
   const ports = new Set(traced.map((r) => r.local.port));
   t.ok(traced.length === 1000 && ports.size <= 4, `1000 sockets on ${ports.size} ports`);
-  checkCapture(t, { tdFile: out, oracleFile: oracle.file, oracleStats: stats, run, traced, others: [], udpSent: 1000, udpReceived: 1000 });
+  checkCapture(t, { tdFile: sc.out, oracleFile: sc.oracle.file, oracleStats: sc.oracle.stats, run, traced, others: [], udpSent: 1000, udpReceived: 1000 });
 });
 
 noLeftovers(t);

@@ -12,42 +12,45 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import t from 'tap';
 import { TCP_ACK, TCP_SYN, packetKey, readPcap } from './helpers/pcap';
-import { checkReadable, noLeftovers, runTracedump, startBg, startOracle, workDir } from './helpers/capture';
+import { captureScenario, checkReadable, noLeftovers, startBg } from './helpers/capture';
 
 const ROOT = path.resolve(__dirname, '..');
 
 t.test('8,000 sequential connects: every packet of every connection', async (t) => {
-  const dir = workDir(t);
-  const bin = path.join(dir, 'workloads');
-  const cc = spawnSync('gcc', ['-O2', '-pthread', '-o', bin, path.join(ROOT, 'bench', 'workloads.c')], { encoding: 'utf8' });
-  t.equal(cc.status, 0, `bench/workloads.c compiles (${cc.stderr})`);
-  // the sink listens on base, base+1 (UDP) and base+2 (the epoll server the connects go to),
-  // below the ephemeral range; another base if those are taken
-  let base = 0;
-  for (let i = 0; i < 10 && !base; i++) {
-    const b = 20_000 + ((process.pid + i * 997) % 4_000) * 3;
-    const sink = startBg(t, [bin, 'sink', String(b)]);
-    if (await sink.waitFor(/\S/, 10_000).then(() => true, () => false)) base = b;
-  }
-  t.ok(base, 'the sink listens');
-  const port = base + 2;
   const n = 8_000;
-
-  for (let i = 0; i < 2; i++) {
-    const warm = spawnSync(bin, ['connect', String(n), String(port)], { encoding: 'utf8', timeout: 60_000 });
-    t.equal(warm.status, 0, `an untraced storm first (${warm.stderr})`);
-  }
-
-  const oracle = await startOracle(t, { file: path.join(dir, 'oracle.pcap'), filter: `tcp port ${port}` });
-  const out = path.join(dir, 'out.pcap');
-  const run = await runTracedump(t, ['-w', out, '--linger', '0.5'], [bin, 'connect', String(n), String(port)], { timeoutMs: 180_000 });
-  const stats = await oracle.stop();
+  const sc = await captureScenario(t, {
+    startServers: async (dir) => {
+      const bin = path.join(dir, 'workloads');
+      const cc = spawnSync('gcc', ['-O2', '-pthread', '-o', bin, path.join(ROOT, 'bench', 'workloads.c')], { encoding: 'utf8' });
+      t.equal(cc.status, 0, `bench/workloads.c compiles (${cc.stderr})`);
+      // the sink listens on base, base+1 (UDP) and base+2 (the epoll server the connects go
+      // to), below the ephemeral range; another base if those are taken
+      let base = 0;
+      for (let i = 0; i < 10 && !base; i++) {
+        const b = 20_000 + ((process.pid + i * 997) % 4_000) * 3;
+        const sink = startBg(t, [bin, 'sink', String(b)]);
+        if (await sink.waitFor(/\S/, 10_000).then(() => true, () => false)) base = b;
+      }
+      t.ok(base, 'the sink listens');
+      for (let i = 0; i < 2; i++) {
+        const warm = spawnSync(bin, ['connect', String(n), String(base + 2)], { encoding: 'utf8', timeout: 60_000 });
+        t.equal(warm.status, 0, `an untraced storm first (${warm.stderr})`);
+      }
+      return [base + 2];
+    },
+    oracle: { filter: ([port]) => `tcp port ${port}` },
+    tdArgs: ['--linger', '0.5'],
+    command: ([port], dir) => [path.join(dir, 'workloads'), 'connect', String(n), String(port)],
+    timeoutMs: 180_000,
+  });
+  const { run, out, ports: [port] } = sc;
+  const stats = sc.oracle.stats;
   t.equal(run.status, 0, `the client succeeded (${run.stderr.slice(-300)})`);
   t.equal(run.summary?.dropped, 0, 'tracedump: 0 packets dropped by the kernel');
   t.equal(stats.dropped, 0, 'the oracle dropped nothing');
 
   const td = readPcap(out);
-  const want = readPcap(oracle.file);
+  const want = readPcap(sc.oracle.file);
   const firstSyns = (f: typeof td) => f.packets.filter((p) => (p.tcpFlags & (TCP_SYN | TCP_ACK)) === TCP_SYN && p.dport === port);
   t.equal(firstSyns(want).length, n, `the oracle saw ${n} connections`);
   const reused = n - new Set(firstSyns(want).map((p) => p.sport)).size;
@@ -63,6 +66,6 @@ t.test('8,000 sequential connects: every packet of every connection', async (t) 
   const missing = [...count(want)].filter(([k, c]) => (got.get(k) ?? 0) < c).map(([k]) => k);
   t.equal(td.packets.length, want.packets.length, `as many packets as the oracle (${want.packets.length})`);
   t.same(missing.slice(0, 5), [], `no packet of the oracle is missing (${missing.length} are)`);
-  checkReadable(t, out, { file: oracle.file, td, oracle: want });
+  checkReadable(t, out, { file: sc.oracle.file, td, oracle: want });
   noLeftovers(t);
 });

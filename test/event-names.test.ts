@@ -2,7 +2,6 @@
 // itself, with quotes, backslashes, control characters and non-ASCII bytes in them, must come
 // out exactly as the kernel has them.
 import { spawnSync } from 'node:child_process';
-import path from 'node:path';
 import t from 'tap';
 import { CLI } from './helpers/tracedump';
 

@@ -2,7 +2,6 @@
 // thread the process id and ends the other threads. tracedump must report the exec with the
 // former thread id, keep following the new program under the same pid, and pass its status.
 import { spawnSync } from 'node:child_process';
-import path from 'node:path';
 import t from 'tap';
 import { CLI } from './helpers/tracedump';
 

@@ -489,7 +489,6 @@ async function httpServer(tt: Test): Promise<number> {
 }
 
 const pcap = (name: string) => path.join(dir, name);
-const pidsIn = (s: string, re: RegExp): number[] => [...s.matchAll(re)].map((m) => Number(m[1]));
 
 // ---- the command exits --------------------------------------------------------------------------
 

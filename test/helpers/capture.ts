@@ -851,21 +851,52 @@ export function makeNetns(t: Teardownable): TestNetns {
 
 // ---- one capture scenario -------------------------------------------------------------------
 
+type Outcome = { code: number | null; err: string };
+
 export interface Scenario {
   /** Untraced flows.py servers, started first (e.g. ['serve-tcp', '127.0.0.1', 0]). */
-  servers: (string | number)[][];
-  /** The traced command, given the servers' ports in order. */
-  command: (ports: number[]) => string[];
-  /** tracedump's options before `-w FILE` (e.g. ['--events=json']). */
-  tdArgs?: string[];
+  servers?: (string | number)[][];
+  /**
+   * The test's own untraced servers, started after those; they give their ports, and may
+   * record their sockets as others'.
+   */
+  startServers?: (dir: string, othersRecord: string) => Promise<number[]>;
+  /** Ports the traced program will take itself (its own server, local ports to reuse). */
+  freePorts?: { host: string; kind: 'tcp' | 'udp' }[];
+  /**
+   * A network namespace: the servers run in it; with `capture: true` the oracle (on its lo)
+   * and tracedump run in it too.
+   */
+  netns?: { name: string; capture?: boolean };
+  /**
+   * The traced command, given the ports: servers', then the test's own, then the free ones.
+   * (Only `run` may do without it.)
+   */
+  command?: (ports: number[], dir: string) => string[] | Promise<string[]>;
+  /** tracedump's options before `-w FILE` (e.g. ['--events=json']), given the work dir. */
+  tdArgs?: string[] | ((dir: string) => string[]);
   /** The capture file's name in the work dir (default out.pcap). */
   file?: string;
-  /** The oracle's filter (default: the servers' ports). */
-  oracleFilter?: (ports: number[]) => string;
+  /** The oracle's filter (default: the ports), interface (default any), snaplen and ring. */
+  oracle?: { filter?: (ports: number[]) => string; iface?: string; snaplen?: number; bufferKiB?: number };
+  /**
+   * Untraced programs beside the traced one (their sockets recorded in others.jsonl): started
+   * at once, or when a line of the traced command's stdout matches, or when an --events=json
+   * event satisfies the test.
+   */
+  others?: {
+    when?: RegExp | ((event: TdRun['events'][number]) => boolean);
+    start: (ports: number[], record: string) => Promise<Outcome>[];
+  };
   onStdout?: (all: string) => void;
   onStderrLine?: (line: string) => void;
   /** tracedump's time limit (then SIGKILL); default runTracedump's. */
   timeoutMs?: number;
+  /**
+   * How tracedump is run, when not `tracedump TDARGS -w FILE -- COMMAND` (an inherited fd,
+   * an attach, actions in the middle of the run); the scenario's set-up and oracle stay.
+   */
+  run?: (c: { out: string; record: string; command: string[]; ports: number[]; dir: string }) => Promise<TdRun>;
 }
 
 export interface ScenarioRun {
@@ -877,31 +908,83 @@ export interface ScenarioRun {
   run: TdRun;
   /** The traced command's own record of its sockets. */
   traced: SockRec[];
-  /** Epoch ms just before tracedump started and just after it ended. */
+  /** The untraced programs' record of theirs, and how they ended. */
+  others: SockRec[];
+  othersDone: Outcome[];
+  /** Epoch ms just before tracedump started, when the others started, just after it ended. */
   startedMs: number;
+  othersStartedMs: number;
   endedMs: number;
 }
 
 /**
  * The set-up every capture test shares: servers, an oracle tcpdump on their ports, the traced
- * command under `tracedump -w FILE` with its sockets recorded, the oracle stopped. The test
- * then checks (checkCapture, or its own).
+ * command under `tracedump -w FILE` with its sockets recorded, untraced programs beside it,
+ * the oracle stopped. The test then checks (checkCapture, or its own).
  */
 export async function captureScenario(t: Test, s: Scenario): Promise<ScenarioRun> {
   const dir = workDir(t);
+  const ns = s.netns?.name;
+  const inNs = s.netns?.capture ? ns : undefined;
   const ports: number[] = [];
-  for (const args of s.servers) ports.push((await startServer(t, args)).port);
-  const oracle = await startOracle(t, { file: path.join(dir, 'oracle.pcap'), filter: (s.oracleFilter ?? portFilter)(ports) });
-  const out = path.join(dir, s.file ?? 'out.pcap');
-  const rec = path.join(dir, 'traced.jsonl');
-  const startedMs = Date.now();
-  const run = await runTracedump(t, [...(s.tdArgs ?? []), '-w', out], s.command(ports), {
-    record: rec,
-    onStdout: s.onStdout,
-    onStderrLine: s.onStderrLine,
-    timeoutMs: s.timeoutMs,
+  for (const args of s.servers ?? []) ports.push((await startServer(t, args, { netns: ns })).port);
+  const othersRecord = path.join(dir, 'others.jsonl');
+  if (s.startServers) ports.push(...(await s.startServers(dir, othersRecord)));
+  for (const f of s.freePorts ?? []) ports.push(freePort(f.host, f.kind));
+  const oracle = await startOracle(t, {
+    file: path.join(dir, 'oracle.pcap'),
+    filter: (s.oracle?.filter ?? portFilter)(ports),
+    iface: s.oracle?.iface ?? (inNs ? 'lo' : undefined),
+    snaplen: s.oracle?.snaplen,
+    bufferKiB: s.oracle?.bufferKiB,
+    netns: inNs,
   });
+  const out = path.join(dir, s.file ?? 'out.pcap');
+  const record = path.join(dir, 'traced.jsonl');
+  let others: Promise<Outcome[]> | null = null;
+  let othersStartedMs = 0;
+  const startOthers = () => {
+    if (others || !s.others) return;
+    othersStartedMs = Date.now();
+    others = Promise.all(s.others.start(ports, othersRecord));
+  };
+  const when = s.others?.when;
+  if (s.others && !when) startOthers();
+  if (!s.command && !s.run) throw new Error('captureScenario: a command or a run');
+  const command = s.command ? await s.command(ports, dir) : [];
+  const startedMs = Date.now();
+  const run = await (s.run
+    ? s.run({ out, record, command, ports, dir })
+    : runTracedump(t, [...(typeof s.tdArgs === 'function' ? s.tdArgs(dir) : s.tdArgs ?? []), '-w', out], command, {
+        record,
+        netns: inNs,
+        timeoutMs: s.timeoutMs,
+        onStdout: (all) => {
+          if (when instanceof RegExp && when.test(all)) startOthers();
+          s.onStdout?.(all);
+        },
+        onStderrLine: (line) => {
+          if (typeof when === 'function') {
+            const e = eventOf(line);
+            if (e && when(e)) startOthers();
+          }
+          s.onStderrLine?.(line);
+        },
+      }));
   const endedMs = Date.now();
+  const othersDone: Outcome[] = await ((others as Promise<Outcome[]> | null) ?? Promise.resolve([]));
   const stats = await oracle.stop();
-  return { dir, ports, out, oracle: { file: oracle.file, stats }, run, traced: readRecords(rec, 'traced'), startedMs, endedMs };
+  return {
+    dir,
+    ports,
+    out,
+    oracle: { file: oracle.file, stats },
+    run,
+    traced: readRecords(record, 'traced'),
+    others: readRecords(othersRecord, 'other'),
+    othersDone,
+    startedMs,
+    othersStartedMs,
+    endedMs,
+  };
 }
