@@ -118,7 +118,7 @@ for (const c of cases) {
       servers: [['serve-tcp', HOST, 0, 0, 'sink']],
       oracle: { filter: ([port]) => `tcp port ${port}` },
       command: async ([port], dir) => (await c.setUp(t, dir, port)).map((a) => (a === '{PORT}' ? String(port) : a)),
-      tdArgs: (dir) => ['--events=json', '-o', path.join(dir, 'events.jsonl')],
+      tdArgs: (_, dir) => ['--events=json', '-o', path.join(dir, 'events.jsonl')],
     });
     const { run, out, oracle } = sc;
     const server = { port: sc.ports[0] };

@@ -23,17 +23,15 @@ import {
   PY,
   type SockRec,
   type TdRun,
+  captureScenario,
   checkCapture,
   checkReadable,
   classify,
   makeNetns,
   noLeftovers,
-  portFilter,
-  readRecords,
   runFlows,
   runTracedump,
   sh,
-  startOracle,
   startServer,
   workDir,
 } from './helpers/capture';
@@ -192,35 +190,31 @@ const cases: FilterCase[] = [
 t.test('-f EXPR: only the program packets that match the expression', async (t) => {
   for (const c of cases) {
     await t.test(c.name, async (t) => {
-      const dir = workDir(t, 'filter');
-      const a = await startServer(t, ['serve-tcp', '127.0.0.1', 0]);
-      const b = await startServer(t, ['serve-udp', '127.0.0.1', 0]);
-      const cc = await startServer(t, ['serve-tcp', '127.0.0.1', 0]);
-      const ports: Ports = { a: a.port, b: b.port, c: cc.port };
-      const expr = c.expr(ports);
-      const oracle = await startOracle(t, { file: path.join(dir, 'oracle.pcap'), filter: portFilter([a.port, b.port, cc.port]) });
-      const out = path.join(dir, 'out.pcap');
-      const rec = path.join(dir, 'traced.jsonl');
-      const noiseRec = path.join(dir, 'noise.jsonl');
-      const script = [
-        'echo start',
-        `${F} tcp-get 127.0.0.1 ${a.port} ${N}`,
-        `${F} udp-query 127.0.0.1 ${b.port} ${N} fresh`,
-        `${F} tcp-get 127.0.0.1 ${cc.port} ${N}`,
-      ].join(' && ');
-      let noise: Promise<{ code: number | null; err: string }[]> | undefined;
-      const run = await runTracedump(t, ['-w', out, '-f', expr, ...(c.args ?? [])], ['sh', '-c', script], {
-        record: rec,
-        onStdout: (all) => {
-          if (!noise && all.includes('start'))
-            noise = Promise.all([
-              runFlows(t, ['tcp-get', '127.0.0.1', a.port, 3 * N], { record: noiseRec, gapMs: 2 }),
-              runFlows(t, ['udp-query', '127.0.0.1', b.port, 3 * N, 'fresh'], { record: noiseRec, gapMs: 2 }),
-            ]);
+      const portsOf = ([a, b, cc]: number[]): Ports => ({ a, b, c: cc });
+      const sc = await captureScenario(t, {
+        servers: [
+          ['serve-tcp', '127.0.0.1', 0],
+          ['serve-udp', '127.0.0.1', 0],
+          ['serve-tcp', '127.0.0.1', 0],
+        ],
+        tdArgs: (ports) => ['-f', c.expr(portsOf(ports)), ...(c.args ?? [])],
+        command: ([a, b, cc]) => [
+          'sh',
+          '-c',
+          ['echo start', `${F} tcp-get 127.0.0.1 ${a} ${N}`, `${F} udp-query 127.0.0.1 ${b} ${N} fresh`, `${F} tcp-get 127.0.0.1 ${cc} ${N}`].join(' && '),
+        ],
+        others: {
+          when: /start/,
+          start: ([a, b], record) => [
+            runFlows(t, ['tcp-get', '127.0.0.1', a, 3 * N], { record, gapMs: 2 }),
+            runFlows(t, ['udp-query', '127.0.0.1', b, 3 * N, 'fresh'], { record, gapMs: 2 }),
+          ],
         },
       });
-      const noiseDone = noise ? await noise : [];
-      const stats = await oracle.stop();
+      const { dir, run, out, traced, others, othersDone: noiseDone } = sc;
+      const ports = portsOf(sc.ports);
+      const expr = c.expr(ports);
+      const { file: oracleFile, stats } = sc.oracle;
       t.equal(run.status, 0, `the traced program succeeded (${run.stderr.slice(-300)})`);
       t.same(
         noiseDone.map((x) => x.code),
@@ -228,15 +222,13 @@ t.test('-f EXPR: only the program packets that match the expression', async (t) 
         `the noise clients ran and succeeded (${noiseDone.map((x) => x.err).join(' ')})`,
       );
       if (c.args?.includes('--kernel-filter=classic')) t.match(run.summary?.line ?? '', /classic filter/, 'the classic BPF filter was used');
-      const traced = readRecords(rec, 'traced');
-      const others = readRecords(noiseRec, 'other');
       t.equal(traced.length, 3 * N, 'the program recorded its sockets (A, B and C)');
       t.equal(others.length, 6 * N, 'the noise recorded its sockets');
 
       // (1) tcpdump applies the expression to the oracle's file; checkCapture compares with the
       // program's sockets the expression keeps
       const filtered = path.join(dir, 'oracle-f.pcap');
-      const kept = tcpdumpFilter(oracle.file, filtered, expr);
+      const kept = tcpdumpFilter(oracleFile, filtered, expr);
       const keptRecs = traced.filter((r) => c.keep(r, ports));
       t.equal(keptRecs.length, c.tcpConnections + c.udp, 'sockets of the program the expression keeps');
       const r = checkCapture(t, {
@@ -252,7 +244,7 @@ t.test('-f EXPR: only the program packets that match the expression', async (t) 
       });
 
       // (2) the oracle's packets of the program (all its sockets), kept by the predicate
-      const full = readPcap(oracle.file).packets;
+      const full = readPcap(oracleFile).packets;
       const { program, other } = classify(full, traced, others);
       const want = program.filter((x) => c.match(x, ports));
       const dropped = program.filter((x) => !c.match(x, ports));
@@ -304,22 +296,23 @@ t.test('-i IFACE[,IFACE]: only the packets of those interfaces', async (t) => {
   ];
   for (const c of ifCases) {
     await t.test(`-i ${c.list}`, async (t) => {
-      const dir = workDir(t, 'iface');
-      const oracle = await startOracle(t, { file: path.join(dir, 'oracle.pcap'), filter: portFilter([local.port, remote.port]) });
-      const out = path.join(dir, 'out.pcap');
-      const rec = path.join(dir, 'traced.jsonl');
-      const run = await runTracedump(t, ['-w', out, '-i', c.list], ['sh', '-c', script], { record: rec });
-      const stats = await oracle.stop();
+      // the servers run for all three cases: their ports are given to the scenario as its own
+      const sc = await captureScenario(t, {
+        startServers: async () => [local.port, remote.port],
+        tdArgs: ['-i', c.list],
+        command: () => ['sh', '-c', script],
+      });
+      const { dir, run, out, traced } = sc;
+      const { file: oracleFile, stats } = sc.oracle;
       t.equal(run.status, 0, `the program succeeded (${run.stderr.slice(-300)})`);
-      const traced = readRecords(rec, 'traced');
       t.equal(traced.length, 12, 'the program recorded its 12 connections');
-      const all = readPcap(oracle.file).packets;
+      const all = readPcap(oracleFile).packets;
       const prog = classify(all, traced, []).program;
       const onLo = prog.filter((p) => p.ifindex === lo).length;
       const onVeth = prog.filter((p) => p.ifindex === vi).length;
       t.ok(onLo > 0 && onVeth > 0, `the program's packets went over both interfaces (lo ${onLo}, ${veth} ${onVeth})`);
       const filtered = path.join(dir, 'oracle-i.pcap');
-      const kept = tcpdumpFilter(oracle.file, filtered, c.ifindexes.map((i) => `ifindex ${i}`).join(' or '));
+      const kept = tcpdumpFilter(oracleFile, filtered, c.ifindexes.map((i) => `ifindex ${i}`).join(' or '));
       const r = checkCapture(t, {
         tdFile: out,
         oracleFile: filtered,
@@ -366,19 +359,20 @@ t.test('the namespace and its veth pair are gone after the -i tests', async (t) 
 const MB = 1e6;
 const MAX_RECORD = 20 + 65535 + 1024; // SLL2 + the largest loopback packet + record framing
 
-/** A bulk transfer to an untraced sink under tracedump with ARGS, with an oracle. */
-async function bulkRun(t: Test, dir: string, bytes: number, args: string[]) {
-  const sink = await startServer(t, ['serve-tcp', '127.0.0.1', 0, 0, 'sink']);
-  const oracle = await startOracle(t, { file: path.join(dir, 'oracle.pcap'), filter: portFilter([sink.port]) });
-  const rec = path.join(dir, 'traced.jsonl');
-  const run = await runTracedump(t, args, [PY, FLOWS, 'tcp-bulk', '127.0.0.1', String(sink.port), String(bytes)], {
-    record: rec,
+/** A bulk transfer to an untraced sink under tracedump ARGS -w DIR/FILE, with an oracle. */
+async function bulkRun(t: Test, dir: string, bytes: number, args: string[], file: string) {
+  const sc = await captureScenario(t, {
+    dir,
+    file,
+    servers: [['serve-tcp', '127.0.0.1', 0, 0, 'sink']],
+    tdArgs: args,
+    command: ([sink]) => [PY, FLOWS, 'tcp-bulk', '127.0.0.1', String(sink), String(bytes)],
     timeoutMs: 120_000,
   });
-  const stats = await oracle.stop();
+  const { run, traced, oracle } = sc;
+  const stats = oracle.stats;
   t.equal(run.status, 0, `the transfer succeeded (${run.stderr.slice(-300)})`);
   t.match(run.stdout, new RegExp(`done bulk got ${bytes}`), 'the sink received every byte');
-  const traced = readRecords(rec, 'traced');
   t.equal(traced.length, 1, 'one connection');
   t.equal(stats.dropped, 0, 'the oracle dropped nothing');
   t.equal(run.summary?.dropped, 0, 'tracedump: 0 dropped by the kernel');
@@ -390,9 +384,7 @@ for (const ext of ['pcap', 'pcapng']) {
   t.test(`-C 1 -W 3 on a 10 MB transfer (${ext}): a ring of 3 whole files with the last packets`, async (t) => {
     const dir = workDir(t, 'ring');
     const outDir = path.join(dir, 'out');
-    fs.mkdirSync(outDir);
-    const base = path.join(outDir, `ring.${ext}`);
-    const { run, program } = await bulkRun(t, dir, 10 * MB, ['-C', '1', '-W', '3', '-w', base]);
+    const { run, program } = await bulkRun(t, dir, 10 * MB, ['-C', '1', '-W', '3'], `out/ring.${ext}`);
     const names = fs.readdirSync(outDir).sort();
     t.same(names, [`ring.${ext}0`, `ring.${ext}1`, `ring.${ext}2`], 'exactly FILE0, FILE1, FILE2');
     if (names.length !== 3) return;
@@ -482,9 +474,7 @@ for (const ext of ['pcap', 'pcapng']) {
 t.test('-C 1 on a 3 MB transfer: FILE, FILE1, FILE2... hold every packet once, in order', async (t) => {
   const dir = workDir(t, 'size');
   const outDir = path.join(dir, 'out');
-  fs.mkdirSync(outDir);
-  const base = path.join(outDir, 'cap.pcap');
-  const { run, stats, traced, program } = await bulkRun(t, dir, 3 * MB, ['-C', '1', '-w', base]);
+  const { run, stats, traced, program } = await bulkRun(t, dir, 3 * MB, ['-C', '1'], 'out/cap.pcap');
   const names = fs.readdirSync(outDir);
   const expectedNames = ['cap.pcap', ...Array.from({ length: names.length - 1 }, (_, i) => `cap.pcap${i + 1}`)];
   t.same([...names].sort(), [...expectedNames].sort(), `the files are FILE, FILE1 ... FILE${names.length - 1}`);
@@ -526,8 +516,7 @@ t.test('-C 1 on a 3 MB transfer: FILE, FILE1, FILE2... hold every packet once, i
 t.test('-C 1 -W 12 on a 3 MB transfer: ring names zero-padded to the width of 11, nothing overwritten yet', async (t) => {
   const dir = workDir(t, 'ring-pad');
   const outDir = path.join(dir, 'out');
-  fs.mkdirSync(outDir);
-  const { run, stats, traced } = await bulkRun(t, dir, 3 * MB, ['-C', '1', '-W', '12', '-w', path.join(outDir, 'ring.pcap')]);
+  const { run, stats, traced } = await bulkRun(t, dir, 3 * MB, ['-C', '1', '-W', '12'], 'out/ring.pcap');
   const names = fs.readdirSync(outDir).sort();
   t.ok(names.length >= 3 && names.length < 12, `3 MB make 3 or 4 files, fewer than 12 (${names.join(' ')})`);
   t.same(
@@ -570,19 +559,17 @@ function checkTimedFiles(t: Test, outDir: string, startMs: number, endMs: number
 t.test('-G 1: files named by time, one per second, together every connection', async (t) => {
   const dir = workDir(t, 'timed');
   const outDir = path.join(dir, 'out');
-  fs.mkdirSync(outDir);
-  const srv = await startServer(t, ['serve-tcp', '127.0.0.1', 0]);
-  const oracle = await startOracle(t, { file: path.join(dir, 'oracle.pcap'), filter: portFilter([srv.port]) });
-  const rec = path.join(dir, 'traced.jsonl');
-  const get = `${F} tcp-get 127.0.0.1 ${srv.port} 1`;
-  const startMs = Date.now();
-  const run = await runTracedump(t, ['-G', '1', '-w', path.join(outDir, 'cap-%Y%m%d-%H%M%S.pcap')], ['sh', '-c', `${get} && sleep 1.2 && ${get} && sleep 1.2 && ${get}`], {
-    record: rec,
+  const get = (port: number) => `${F} tcp-get 127.0.0.1 ${port} 1`;
+  const sc = await captureScenario(t, {
+    dir,
+    file: 'out/cap-%Y%m%d-%H%M%S.pcap',
+    servers: [['serve-tcp', '127.0.0.1', 0]],
+    tdArgs: ['-G', '1'],
+    command: ([port]) => ['sh', '-c', `${get(port)} && sleep 1.2 && ${get(port)} && sleep 1.2 && ${get(port)}`],
   });
-  const endMs = Date.now();
-  const stats = await oracle.stop();
+  const { run, traced, startedMs: startMs, endedMs: endMs } = sc;
+  const { stats, file: oracleFile } = sc.oracle;
   t.equal(run.status, 0, `the program succeeded (${run.stderr.slice(-300)})`);
-  const traced = readRecords(rec, 'traced');
   t.equal(traced.length, 3, 'three connections');
   const files = checkTimedFiles(t, outDir, startMs, endMs);
   t.ok(files.length >= 2, `at least 2 files (${files.map((x) => path.basename(x.f)).join(' ')})`);
@@ -596,7 +583,7 @@ t.test('-G 1: files named by time, one per second, together every connection', a
     files.map((x) => x.f),
     merged,
   );
-  checkCapture(t, { tdFile: merged, oracleFile: oracle.file, oracleStats: stats, run, traced, others: [], tcpConnections: 3 });
+  checkCapture(t, { tdFile: merged, oracleFile, oracleStats: stats, run, traced, others: [], tcpConnections: 3 });
 });
 
 t.test('-G 1 -W 2: the capture stops after 2 files, like -c', async (t) => {

@@ -16,14 +16,10 @@ import {
   FLOWS,
   PY,
   type SockRec,
+  captureScenario,
   checkCapture,
   noLeftovers,
-  portFilter,
-  readRecords,
   runFlows,
-  runTracedump,
-  startOracle,
-  startServer,
   tcpConnections,
   workDir,
 } from './helpers/capture';
@@ -161,28 +157,25 @@ t.test('200 threads alive at once, one TCP connection each, beside untraced nois
   fs.writeFileSync(script, THREADS_PY);
   let seen: SockRec[] = [];
   killLeft(t, script, () => seen.map((r) => r.pid));
-  const server = await startServer(t, ['serve-tcp', '127.0.0.1', 0]);
-  const oracle = await startOracle(t, { file: path.join(dir, 'oracle.pcap'), filter: portFilter([server.port]) });
-  const out = path.join(dir, 'out.pcap');
-  const rec = path.join(dir, 'traced.jsonl');
-  const noiseRec = path.join(dir, 'noise.jsonl');
   // two noise clients, 400 connections each, 2 ms apart: they span the program's run
-  const [run, ...noise] = await Promise.all([
-    runTracedump(t, ['-w', out], [PY, script, FIXTURES, '127.0.0.1', String(server.port), String(n)], {
-      record: rec,
-      timeoutMs: 120_000,
-    }),
-    runFlows(t, ['tcp-get', '127.0.0.1', server.port, 400], { record: noiseRec, gapMs: 2 }),
-    runFlows(t, ['tcp-get', '127.0.0.1', server.port, 400], { record: noiseRec, gapMs: 2 }),
-  ]);
-  const stats = await oracle.stop();
+  const sc = await captureScenario(t, {
+    servers: [['serve-tcp', '127.0.0.1', 0]],
+    others: {
+      start: ([port], record) => [
+        runFlows(t, ['tcp-get', '127.0.0.1', port, 400], { record, gapMs: 2 }),
+        runFlows(t, ['tcp-get', '127.0.0.1', port, 400], { record, gapMs: 2 }),
+      ],
+    },
+    command: ([port]) => [PY, script, FIXTURES, '127.0.0.1', String(port), String(n)],
+    timeoutMs: 120_000,
+  });
+  const { run, traced, others, othersDone: noise } = sc;
+  const server = { port: sc.ports[0] };
   t.notOk(run.timedOut, `tracedump ended within 120 s (${run.elapsedMs} ms)`);
   t.equal(run.status, 0, `the program succeeded (${run.stderr.slice(-400)})`);
   t.match(run.stdout, new RegExp(`^threads alive ${n}$`, 'm'), `${n} threads were alive at once`);
   t.match(run.stdout, new RegExp(`^done threads ${n}$`, 'm'), 'every thread finished');
   t.same(noise.map((x) => x.code), [0, 0], `the noise clients succeeded (${noise.map((x) => x.err.slice(-200)).join(' ')})`);
-  const traced = readRecords(rec, 'traced');
-  const others = readRecords(noiseRec, 'other');
   seen = [...traced, ...others];
   t.equal(traced.length, n, `the program recorded ${n} connections`);
   t.equal(new Set(traced.map((r) => r.tid)).size, n, `from ${n} threads`);
@@ -190,9 +183,9 @@ t.test('200 threads alive at once, one TCP connection each, beside untraced nois
   t.equal(others.length, 800, 'the noise clients recorded their 800 connections');
   t.ok(overlapping(traced, others) > 0, `the noise clients were connecting while the threads were (${overlapping(traced, others)} connections)`);
   const r = checkCapture(t, {
-    tdFile: out,
-    oracleFile: oracle.file,
-    oracleStats: stats,
+    tdFile: sc.out,
+    oracleFile: sc.oracle.file,
+    oracleStats: sc.oracle.stats,
     run,
     traced,
     others,
@@ -221,22 +214,17 @@ t.test('500 short-lived forked children, one TCP connection or UDP exchange each
   fs.writeFileSync(script, FORKS_PY);
   let pids: number[] = [];
   killLeft(t, script, () => pids);
-  const tcp = await startServer(t, ['serve-tcp', '127.0.0.1', 0]);
-  const udp = await startServer(t, ['serve-udp', '127.0.0.1', 0]);
-  const oracle = await startOracle(t, { file: path.join(dir, 'oracle.pcap'), filter: portFilter([tcp.port, udp.port]) });
-  const out = path.join(dir, 'out.pcap');
-  const rec = path.join(dir, 'traced.jsonl');
-  const noiseRec = path.join(dir, 'noise.jsonl');
-  const [run, noise] = await Promise.all([
-    runTracedump(
-      t,
-      ['-w', out],
-      [PY, script, FIXTURES, '127.0.0.1', String(tcp.port), String(udp.port), String(n), '25', String(status)],
-      { record: rec, timeoutMs: 150_000 },
-    ),
-    runFlows(t, ['tcp-get', '127.0.0.1', tcp.port, 150], { record: noiseRec, gapMs: 20 }),
-  ]);
-  const stats = await oracle.stop();
+  const sc = await captureScenario(t, {
+    servers: [
+      ['serve-tcp', '127.0.0.1', 0],
+      ['serve-udp', '127.0.0.1', 0],
+    ],
+    others: { start: ([tcp], record) => [runFlows(t, ['tcp-get', '127.0.0.1', tcp, 150], { record, gapMs: 20 })] },
+    command: ([tcp, udp]) => [PY, script, FIXTURES, '127.0.0.1', String(tcp), String(udp), String(n), '25', String(status)],
+    timeoutMs: 150_000,
+  });
+  const { run, traced, others } = sc;
+  const noise = sc.othersDone[0] ?? { code: null, err: 'not started' };
   t.notOk(run.timedOut, 'tracedump ended within its time limit');
   t.ok(run.elapsedMs < 120_000, `nothing hung: tracedump ran ${run.elapsedMs} ms (< 120 s)`);
   t.equal(run.status, status, `tracedump exits with the program's status ${status} (${run.stderr.slice(-400)})`);
@@ -244,8 +232,6 @@ t.test('500 short-lived forked children, one TCP connection or UDP exchange each
   t.equal(noise.code, 0, `the noise client succeeded (${noise.err.slice(-200)})`);
   const kids = (/^kids (.*)$/m.exec(run.stdout)?.[1] ?? '').split(' ').filter((x) => x).map(Number);
   const parent = Number(/^parent (\d+)$/m.exec(run.stdout)?.[1]);
-  const traced = readRecords(rec, 'traced');
-  const others = readRecords(noiseRec, 'other');
   pids = [parent, ...kids, ...traced.map((r) => r.pid)];
   t.equal(kids.length, n, `the program forked ${n} children`);
   t.equal(traced.length, n, `the children recorded ${n} sockets`);
@@ -258,9 +244,9 @@ t.test('500 short-lived forked children, one TCP connection or UDP exchange each
   t.ok(overlapping(traced, others) > 0, `the noise client was connecting while the children were (${overlapping(traced, others)} connections)`);
   t.equal(traced.filter((r) => r.proto === 'udp').length, n / 2, `${n / 2} UDP exchanges`);
   const r = checkCapture(t, {
-    tdFile: out,
-    oracleFile: oracle.file,
-    oracleStats: stats,
+    tdFile: sc.out,
+    oracleFile: sc.oracle.file,
+    oracleStats: sc.oracle.stats,
     run,
     traced,
     others,
@@ -268,13 +254,14 @@ t.test('500 short-lived forked children, one TCP connection or UDP exchange each
     udpSent: n / 2,
     udpReceived: n / 2,
   });
-  const w = wholeTcp(r.td.packets, tcp.port);
+  const [tcpPort, udpPort] = sc.ports;
+  const w = wholeTcp(r.td.packets, tcpPort);
   t.equal(w.total, n / 2, `the file holds exactly ${n / 2} TCP connections`);
   t.equal(w.whole, n / 2, `all ${n / 2} are whole in the file: SYN first, FIN from both sides`);
   t.same(w.bad, [], 'no connection cut short in the file');
   const udpPorts = new Set(traced.filter((x) => x.proto === 'udp').map((x) => x.local.port));
-  const udpOut = r.td.packets.filter((p) => p.proto === 'udp' && p.dport === udp.port && udpPorts.has(p.sport));
-  const udpIn = r.td.packets.filter((p) => p.proto === 'udp' && p.sport === udp.port && udpPorts.has(p.dport));
+  const udpOut = r.td.packets.filter((p) => p.proto === 'udp' && p.dport === udpPort && udpPorts.has(p.sport));
+  const udpIn = r.td.packets.filter((p) => p.proto === 'udp' && p.sport === udpPort && udpPorts.has(p.dport));
   t.equal(udpOut.length, n / 2, `the file holds the ${n / 2} queries`);
   t.equal(udpIn.length, n / 2, `and the ${n / 2} answers`);
   t.same(leftovers(pids, script), [], 'no process of the program is left (parent and 500 children gone)');

@@ -19,13 +19,10 @@ import {
   PY,
   type SockRec,
   type TdRun,
+  captureScenario,
   checkCapture,
   noLeftovers,
-  portFilter,
-  readRecords,
   runFlows,
-  startOracle,
-  startServer,
   startTracedump,
   workDir,
 } from './helpers/capture';
@@ -180,8 +177,6 @@ t.test('under sudo: the command runs as the invoking user, the file is theirs', 
 
 t.test('under sudo: the capture of the command (as the user) is whole and exact', async (t) => {
   const dir = sharedDir(t, 'runas-capture');
-  const server = await startServer(t, ['serve-tcp', '127.0.0.1', 0]);
-  const oracle = await startOracle(t, { file: path.join(dir, 'oracle.pcap'), filter: portFilter([server.port]) });
   // the client prints its identity, then one record per connection (the helpers' format)
   const client = path.join(dir, 'client.py');
   writeShared(
@@ -211,15 +206,17 @@ for i in range(n):
 print('done', n, flush=True)
 `,
   );
-  const out = path.join(dir, 'out.pcap');
-  const noiseRec = path.join(dir, 'noise.jsonl');
   const n = 5;
-  // an untraced root client talks to the same server at the same time
-  const [run, noise] = await Promise.all([
-    td(t, ['-w', out], [PY, client, '127.0.0.1', String(server.port), String(n)], { env: sudoEnv(nobody), cwd: dir }),
-    runFlows(t, ['tcp-get', '127.0.0.1', server.port, 20], { record: noiseRec, gapMs: 20 }),
-  ]);
-  const stats = await oracle.stop();
+  const sc = await captureScenario(t, {
+    dir,
+    servers: [['serve-tcp', '127.0.0.1', 0]],
+    // an untraced root client talks to the same server at the same time
+    others: { start: ([port], record) => [runFlows(t, ['tcp-get', '127.0.0.1', port, 20], { record, gapMs: 20 })] },
+    // the command runs as the sudo user, who writes the file into the shared dir
+    run: ({ out, ports: [port] }) => td(t, ['-w', out], [PY, client, '127.0.0.1', String(port), String(n)], { env: sudoEnv(nobody), cwd: dir }),
+  });
+  const { run, out } = sc;
+  const noise = sc.othersDone[0] ?? { code: null, err: 'not started' };
   t.equal(noise.code, 0, `the noise client succeeded (${noise.err.slice(-200)})`);
   t.equal(run.status, 0, `the client succeeded (${run.stderr.slice(-300)})`);
   const idLine = /^ID (.*)$/m.exec(run.stdout);
@@ -232,11 +229,11 @@ print('done', n, flush=True)
   t.same(owner(out), { uid: nobody.uid, gid: nobody.gid }, 'the capture file belongs to nobody');
   checkCapture(t, {
     tdFile: out,
-    oracleFile: oracle.file,
-    oracleStats: stats,
+    oracleFile: sc.oracle.file,
+    oracleStats: sc.oracle.stats,
     run,
     traced,
-    others: readRecords(noiseRec, 'other'),
+    others: sc.others,
     tcpConnections: n,
   });
 });

@@ -854,6 +854,8 @@ export function makeNetns(t: Teardownable): TestNetns {
 type Outcome = { code: number | null; err: string };
 
 export interface Scenario {
+  /** The work dir (default: a fresh one, removed at teardown). */
+  dir?: string;
   /** Untraced flows.py servers, started first (e.g. ['serve-tcp', '127.0.0.1', 0]). */
   servers?: (string | number)[][];
   /**
@@ -873,9 +875,9 @@ export interface Scenario {
    * (Only `run` may do without it.)
    */
   command?: (ports: number[], dir: string) => string[] | Promise<string[]>;
-  /** tracedump's options before `-w FILE` (e.g. ['--events=json']), given the work dir. */
-  tdArgs?: string[] | ((dir: string) => string[]);
-  /** The capture file's name in the work dir (default out.pcap). */
+  /** tracedump's options before `-w FILE` (e.g. ['--events=json']), given the ports and the work dir. */
+  tdArgs?: string[] | ((ports: number[], dir: string) => string[]);
+  /** The capture file's path in the work dir (default out.pcap; its folder is made). */
   file?: string;
   /** The oracle's filter (default: the ports), interface (default any), snaplen and ring. */
   oracle?: { filter?: (ports: number[]) => string; iface?: string; snaplen?: number; bufferKiB?: number };
@@ -923,7 +925,7 @@ export interface ScenarioRun {
  * the oracle stopped. The test then checks (checkCapture, or its own).
  */
 export async function captureScenario(t: Test, s: Scenario): Promise<ScenarioRun> {
-  const dir = workDir(t);
+  const dir = s.dir ?? workDir(t);
   const ns = s.netns?.name;
   const inNs = s.netns?.capture ? ns : undefined;
   const ports: number[] = [];
@@ -940,6 +942,7 @@ export async function captureScenario(t: Test, s: Scenario): Promise<ScenarioRun
     netns: inNs,
   });
   const out = path.join(dir, s.file ?? 'out.pcap');
+  fs.mkdirSync(path.dirname(out), { recursive: true });
   const record = path.join(dir, 'traced.jsonl');
   let others: Promise<Outcome[]> | null = null;
   let othersStartedMs = 0;
@@ -955,7 +958,7 @@ export async function captureScenario(t: Test, s: Scenario): Promise<ScenarioRun
   const startedMs = Date.now();
   const run = await (s.run
     ? s.run({ out, record, command, ports, dir })
-    : runTracedump(t, [...(typeof s.tdArgs === 'function' ? s.tdArgs(dir) : s.tdArgs ?? []), '-w', out], command, {
+    : runTracedump(t, [...(typeof s.tdArgs === 'function' ? s.tdArgs(ports, dir) : s.tdArgs ?? []), '-w', out], command, {
         record,
         netns: inNs,
         timeoutMs: s.timeoutMs,
