@@ -38,11 +38,11 @@ import {
   type Bg,
   PY,
   type TdRun,
+  captureScenario,
   checkReadable,
   noLeftovers,
   sleep,
   startBg,
-  startOracle,
   startTracedump,
   workDir,
 } from './helpers/capture';
@@ -329,31 +329,34 @@ for (const version of ['1.2', '1.3'] as const) {
   const v = version.replace('.', '');
   t.test(`curl -sk, two paths, TLS ${version}: decrypted in one pass`, async (t) => {
     const s = servers[version];
-    const out = path.join(dir, `curl-${v}.pcapng`);
     const keylog = path.join(dir, `curl-${v}.keys`);
     const paths = [`/curl-${v}-first`, `/curl-${v}-second`];
-    // the oracle: holding packets back for keys must neither lose nor add any (TLS 1.3 run)
-    const oracle = version === '1.3' ? await startOracle(t, { file: path.join(dir, `curl-${v}.oracle.pcap`), filter: `tcp port ${s.port}` }) : undefined;
     const before = s.requests().length;
-    const r = await td(t, ['-w', out, '--keylog', keylog], ['curl', '-sk', ...paths.map(s.url)]);
+    // the oracle: holding packets back for keys must neither lose nor add any
+    const sc = await captureScenario(t, {
+      dir,
+      file: `curl-${v}.pcapng`,
+      startServers: async () => [s.port],
+      oracle: { filter: ([port]) => `tcp port ${port}` },
+      run: ({ out }) => td(t, ['-w', out, '--keylog', keylog], ['curl', '-sk', ...paths.map(s.url)]),
+    });
+    const { run: r, out } = sc;
     checkRun(t, r, 'curl');
     t.same(lines(r.stdout), paths.map((p) => `hello ${p}`), 'curl got both answers (on stdout)');
     t.same(s.requests().slice(before), paths, 'the server got both requests');
     checkDecrypts(t, { file: out, run: r, paths, version, keylog, what: `curl TLS ${version}` });
-    if (oracle) {
-      const stats = await oracle.stop();
-      const conv = path.join(dir, `curl-${v}.conv.pcap`);
-      const ed = run('editcap', ['-F', 'nsecpcap', '-T', 'linux-sll2', out, conv]);
-      t.equal(ed.status, 0, `editcap converts the pcapng (${ed.err.slice(0, 200)})`);
-      const mine = readPcap(conv).packets;
-      const theirs = readPcap(oracle.file).packets;
-      t.equal(stats.dropped, 0, 'the oracle dropped nothing');
-      t.ok(theirs.length > 0, `the oracle saw the connection (${theirs.length} packets)`);
-      const keys = (ps: Packet[]) => ps.map((p) => packetKey(p)).sort();
-      t.same(keys(mine), keys(theirs), `with keys held back, the file has exactly the oracle's ${theirs.length} packets`);
-      t.same(mine.map((p) => p.ms), [...mine.map((p) => p.ms)].sort((a, b) => a - b), 'the packets are in time order');
-      t.equal(r.summary?.packets, mine.length, 'the summary counts the packets in the file');
-    }
+    const { stats, file: oracleFile } = sc.oracle;
+    const conv = path.join(dir, `curl-${v}.conv.pcap`);
+    const ed = run('editcap', ['-F', 'nsecpcap', '-T', 'linux-sll2', out, conv]);
+    t.equal(ed.status, 0, `editcap converts the pcapng (${ed.err.slice(0, 200)})`);
+    const mine = readPcap(conv).packets;
+    const theirs = readPcap(oracleFile).packets;
+    t.equal(stats.dropped, 0, 'the oracle dropped nothing');
+    t.ok(theirs.length > 0, `the oracle saw the connection (${theirs.length} packets)`);
+    const keys = (ps: Packet[]) => ps.map((p) => packetKey(p)).sort();
+    t.same(keys(mine), keys(theirs), `with keys held back, the file has exactly the oracle's ${theirs.length} packets`);
+    t.same(mine.map((p) => p.ms), [...mine.map((p) => p.ms)].sort((a, b) => a - b), 'the packets are in time order');
+    t.equal(r.summary?.packets, mine.length, 'the summary counts the packets in the file');
   });
 
   t.test(`python3 ssl + urllib, TLS ${version}: decrypted in one pass`, async (t) => {
@@ -391,12 +394,17 @@ for (const version of ['1.2', '1.3'] as const) {
 
 t.test('openssl s_client (ignores SSLKEYLOGFILE): a complete capture, no secrets, its exit status', async (t) => {
   const s = servers['1.3'];
-  const out = path.join(dir, 's_client.pcapng');
   const request = `GET /s_client HTTP/1.1\\r\\nHost: ${HOST}\\r\\nConnection: close\\r\\n\\r\\n`;
   const cmd = ['sh', '-c', `printf '${request}' | openssl s_client -quiet -connect ${HOST}:${s.port}`];
-  const oracle = await startOracle(t, { file: path.join(dir, 's_client.oracle.pcap'), filter: `tcp port ${s.port}` });
-  const r = await td(t, ['-w', out], cmd);
-  const stats = await oracle.stop();
+  const sc = await captureScenario(t, {
+    dir,
+    file: 's_client.pcapng',
+    startServers: async () => [s.port],
+    oracle: { filter: ([port]) => `tcp port ${port}` },
+    run: ({ out }) => td(t, ['-w', out], cmd),
+  });
+  const { run: r, out } = sc;
+  const { stats, file: oracleFile } = sc.oracle;
   checkRun(t, r, 's_client', 0);
   t.match(r.stdout, /^HTTP\/1\.1 200 OK\r?$/m, 's_client got the answer');
   t.match(r.stdout, /hello \/s_client/, 'with its body');
@@ -417,7 +425,7 @@ t.test('openssl s_client (ignores SSLKEYLOGFILE): a complete capture, no secrets
   const conv = path.join(dir, 's_client.conv.pcap');
   t.equal(run('editcap', ['-F', 'nsecpcap', '-T', 'linux-sll2', out, conv]).status, 0, 'editcap converts the pcapng');
   const mine = readPcap(conv).packets;
-  const theirs = readPcap(oracle.file).packets;
+  const theirs = readPcap(oracleFile).packets;
   t.equal(stats.dropped, 0, 'the oracle dropped nothing');
   const keys = (ps: Packet[]) => ps.map((p) => packetKey(p)).sort();
   t.same(keys(mine), keys(theirs), `the file has exactly the oracle's ${theirs.length} packets`);
