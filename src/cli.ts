@@ -11,6 +11,8 @@ import { chooseRunAs } from './trace/run-as';
 import { formatFor } from './output/formats';
 import { OutputTarget } from './output/output-target';
 import { parseReadArgs } from './cli/read-program';
+import { parseFlowsArgs } from './cli/flows-program';
+import { runFlows } from './flows/run';
 import { runRead } from './read/run';
 import { TlsKeyLog } from './tls/key-log';
 import type { RotationOptions } from './output/rotation';
@@ -55,6 +57,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
   // `tracedump read FILE` and `tracedump -r FILE`: print a capture (a program named read runs
   // as `tracedump -- read`)
   if (argv[0] === 'read') return read(argv.slice(1));
+  // `tracedump flows FILE...`: the flow records of captures
+  if (argv[0] === 'flows') return flows(argv.slice(1));
   const asRead = readArguments(argv);
   if (asRead) return read(asRead);
   const word = helpWord(argv);
@@ -264,4 +268,10 @@ if (require.main === module) run();
 async function read(args: string[]): Promise<number> {
   const request = parseReadArgs(args);
   return typeof request === 'number' ? request : runRead(request);
+}
+
+/** `tracedump flows ARGS`: its exit status. */
+async function flows(args: string[]): Promise<number> {
+  const request = parseFlowsArgs(args);
+  return typeof request === 'number' ? request : runFlows(request);
 }

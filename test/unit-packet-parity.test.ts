@@ -4,7 +4,8 @@
 import t from 'tap';
 import { dissect } from '../src/packet/dissect';
 import { walkIp } from '../src/packet/ip';
-import { LINKTYPE_RAW, decode } from '../src/read/decode';
+import { decode } from '../src/read/decode';
+import { LINKTYPE_RAW } from '../src/packet/link';
 import { icmp, ip4, ip6, tcp, udp } from './helpers/unit-packets';
 
 const TCP = 6;

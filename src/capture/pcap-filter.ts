@@ -4,11 +4,10 @@
 import { TracedumpError } from '../errors';
 import { native } from '../native';
 import { quoteName } from '../text/quote';
+import { LINKTYPE_RAW } from '../packet/link';
 
-/** LINKTYPE_RAW: packets that start at their IP header (what -f sees). */
-export const LINKTYPE_RAW = 101;
 
-/** The compiled program; `what` names where the expression came from (-f, read). */
+/** The compiled program (for packets that start at their IP header unless linktype says); `what` names where the expression came from (-f, read). */
 export function compileFilter(expression: string, snaplen: number, what: string, linktype = LINKTYPE_RAW): Buffer {
   try {
     return native().compileFilter(expression, snaplen, linktype);

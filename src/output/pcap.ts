@@ -1,7 +1,8 @@
 // Classic pcap with nanosecond timestamps and LINUX_SLL2 link headers (they keep the
 // interface index and the direction). Pure: it only makes bytes.
 
-import { LINKTYPE_LINUX_SLL2, PCAP_MAGIC_NSEC, PCAP_RECORD_HEADER_SIZE, SLL2_HEADER_SIZE } from './pcap-spec';
+import { LINKTYPE_LINUX_SLL2 } from '../packet/link';
+import { PCAP_MAGIC_NSEC, PCAP_RECORD_HEADER_SIZE, SLL2_HEADER_SIZE } from './pcap-spec';
 
 export { LINKTYPE_LINUX_SLL2, PCAP_MAGIC_NSEC, PCAP_RECORD_HEADER_SIZE, SLL2_HEADER_SIZE };
 

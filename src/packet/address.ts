@@ -1,4 +1,4 @@
-// Textual IP addresses to the raw bytes the dissector sees (latin1 strings), and back.
+// Textual IP addresses to the raw bytes the dissector sees (latin1 strings), and bytes to text.
 import { isIPv4, isIPv6 } from 'node:net';
 
 function v4Bytes(a: string): string {
@@ -48,25 +48,38 @@ function parseAddress(address: string): AddressBytes {
   return { family: 6, bytes: String.fromCharCode(...bytes) };
 }
 
-export function formatAddress(bytes: string): string {
-  if (bytes.length === 4) return [...bytes].map((c) => c.charCodeAt(0)).join('.');
-  const words: string[] = [];
-  for (let i = 0; i < 16; i += 2) words.push(((bytes.charCodeAt(i) << 8) | bytes.charCodeAt(i + 1)).toString(16));
-  // compress the longest run of zero words
+/** Dotted-quad text of the 4 bytes at o. */
+export function ipv4Text(b: Buffer, o: number): string {
+  return `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
+}
+
+/** RFC 5952 text: lowercase, the longest run (≥ 2) of zero groups as ::, IPv4-mapped as ::ffff:a.b.c.d. */
+export function ipv6Text(b: Buffer, o: number): string {
+  const w: number[] = [];
+  for (let i = 0; i < 8; i++) w.push(b.readUInt16BE(o + 2 * i));
+  if (w[0] === 0 && w[1] === 0 && w[2] === 0 && w[3] === 0 && w[4] === 0 && w[5] === 0xffff)
+    return `::ffff:${ipv4Text(b, o + 12)}`;
   let best = -1;
-  let bestLen = 0;
+  let bestLen = 1;
   for (let i = 0; i < 8; ) {
-    if (words[i] !== '0') {
+    if (w[i] !== 0) {
       i++;
       continue;
     }
     let j = i;
-    while (j < 8 && words[j] === '0') j++;
-    if (j - i > bestLen && j - i > 1) [best, bestLen] = [i, j - i];
+    while (j < 8 && w[j] === 0) j++;
+    if (j - i > bestLen) [best, bestLen] = [i, j - i];
     i = j;
   }
-  if (best < 0) return words.join(':');
-  return `${words.slice(0, best).join(':')}::${words.slice(best + bestLen).join(':')}`;
+  const hex = w.map((x) => x.toString(16));
+  if (best < 0) return hex.join(':');
+  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+}
+
+/** Text of address bytes held as a latin1 string (4 or 16 characters). */
+export function formatAddress(bytes: string): string {
+  const b = Buffer.from(bytes, 'latin1');
+  return b.length === 4 ? ipv4Text(b, 0) : ipv6Text(b, 0);
 }
 
 export function isWildcard(bytes: string): boolean {

@@ -1,6 +1,6 @@
-// The addresses a DNS answer gives for the name asked (A and AAAA records, CNAME chains
-// followed to the name first asked): what the program itself resolved, for the capture
-// file's name resolution.
+// DNS messages: the question, the answers (addresses and CNAMEs) and the CNAME chain, and the
+// addresses an answer gives for the name asked: what the program itself resolved, for the
+// capture file's name resolution and the flows' server names.
 import { walkIp } from './ip';
 import { IPPROTO_UDP } from './protocols';
 
@@ -22,17 +22,6 @@ function dnsPayload(ip: Buffer): Buffer | undefined {
   return ip.subarray(h.l4 + 8);
 }
 
-/** Skips a (possibly compressed) name; returns the offset after it, or -1. */
-function skipName(m: Buffer, at: number): number {
-  for (let guard = 0; guard < 128 && at < m.length; guard++) {
-    const len = m[at];
-    if (len === 0) return at + 1;
-    if ((len & 0xc0) === 0xc0) return at + 2 <= m.length ? at + 2 : -1;
-    at += 1 + len;
-  }
-  return -1;
-}
-
 /**
  * Reads an uncompressed name (the question's). Labels are UTF-8 (IDNs travel as ASCII
  * punycode); a label with a NUL, a dot or a control byte is no host name and is refused.
@@ -51,29 +40,98 @@ function readName(m: Buffer, at: number): { name: string; end: number } | undefi
   return undefined;
 }
 
-/** A and AAAA answers of a DNS response in an IP packet, named by the question. */
-export function resolvedNames(ip: Buffer): ResolvedName[] {
-  const m = dnsPayload(ip);
-  if (!m || m.length < 12) return [];
+export interface DnsRecord {
+  name: string;
+  type: number;
+  ttl: number;
+  /** A/AAAA: the address bytes; CNAME: the target name. */
+  address?: Buffer;
+  target?: string;
+}
+
+export interface DnsMessage {
+  id: number;
+  response: boolean;
+  rcode: number;
+  question: { name: string; type: number } | undefined;
+  answers: DnsRecord[];
+}
+
+export const DNS_TYPE_A = TYPE_A;
+export const DNS_TYPE_AAAA = TYPE_AAAA;
+export const DNS_TYPE_CNAME = 5;
+
+/** A name anywhere in the message, compression pointers followed (bounded). */
+function readCompressedName(m: Buffer, at: number): { name: string; end: number } | undefined {
+  const labels: string[] = [];
+  let end = -1;
+  for (let guard = 0; guard < 128 && at < m.length; guard++) {
+    const len = m[at];
+    if (len === 0) return { name: labels.join('.'), end: end < 0 ? at + 1 : end };
+    if ((len & 0xc0) === 0xc0) {
+      if (at + 2 > m.length) return undefined;
+      if (end < 0) end = at + 2;
+      at = ((len & 0x3f) << 8) | m[at + 1];
+      continue;
+    }
+    if (len & 0xc0 || at + 1 + len > m.length) return undefined;
+    labels.push(m.subarray(at + 1, at + 1 + len).toString('latin1'));
+    at += 1 + len;
+  }
+  return undefined;
+}
+
+/** A DNS message (a UDP payload); undefined when it is not one. */
+export function parseDns(m: Buffer): DnsMessage | undefined {
+  if (m.length < 12) return undefined;
   const flags = m.readUInt16BE(2);
-  if (!(flags & 0x8000) || (flags & 0x000f) !== 0) return []; // a response without error
   const qd = m.readUInt16BE(4);
   const an = m.readUInt16BE(6);
-  if (qd !== 1 || an === 0) return [];
-  const q = readName(m, 12);
-  if (!q || q.name === '' || q.end + 4 > m.length) return [];
-  const out: ResolvedName[] = [];
-  let at = q.end + 4;
+  if (qd > 1 || (flags & 0x7800) !== 0) return undefined; // one question, a standard query
+  let at = 12;
+  let question: DnsMessage['question'];
+  if (qd === 1) {
+    const q = readName(m, at);
+    if (!q || q.end + 4 > m.length) return undefined;
+    question = { name: q.name.toLowerCase(), type: m.readUInt16BE(q.end) };
+    at = q.end + 4;
+  }
+  const answers: DnsRecord[] = [];
   for (let i = 0; i < an && i < 64; i++) {
-    at = skipName(m, at);
-    if (at < 0 || at + 10 > m.length) break;
+    const owner = readCompressedName(m, at);
+    if (!owner || owner.end + 10 > m.length) break;
+    at = owner.end;
     const type = m.readUInt16BE(at);
+    const ttl = m.readUInt32BE(at + 4);
     const rdlen = m.readUInt16BE(at + 8);
     const rdata = at + 10;
     if (rdata + rdlen > m.length) break;
-    if ((type === TYPE_A && rdlen === 4) || (type === TYPE_AAAA && rdlen === 16))
-      out.push({ address: Buffer.from(m.subarray(rdata, rdata + rdlen)), name: q.name });
+    const r: DnsRecord = { name: owner.name.toLowerCase(), type, ttl };
+    if ((type === TYPE_A && rdlen === 4) || (type === TYPE_AAAA && rdlen === 16)) r.address = Buffer.from(m.subarray(rdata, rdata + rdlen));
+    else if (type === DNS_TYPE_CNAME) r.target = readCompressedName(m, rdata)?.name.toLowerCase();
+    answers.push(r);
     at = rdata + rdlen;
   }
-  return out;
+  return { id: m.readUInt16BE(0), response: (flags & 0x8000) !== 0, rcode: flags & 0x000f, question, answers };
+}
+
+/**
+ * The CNAME chain from the question's name to the owner of the address records: [qname,
+ * cname1, ...] (just [qname] without CNAMEs).
+ */
+export function cnameChain(msg: DnsMessage): string[] {
+  if (!msg.question) return [];
+  const chain = [msg.question.name];
+  const next = new Map(msg.answers.filter((r) => r.target).map((r) => [r.name, r.target as string]));
+  for (let n = next.get(chain[0]); n && chain.length < 16 && !chain.includes(n); n = next.get(n)) chain.push(n);
+  return chain;
+}
+
+/** A and AAAA answers of a DNS response in an IP packet, named by the question. */
+export function resolvedNames(ip: Buffer): ResolvedName[] {
+  const m = dnsPayload(ip);
+  const msg = m && parseDns(m);
+  if (!msg || !msg.response || msg.rcode !== 0 || !msg.question || msg.question.name === '') return [];
+  const name = msg.question.name;
+  return msg.answers.filter((r) => r.address).map((r) => ({ address: r.address as Buffer, name }));
 }

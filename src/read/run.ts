@@ -5,45 +5,18 @@
 // Exit status: 0 every packet read; 1 the file is damaged after a good start (cut short in the
 // middle of a record, a block that cannot be right) — the whole packets before it are printed
 // first; 2 it is not a capture file, cannot be opened, or the arguments are wrong.
-import { printError, writeAll } from '../output/fd-writer';
+import { printError } from '../output/fd-writer';
 import { TracedumpError } from '../errors';
-import { compileFilter } from '../capture/pcap-filter';
-import { native } from '../native';
 import { quoteName } from '../text/quote';
 import { decode } from './decode';
+import { ExpressionFilter } from './expression-filter';
+import { LineBuffer } from './line-buffer';
 import { Clock, type TimeStyle, jsonLine, processInfo, textLine } from './print';
 import { type CaptureInterface, CaptureReader, ReadError } from './reader';
 
 export const EXIT_READ_DAMAGED = 1;
 export const EXIT_READ_FAILURE = 2;
 
-
-/** Output lines, written in batches: one write() per line would dominate a large file. */
-class LineBuffer {
-  private parts: string[] = [];
-  private size = 0;
-  /** Set when stdout is gone (EPIPE: `| head`): stop quietly. */
-  closed = false;
-
-  push(line: string): void {
-    this.parts.push(line, '\n');
-    this.size += line.length + 1;
-    if (this.size >= 1 << 16) this.flush();
-  }
-
-  flush(): void {
-    if (this.parts.length === 0 || this.closed) return;
-    const text = this.parts.join('');
-    this.parts = [];
-    this.size = 0;
-    try {
-      writeAll(1, text);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EPIPE') this.closed = true;
-      else throw err;
-    }
-  }
-}
 
 /** What `tracedump read` is asked (cli/read-program.ts makes it from the arguments). */
 export interface ReadRequest {
@@ -116,32 +89,4 @@ export async function runRead(r: ReadRequest): Promise<number> {
   }
   out.flush();
   return status;
-}
-
-/**
- * The expression, compiled by libpcap for each link type the file's interfaces have (a pcapng
- * file may mix them), and run on each frame as tcpdump -r does.
- */
-class ExpressionFilter {
-  private readonly programs = new Map<string, Buffer>();
-
-  constructor(private readonly expression: string) {
-    // libpcap missing fails before the file is read; the expression itself is checked for each
-    // link type (`ether host` is fine for Ethernet, not for raw IP)
-    try {
-      compileFilter(expression, 262144, 'read');
-    } catch (err) {
-      if ((err as TracedumpError).code === 'ELIBPCAP') throw err;
-    }
-  }
-
-  test(iface: CaptureInterface, frame: Buffer, wireLength: number): boolean {
-    const key = `${iface.linktype}/${iface.snaplen}`;
-    let program = this.programs.get(key);
-    if (!program) {
-      program = compileFilter(this.expression, iface.snaplen || 262144, `read (link type ${iface.linktype})`, iface.linktype);
-      this.programs.set(key, program);
-    }
-    return native().filterMatches(program, frame, wireLength);
-  }
 }

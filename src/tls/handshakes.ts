@@ -6,6 +6,7 @@
 // traffic (by the ClientHello's random) has no key line yet, up to a bound.
 import { type Dissected, IPPROTO_TCP } from '../packet/dissect';
 import type { PacketRecord } from '../capture/records';
+import { clientHelloRandom } from '../packet/tls';
 
 /** How long a handshake may hold the file back waiting for its keys (clients that never log). */
 export const MAX_KEY_WAIT_MS = 3000;
@@ -43,12 +44,4 @@ export class PendingHandshakes {
     }
     return oldest;
   }
-}
-
-/** The client random (hex) of a TLS ClientHello starting at `at` (a TCP payload), if it is one. */
-export function clientHelloRandom(data: Buffer, at: number): string | undefined {
-  // record: type 22 (handshake), version 3.x, length; handshake: type 1 (ClientHello), length
-  // (3), client_version (2), random (32)
-  if (data.length < at + 43 || data[at] !== 22 || data[at + 1] !== 3 || data[at + 5] !== 1) return undefined;
-  return data.toString('hex', at + 11, at + 43);
 }
