@@ -130,6 +130,12 @@ async function capture(opts: CliOptions, command: string[]): Promise<number> {
   const tls = opts.tlsKeys ? tlsKeysFor(attach, runAs?.env ?? env, opts, output, format, owner) : undefined;
   try {
     const eventsOutput = opts.output !== undefined ? open(opts.output, '-o') : undefined;
+    if (opts.flows !== undefined && output === undefined)
+      throw new TracedumpError('--flows needs a capture: the flow records are those of the packets written', {
+        code: 'EUSAGE',
+        hint: `add -w FILE (for example -w capture.pcapng --flows ${opts.flows})`,
+      });
+    const flows = opts.flows !== undefined ? { output: open(opts.flows, '--flows'), idleSec: opts.flowsIdle, activeSec: opts.flowsActive } : undefined;
     // written at the end; checked now, so that a path it cannot have fails before anything runs
     if (opts.summaryJson !== undefined) open(opts.summaryJson, '--summary-json').abandon();
     return await runSession({
@@ -149,6 +155,7 @@ async function capture(opts: CliOptions, command: string[]): Promise<number> {
           },
       events: opts.events,
       eventsOutput,
+      flows,
       summaryFd: opts.quiet ? undefined : 2,
       statusFd: !opts.quiet && isatty(2) && !(opts.events && !eventsOutput) ? 2 : undefined,
       summaryJson: opts.summaryJson,

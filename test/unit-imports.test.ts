@@ -20,9 +20,10 @@ const ALLOWED: Record<string, string[]> = {
   tls: ['packet', 'capture'],
   events: ['text'],
   trace: ['text'],
-  session: ['packet', 'filter', 'tracker', 'output', 'capture', 'report', 'tls', 'events', 'trace', 'text'],
+  session: ['packet', 'filter', 'tracker', 'output', 'capture', 'report', 'tls', 'events', 'trace', 'text', 'flows'],
   read: ['packet', 'filter', 'capture', 'output', 'report', 'text'],
-  cli: ['packet', 'filter', 'capture', 'output', 'report', 'text', 'read', 'events', 'tracker', 'tls', 'trace', 'session'],
+  flows: ['packet', 'read', 'output', 'text'],
+  cli: ['packet', 'filter', 'capture', 'output', 'report', 'text', 'read', 'events', 'tracker', 'tls', 'trace', 'session', 'flows'],
 };
 
 /**

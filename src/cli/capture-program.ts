@@ -34,6 +34,9 @@ export interface CliOptions {
   keylog?: string;
   tlsKeys: boolean;
   summaryJson?: string;
+  flows?: string;
+  flowsIdle: number;
+  flowsActive: number;
   listInterfaces?: boolean;
 }
 
@@ -61,6 +64,10 @@ Examples:
       strace-like socket, fork, exec and exit events into calls.txt, no capture
   sudo tracedump -w run.pcapng --summary-json run.json -- ./app
       the end-of-run figures as JSON for a batch script
+  sudo tracedump -w run.pcapng --flows run.flows.jsonl -- ./app
+      the flow records (Zeek conn.log fields, the process, server names) as flows end
+  tracedump flows curl.pcapng
+      the flows of a capture: one line per connection, with its process and server name
 
 Stopping: Ctrl-C goes to the command as it would without tracedump, and tracedump finishes
 the file when the command exits; a second Ctrl-C stops at once. SIGTERM/SIGHUP, -c and
@@ -72,7 +79,7 @@ Exit status: the command's (128+N if signal N killed it); 0 after -c, --duration
 limit unless the command failed on its own, and when attached; 127: command not found, 126:
 it cannot be executed, 125: tracedump itself failed (nothing was written then).
 
-More: man tracedump, tracedump read --help.`;
+More: man tracedump, tracedump read --help, tracedump flows --help.`;
 
 function snaplen(value: string): number {
   if (value === '0') return MAX_SNAPLEN; // tcpdump: 0 means the largest
@@ -88,6 +95,7 @@ export function buildCaptureProgram(): Command {
       '[options] [--] <command> [args...]\n' +
         '       tracedump [options] -p PID[,PID...] | --pname NAME\n' +
         '       tracedump read FILE [expression]   (or tracedump -r FILE)\n' +
+        '       tracedump flows FILE...\n' +
         '       tracedump -D',
     )
     .description('Run a command and capture the network traffic of it and of every process and thread it starts, and nothing else.')
@@ -120,6 +128,9 @@ export function buildCaptureProgram(): Command {
     .addOption(new Option('--events [format]', 'print the socket, fork, exec and exit events of the command (text or json) on stderr').choices(['text', 'json']).preset('text'))
     .option('-o, --output <file>', 'with --events: write the events to file instead of stderr (as strace -o)')
     .option('--summary-json <file>', 'write the end-of-run figures to file as JSON')
+    .option('--flows <file>', "with -w: write the capture's flow records to file as JSON lines while it runs (as tracedump flows --json makes them from the file)")
+    .option('--flows-idle <seconds>', 'with --flows: a flow without a packet this long ends, by the clock (default 120)', seconds('flows-idle'), 120)
+    .option('--flows-active <seconds>', 'with --flows: a flow ends after this long in all (default 1800)', seconds('flows-active'), 1800)
     .option('-q, --quiet', 'no status line, no summary line')
     .option('-D, --list-interfaces', 'list the network interfaces -i takes, and exit')
     .argument('[command...]', 'the command to run, with its arguments')
@@ -139,7 +150,7 @@ export function buildCaptureProgram(): Command {
 const VALUE_OPTIONS = new Set(
   ['-w', '--write', '--format', '-s', '--snaplen', '-c', '--count', '--duration', '-i', '--interface', '-f', '--filter', '-p', '--pid', '--pname', '-u', '--user']
     .concat(['--keylog', '-C', '--file-size', '-G', '--rotate-seconds', '-W', '--file-count', '--linger', '--kill-after', '-B', '--buffer-size'])
-    .concat(['--kernel-filter', '-o', '--output', '--summary-json']),
+    .concat(['--kernel-filter', '-o', '--output', '--summary-json', '--flows', '--flows-idle', '--flows-active']),
 );
 
 /**

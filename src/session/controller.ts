@@ -12,6 +12,7 @@ import type { StatusLine } from '../report/status-line';
 import type { StopReason } from '../report/summary';
 import type { StopStatsRecorder } from '../stop-stats';
 import type { PendingHandshakes } from '../tls/handshakes';
+import type { LiveFlows } from '../flows/live-flows';
 import type { Traced } from '../trace/traced';
 import { DEFAULT_GRACE, EndpointTable, type SharedPort } from '../tracker/endpoints';
 import { ProgramTable } from '../tracker/programs';
@@ -38,6 +39,8 @@ export interface ControllerOptions {
   flushEveryBatch: boolean;
   /** TLS handshakes waiting for their keys: the file waits with them (pcapng with keys). */
   handshakes: PendingHandshakes | undefined;
+  /** --flows: the flow records of the packets written. */
+  flows?: LiveFlows;
   /** --events: their format, and the fd they go to. */
   format: ((e: TraceEvent) => string | undefined) | undefined;
   eventsFd: number;
@@ -81,6 +84,7 @@ export class Controller {
       if (count !== undefined && this.pipeline.counters.written >= count) return false;
       handshakes?.notePacket(rec, d);
       if (!file.write(rec, owner)) return false; // past a -G -W limit
+      o.flows?.packet(rec, owner);
       if (count !== undefined && this.pipeline.counters.written + 1 >= count) o.requestStop({ kind: 'count', packets: count });
       return true;
     });

@@ -18,6 +18,8 @@ import { type LongTimeout, setLongTimeout } from '../long-timeout';
 import { version } from '../version';
 import type { TlsKeyLog } from '../tls/key-log';
 import { PendingHandshakes } from '../tls/handshakes';
+import { LiveFlows } from '../flows/live-flows';
+import { quoteName } from '../text/quote';
 import { StopStatsRecorder } from '../stop-stats';
 import type { CaptureTotals } from '../output/format';
 import { Controller } from './controller';
@@ -58,6 +60,8 @@ export interface SessionOptions {
   attach?: number[];
   /** Owner of the capture file (the user the command runs as). */
   fileOwner?: { uid: number; gid: number };
+  /** --flows: the flow records of the capture, as JSON lines (with a capture only). */
+  flows?: { output: OutputTarget; idleSec: number; activeSec: number };
   /** Print tracer events in this format on stderr, or into eventsOutput (-o). */
   events?: EventFormat;
   eventsOutput?: OutputTarget;
@@ -119,8 +123,10 @@ export async function runSession(options: SessionOptions): Promise<number> {
       totals: () => totals(),
       onLimit: () => requestStop({ kind: 'file-limit', files: cap.rotation?.fileCount ?? 0 }),
     });
+  const flows = options.flows && new LiveFlows({ ...options.flows, fd: options.flows.output.fd, exeOf: (pid) => controller.programs.exeOf(pid) });
   const controller: Controller = new Controller({
     file,
+    flows,
     count: cap?.count,
     flushEveryBatch: !!cap?.flushEveryBatch,
     handshakes,
@@ -132,6 +138,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
     onStarted: () => {
       file?.commit();
       options.eventsOutput?.commit();
+      options.flows?.output.commit();
     },
     requestStop,
     stopRequested: () => stopRequested !== undefined,
@@ -178,6 +185,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
     live?.close();
     file?.close();
     options.eventsOutput?.abandon();
+    options.flows?.output.abandon();
     throw err;
   }
 
@@ -200,6 +208,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
   }
   onStatsSignal(() => printError(progressText(figures())));
   if (live) timers.push(setInterval(() => controller.tick(), TICK_MS));
+  if (flows) timers.push(setInterval(() => flows.tick(), 1000));
   else if (keys) timers.push(setInterval(() => keys.read(), TICK_MS)); // --keylog without a capture
   if (cap?.durationSec !== undefined) longTimers.push(setLongTimeout(() => requestStop({ kind: 'duration', seconds: cap.durationSec! }), cap.durationSec * 1000));
   // Sockets that came without a traced call (SCM_RIGHTS, io_uring) are searched for this often.
@@ -223,6 +232,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
       live.close(); // hands over the last packets synchronously
       controller.finish();
       file.close(totals());
+      flows?.end();
     }
     if (!file) keys?.read();
     status?.clear();
@@ -231,6 +241,10 @@ export async function runSession(options: SessionOptions): Promise<number> {
     let exitStatus = outcome.status;
     if (stopRequested && ['count', 'duration', 'file-limit'].includes(stopRequested.kind) && controller.endedByStop && endedAsAsked(outcome.exit)) exitStatus = 0;
     if (file?.error) exitStatus = EXIT_TRACEDUMP_FAILURE;
+    if (flows?.error) {
+      printError(`cannot write the flow records to ${quoteName(options.flows!.output.path)}: ${flows.error.message}`);
+      exitStatus = EXIT_TRACEDUMP_FAILURE;
+    }
     reportEnd(options, figures(), stop, { startedMs, exitStatus, writeError: file?.error });
     return exitStatus;
   } finally {
@@ -244,6 +258,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
     live?.close();
     file?.close();
     options.eventsOutput?.close(); // a run that never started: no events file either
+    options.flows?.output.close();
     if (stopStats) {
       try {
         stopStats.write();

@@ -1,0 +1,73 @@
+// `-w FILE --flows FLOWS`: the flow records of a capture while it runs, a JSON line each as a
+// flow ends and the rest at the end. The packets are the ones written to the capture file, in
+// its order, with the process fields the file gets: `tracedump flows FILE` afterwards makes the
+// same records. Timeouts run on the wall clock (a flow whose packets stopped still ends).
+import { writeAll } from '../output/fd-writer';
+import type { PacketOwner } from '../output/format';
+import type { SllPacket } from '../output/pcap';
+import { LINKTYPE_RAW } from '../packet/link';
+import { flowPacket } from './flow-packet';
+import { FlowTable } from './flow-table';
+
+/** epb_flags directions, as the file's packets carry them. */
+const EPB_INBOUND = 1;
+const EPB_OUTBOUND = 2;
+const PACKET_OUTGOING = 4;
+/**
+ * The wall clock ends a flow this long after its time is up by packet time: a packet in flight
+ * in the ring (timestamped before the deadline) still joins it, as it does in the file.
+ */
+const WALL_MARGIN_US = 2e6;
+
+export interface LiveFlowsOptions {
+  fd: number;
+  idleSec: number;
+  activeSec: number;
+  exeOf(pid: number): string | undefined;
+}
+
+export class LiveFlows {
+  private readonly table: FlowTable;
+  private lines: string[] = [];
+  /** Records written (for the summary). */
+  written = 0;
+  error: Error | undefined;
+
+  constructor(private readonly o: LiveFlowsOptions) {
+    this.table = new FlowTable({ idleUs: o.idleSec * 1e6, activeUs: o.activeSec * 1e6, features: false, splt: 0 }, ({ record }) => {
+      this.lines.push(`${JSON.stringify(record)}\n`);
+      this.written++;
+    });
+  }
+
+  /** A packet just written to the capture file. */
+  packet(p: SllPacket, owner: PacketOwner): void {
+    const us = p.sec * 1e6 + Math.floor(p.nsec / 1000);
+    const flags = p.pkttype === PACKET_OUTGOING ? EPB_OUTBOUND : EPB_INBOUND;
+    const fp = flowPacket(LINKTYPE_RAW, p.data, us, flags, () => ({ pid: owner.pid, tid: owner.tid, comm: owner.comm, exe: this.o.exeOf(owner.pid) ?? null }));
+    if (fp) this.table.add(fp);
+  }
+
+  /** Ends the flows whose time is up (call every second or so), and writes what ended. */
+  tick(nowMs = Date.now()): void {
+    this.table.expire(nowMs * 1000 - WALL_MARGIN_US);
+    this.flush();
+  }
+
+  /** The capture is over: every flow still open ends now. */
+  end(): void {
+    this.table.flush();
+    this.flush();
+  }
+
+  private flush(): void {
+    if (this.lines.length === 0 || this.error) return;
+    const text = this.lines.join('');
+    this.lines = [];
+    try {
+      writeAll(this.o.fd, text);
+    } catch (err) {
+      this.error = err as Error;
+    }
+  }
+}
