@@ -192,3 +192,76 @@ t.test('the same file read twice gives the same uids; Zeek-style uids', async (t
   t.equal(a[0]?.uid, b[0]?.uid, 'same uid');
   t.match(String(a[0]?.uid), /^C[0-9a-zA-Z]{10,17}$/, 'C and base62, at most 18 characters');
 });
+
+// ---- the output formats ------------------------------------------------------------------------
+
+/** Two TCP flows and a UDP one, for the formats. */
+function sample(): string {
+  const file = path.join(dir, 'formats.pcap');
+  const a = new TcpConversation(C, SRV).send(0, 'c', S).send(0.001, 's', S | A).send(0.002, 'c', A).send(0.003, 'c', P | A, 100).send(0.004, 's', P | A, 3000);
+  const b = new TcpConversation(['10.0.0.1', 40002], WEB).send(0.1, 'c', S).send(0.101, 's', R | A);
+  writeCraftedPcap(file, [...a.packets, ...b.packets, udpPacket(0.2, C, ['10.0.0.3', 53], 40), udpPacket(0.25, ['10.0.0.3', 53], C, 80)]);
+  return file;
+}
+
+const run = (args: string[]) => spawnSync(CLI, ['flows', ...args], { encoding: 'utf8' });
+
+t.test("--zeek: Zeek's TSV log, read by its header as zeek-cut does", async (t) => {
+  const r = run(['--zeek', sample()]);
+  t.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.split('\n').filter((l) => l);
+  t.equal(lines[0], '#separator \\x09', 'the separator line');
+  t.same(lines.slice(1, 5), ['#set_separator\t,', '#empty_field\t(empty)', '#unset_field\t-', '#path\tconn'], 'the header lines');
+  const fields = lines.find((l) => l.startsWith('#fields\t'))?.split('\t').slice(1) ?? [];
+  const types = lines.find((l) => l.startsWith('#types\t'))?.split('\t').slice(1) ?? [];
+  t.equal(fields.length, types.length, 'a type for each field');
+  t.same(fields.slice(0, 6), ['ts', 'uid', 'id.orig_h', 'id.orig_p', 'id.resp_h', 'id.resp_p'], "Zeek's first columns");
+  t.equal(types[fields.indexOf('ts')], 'time', 'ts is a time');
+  t.match(lines[lines.length - 1], /^#close\t\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d$/, 'the #close line');
+  // zeek-cut's way: the columns by the #fields names (awk, as the original zeek-cut script)
+  const cut = spawnSync('awk', ['-F', '\t', '/^#fields/ { for (i = 2; i <= NF; i++) col[$i] = i - 1; next } /^#/ { next } { print $col["conn_state"] "\t" $col["id.resp_p"] "\t" $col["duration"] }'], {
+    input: r.stdout,
+    encoding: 'utf8',
+  });
+  t.same(cut.stdout.trim().split('\n'), ['S1\t40001\t0.004000', 'REJ\t80\t0.001000', 'SF\t53\t0.050000'], 'conn_state, port and duration by name');
+  t.ok(lines.some((l) => !l.startsWith('#') && l.split('\t').length === fields.length), 'rows have every column');
+});
+
+t.test('--csv: a header and a row per flow; the table; --by; -f', async (t) => {
+  const file = sample();
+  const csv = run(['--csv', file]).stdout.split('\n').filter((l) => l);
+  t.equal(csv.length, 4, 'header and three rows');
+  t.match(csv[0], /^ts,uid,id\.orig_h,id\.orig_p,id\.resp_h,id\.resp_p,proto,service,duration/, 'the header: Zeek names');
+  const table = run([file]).stdout.split('\n').filter((l) => l);
+  t.match(table[0], /^TIME\s+PID\s+COMM\s+PROTO\s+FLOW\s+STATE\s+UP\s+DOWN\s+PKTS\s+DURATION\s+SERVER$/, 'the table header');
+  t.equal(table.length, 4, 'and a line per flow');
+  t.match(table[3], /\budp\s+10\.0\.0\.1:40000 > 10\.0\.0\.3:53\s+SF/, 'the UDP flow line (no DNS in it: no service)');
+  const by = JSON.parse(run(['--by', 'proto', '--json', file]).stdout.split('\n')[0]);
+  t.same(by, { proto: 'tcp', flows: 2, pkts_up: 4, pkts_down: 3, bytes_up: 100, bytes_down: 3000, first: 1700000000, last: 1700000000.101 }, '--by proto: the sums (orig/resp without a program side)');
+  const filtered = run(['--json', '-f', 'udp', file]).stdout.split('\n').filter((l) => l);
+  t.equal(filtered.length, 1, "-f 'udp': only the UDP flow");
+  const bad = run(['-f', 'udp port (((', file]);
+  t.equal(bad.status, 2, 'a bad expression: exit 2');
+  t.match(bad.stderr, /udp port \(\(\(/, 'naming it');
+  const both = run(['--json', '--csv', file]);
+  t.equal(both.status, 2, 'two formats: exit 2');
+  t.match(both.stderr, /pick one output format/, 'said');
+  const missing = run([path.join(dir, 'none.pcap')]);
+  t.equal(missing.status, 2, 'a missing file: exit 2');
+  t.match(missing.stderr, /none\.pcap.*no such file/, 'named');
+});
+
+t.test('--features: nfstream-named statistics and the first packets', async (t) => {
+  const rec = JSON.parse(run(['--json', '--features', '--splt', '3', sample()]).stdout.split('\n')[0]);
+  t.same(
+    [rec.bidirectional_min_ps, rec.bidirectional_max_ps, rec.src2dst_syn_packets, rec.dst2src_syn_packets, rec.src2dst_psh_packets],
+    [40, 3040, 1, 1, 1],
+    'sizes are IP lengths; SYN and PSH counted per direction',
+  );
+  t.same(rec.splt_direction, [0, 1, 0], 'the first 3 directions');
+  t.same(rec.splt_ps, [40, 40, 40], 'their sizes');
+  t.same(rec.splt_piat_ms, [0, 1, 1], 'their gaps (ms)');
+  t.equal(rec.bidirectional_mean_piat_ms, 1, 'mean inter-arrival 1 ms');
+  const csvHead = run(['--csv', '--features', sample()]).stdout.split('\n')[0];
+  t.match(csvHead, /,bidirectional_min_ps,bidirectional_mean_ps,.*,splt_piat_ms$/, 'the CSV has the feature columns');
+});

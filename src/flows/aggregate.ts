@@ -53,7 +53,7 @@ export class FlowAggregate {
     s.bytes_down += num(app ? r.down_bytes : r.resp_bytes);
     const ts = num(r.ts);
     s.first = Math.min(s.first, ts);
-    s.last = Math.max(s.last, ts + num(r.duration));
+    s.last = Math.max(s.last, Math.round((ts + num(r.duration)) * 1e6) / 1e6);
   }
 
   /** The rows, most bytes first. */

@@ -171,6 +171,12 @@ export async function runFlows(r: FlowsRequest): Promise<number> {
         else table.otherPackets++;
       }
     } catch (err) {
+      if (err instanceof TracedumpError) {
+        // the expression cannot be used on this file's link type
+        printError(err.message + (err.hint ? `\n  ${err.hint}` : ''));
+        reader.close();
+        return EXIT_FLOWS_FAILURE;
+      }
       if (!(err instanceof ReadError)) throw err;
       printError(`${label}: ${err.message}`);
       status = Math.max(status, err.kind === 'notCapture' ? EXIT_FLOWS_FAILURE : EXIT_FLOWS_DAMAGED);
