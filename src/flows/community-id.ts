@@ -1,6 +1,6 @@
 // Community ID v1 (github.com/corelight/community-id-spec): one hash per flow that Zeek,
 // Suricata, Wireshark and others compute alike, to join records across tools.
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from '../packet/protocols';
 
 // ICMP message types that come in request/response pairs: the type of the other half stands
@@ -22,6 +22,10 @@ const ICMP6_PAIRS: Record<number, number> = {
 };
 
 const WITH_PORTS = new Set([IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP]);
+
+// crypto.hash (Node 20.12 and later) hashes in one call, several times cheaper than a Hash object.
+const oneShot = (crypto as { hash?: (algorithm: string, data: Buffer, encoding: 'base64') => string }).hash;
+const sha1Base64 = (b: Buffer): string => (oneShot ? oneShot('sha1', b, 'base64') : crypto.createHash('sha1').update(b).digest('base64'));
 
 /** Address bytes (latin1 strings of 4 or 16 characters) compared as unsigned bytes. */
 function lessThan(a: string, b: string): number {
@@ -62,5 +66,5 @@ export function communityId(proto: number, src: string, dst: string, sport: numb
     buf.writeUInt16BE(p1, at);
     buf.writeUInt16BE(p2, at + 2);
   }
-  return `1:${createHash('sha1').update(buf).digest('base64')}`;
+  return `1:${sha1Base64(buf)}`;
 }

@@ -3,16 +3,18 @@
 // on a closed 4-tuple starts another (Zeek's reuse; tshark's new stream), any flow after
 // `idle` without a packet or `active` in all (nfstream's timeouts). Time is the packets' own
 // (reading a file) or the wall clock (live: expire() is called on a timer).
-import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_UDP } from '../packet/protocols';
+import { IPPROTO_UDP } from '../packet/protocols';
 import { parseDns } from '../packet/dns';
 import { DNS_PORTS, DnsNames } from './dns-names';
-import { Flow, type FlowOptions, icmpCounterpart } from './flow';
+import { Flow, type FlowOptions } from './flow';
 import type { FlowPacket } from './flow-packet';
 import type { FlowRecord } from './flow-record';
 
 /** Zeek's tcp_close_delay and tcp_attempt_delay. */
 const CLOSE_DELAY_US = 5e6;
 const ATTEMPT_DELAY_US = 5e6;
+/** Packet time between two looks for flows whose time is up (a record's content does not depend on it). */
+const SWEEP_US = 10e6;
 
 export interface FlowTableOptions extends FlowOptions {
   /** A flow without packets this long ends (µs). */
@@ -26,25 +28,10 @@ export interface FlowEnd {
   record: FlowRecord;
 }
 
-const portKey = (addr: string, port: number) => `${addr}${String.fromCharCode(port >> 8, port & 0xff)}`;
-
-/** The flow key of a packet: both directions of a TCP/UDP flow and of an ICMP pair share it. */
-export function flowKey(p: FlowPacket): string {
-  const proto = String.fromCharCode(p.proto);
-  if (p.proto === IPPROTO_ICMP || p.proto === IPPROTO_ICMPV6) {
-    const pair = icmpCounterpart(p.proto, p.sport);
-    if (pair === undefined) return `${proto}>${portKey(p.src, p.sport)}${portKey(p.dst, p.dport)}`; // one-way
-    const a = portKey(p.src, Math.min(p.sport, pair));
-    const b = portKey(p.dst, Math.min(p.sport, pair));
-    return a < b ? `${proto}${a}${b}` : `${proto}${b}${a}`;
-  }
-  const a = portKey(p.src, p.sport);
-  const b = portKey(p.dst, p.dport);
-  return a < b ? `${proto}${a}${b}` : `${proto}${b}${a}`;
-}
-
 export class FlowTable {
-  private readonly flows = new Map<string, Flow>();
+  /** Open flows by key hash (flows whose keys share a hash are chained by `sameHash`). */
+  private readonly flows = new Map<number, Flow>();
+  private count = 0;
   readonly dns = new DnsNames();
   /** Packets that are not TCP, UDP or ICMP over IP (no flow): counted. */
   otherPackets = 0;
@@ -56,27 +43,53 @@ export class FlowTable {
   ) {}
 
   get open(): number {
-    return this.flows.size;
+    return this.count;
   }
 
   /** The flows open now (for a live view). */
-  openFlows(): IterableIterator<Flow> {
-    return this.flows.values();
+  *openFlows(): IterableIterator<Flow> {
+    for (const head of this.flows.values()) for (let f: Flow | undefined = head; f; f = f.sameHash) yield f;
+  }
+
+  private find(p: FlowPacket): Flow | undefined {
+    for (let f = this.flows.get(p.keyHash); f; f = f.sameHash) if (p.keyIs(f.key)) return f;
+    return undefined;
+  }
+
+  private insert(flow: Flow): void {
+    flow.sameHash = this.flows.get(flow.keyHash);
+    this.flows.set(flow.keyHash, flow);
+    this.count++;
+  }
+
+  private remove(flow: Flow): void {
+    const head = this.flows.get(flow.keyHash);
+    if (head === flow) {
+      if (flow.sameHash) this.flows.set(flow.keyHash, flow.sameHash);
+      else this.flows.delete(flow.keyHash);
+    } else {
+      for (let f = head; f; f = f.sameHash)
+        if (f.sameHash === flow) {
+          f.sameHash = flow.sameHash;
+          break;
+        }
+    }
+    flow.sameHash = undefined;
+    this.count--;
   }
 
   add(p: FlowPacket): void {
-    if (p.us - this.lastSweepUs >= 1e6) this.expire(p.us);
+    if (p.us - this.lastSweepUs >= SWEEP_US) this.expire(p.us);
     const dns = p.proto === IPPROTO_UDP && (DNS_PORTS.has(p.sport) || DNS_PORTS.has(p.dport)) ? parseDns(p.payload) : undefined;
     if (dns) this.dns.learn(dns);
-    const key = flowKey(p);
-    let flow = this.flows.get(key);
+    let flow = this.find(p);
     if (flow && this.endsBefore(flow, p)) {
       this.end(flow);
       flow = undefined;
     }
     if (!flow) {
-      flow = new Flow(key, p, this.options, this.dns);
-      this.flows.set(key, flow);
+      flow = new Flow(p.key, p.keyHash, p, this.options, this.dns);
+      this.insert(flow);
     }
     if (dns) flow.dnsService = true;
     flow.add(p);
@@ -98,17 +111,19 @@ export class FlowTable {
   /** Ends the flows whose time is up at nowUs (µs). */
   expire(nowUs: number): void {
     this.lastSweepUs = nowUs;
-    for (const flow of this.flows.values()) if (this.expired(flow, nowUs)) this.end(flow);
+    const due: Flow[] = [];
+    for (const head of this.flows.values()) for (let f: Flow | undefined = head; f; f = f.sameHash) if (this.expired(f, nowUs)) due.push(f);
+    for (const flow of due) this.end(flow);
   }
 
   /** Ends every open flow (the end of the input), oldest first. */
   flush(): void {
-    const all = [...this.flows.values()].sort((a, b) => a.firstUs - b.firstUs);
+    const all = [...this.openFlows()].sort((a, b) => a.firstUs - b.firstUs);
     for (const flow of all) this.end(flow);
   }
 
   private end(flow: Flow): void {
-    this.flows.delete(flow.key);
+    this.remove(flow);
     this.onEnd({ flow, record: flow.record() });
   }
 }

@@ -1,16 +1,15 @@
 // One flow: its two ends (originator and responder, in Zeek's sense), packet and byte counts,
 // the TCP connection state or the UDP/ICMP activity, the history, what its payloads said, the
 // process behind it and the features. It becomes a record when it ends (flow-table.ts).
-import { createHash } from 'node:crypto';
 import { formatAddress } from '../packet/address';
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP } from '../packet/protocols';
 import { TCP_ACK, TCP_RST, TCP_SYN } from '../packet/dissect';
 import { communityId } from './community-id';
 import type { DnsName, DnsNames } from './dns-names';
 import { FlowFeatures } from './features';
-import type { FlowPacket, PacketProcess } from './flow-packet';
+import { type FlowPacket, type PacketProcess, icmpCounterpart } from './flow-packet';
 import type { FlowRecord } from './flow-record';
-import { History } from './history';
+import { History, HistoryKind } from './history';
 import { PayloadInspector } from './payload-inspector';
 import { TcpConnection } from './tcp-connection';
 
@@ -24,28 +23,31 @@ const UDP_SERVER_PORTS = new Set([
   53, 137, 5353, 5355, 67, 4011, 88, 123, 161, 162, 389, 443, 514, 1812, 3389, 5060, 20000, 3544, 4789, 5072, 4754, 6081, 2123, 2152,
 ]);
 
-// ICMP request/response pairs: the responder's "port" is the other half's type (as Zeek and
-// Community ID have it); any other message is a one-way flow with its code as that port.
-const ICMP4_PAIRS: Record<number, number> = { 8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 10: 9, 9: 10, 17: 18, 18: 17 };
-const ICMP6_PAIRS: Record<number, number> = { 128: 129, 129: 128, 133: 134, 134: 133, 135: 136, 136: 135, 130: 131, 131: 130, 144: 145, 145: 144, 139: 140, 140: 139 };
-
-export function icmpCounterpart(proto: number, type: number): number | undefined {
-  return (proto === IPPROTO_ICMP ? ICMP4_PAIRS : ICMP6_PAIRS)[type];
-}
-
 const BASE62 = '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
 
+/** 32-bit FNV-1a of a string's code units, from a seed. */
+function fnv32(text: string, seed: number): number {
+  let h = seed;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+function base62(n: number, out: string[]): void {
+  for (let w = n; w > 0; w = Math.floor(w / 62)) out.push(BASE62[w % 62]);
+}
+
 /**
- * A Zeek-style uid ("C" and base62), derived from the flow's first packet time and its key, so
- * that the same capture read twice, or live and afterwards, gives the same uids.
+ * A Zeek-style uid ("C" and base62 digits of 85 bits, least significant first, at most 16
+ * characters), made from the flow's first packet time and its key: the same capture read twice,
+ * or live and afterwards, gives the same uids.
  */
 function flowUid(firstUs: number, key: string): string {
-  const d = createHash('sha1').update(`${firstUs}|`).update(key, 'latin1').digest();
-  // as Zeek's: a 32-bit and a 64-bit word, base62, least significant digit first (at most 18 characters)
-  let out = 'C';
-  for (let w = BigInt(d.readUInt32BE(0)); w > 0n; w /= 62n) out += BASE62[Number(w % 62n)];
-  for (let w = d.readBigUInt64BE(4); w > 0n; w /= 62n) out += BASE62[Number(w % 62n)];
-  return out;
+  const text = `${firstUs}|${key}`;
+  const out = ['C'];
+  base62(fnv32(text, 0x811c9dc5), out);
+  // 53 more bits (what a number holds exactly) from two more hashes
+  base62(fnv32(text, 0x9e3779b9) * 2 ** 21 + (fnv32(text, 0x85ebca6b) >>> 11), out);
+  return out.join('');
 }
 
 export interface FlowOptions {
@@ -78,9 +80,15 @@ export class Flow {
   dnsService = false;
   /** Packet time (µs) at which the TCP connection was complete (closed or reset). */
   closedUs: number | undefined;
+  /** The originator is the flow key's first end. */
+  private origFirst: boolean;
+
+  /** The next open flow whose key has the same hash (the table's chain). */
+  sameHash: Flow | undefined;
 
   constructor(
     readonly key: string,
+    readonly keyHash: number,
     p: FlowPacket,
     options: FlowOptions,
     dns: DnsNames,
@@ -91,6 +99,7 @@ export class Flow {
     this.respAddr = p.dst;
     this.origPort = p.sport;
     this.respPort = p.dport;
+    this.origFirst = p.first;
     if (p.proto === IPPROTO_ICMP || p.proto === IPPROTO_ICMPV6) this.respPort = icmpCounterpart(p.proto, p.sport) ?? p.dport;
     if (p.proto === IPPROTO_TCP) this.tcp = new TcpConnection(this.history);
     if (p.proto === IPPROTO_TCP || p.proto === IPPROTO_UDP) this.inspector = new PayloadInspector(p.proto === IPPROTO_TCP);
@@ -116,6 +125,7 @@ export class Flow {
   flip(): void {
     [this.origAddr, this.respAddr] = [this.respAddr, this.origAddr];
     [this.origPort, this.respPort] = [this.respPort, this.origPort];
+    this.origFirst = !this.origFirst;
     this.pkts.reverse();
     this.ipBytes.reverse();
     this.payloadBytes.reverse();
@@ -128,11 +138,11 @@ export class Flow {
 
   /** Whether a packet went from the originator. */
   fromOrig(p: FlowPacket): boolean {
-    return p.sport === this.origPort && p.src === this.origAddr;
+    return p.first === this.origFirst;
   }
 
   add(p: FlowPacket): void {
-    let fromOrig = this.isIcmp ? p.src === this.origAddr : this.fromOrig(p);
+    let fromOrig = this.fromOrig(p);
     if (this.appRole === undefined && p.direction) this.appRole = (p.direction === 'out') === fromOrig ? 0 : 1;
     if (!this.process) {
       const proc = p.process();
@@ -140,16 +150,19 @@ export class Flow {
     }
     if (this.tcp) {
       const wasClosed = this.tcp.bothClosed;
-      this.tcp.packet(fromOrig, p.tcpFlags, p.seq, p.ack, p.payloadLen, p.window, () => this.flipMidway());
+      this.tcp.packet(fromOrig, p.tcpFlags, p.seq, p.ack, p.payloadLen, p.window, this.flipMidway);
       fromOrig = this.fromOrig(p);
       if (!wasClosed) this.lastUs = p.us; // once both ends closed, later packets do not extend it
       if (this.closedUs === undefined && this.tcp.closeComplete) this.closedUs = p.us;
-      if (p.tcpFlags & TCP_SYN) this.inspector?.syn(fromOrig, p.seq);
-      if (!(p.tcpFlags & TCP_RST)) this.inspector?.add(fromOrig, p.payload, p.seq);
+      const inspector = this.inspector;
+      if (inspector && !inspector.finished) {
+        if (p.tcpFlags & TCP_SYN) inspector.syn(fromOrig, p.seq);
+        if (!(p.tcpFlags & TCP_RST) && p.payloadLen > 0) inspector.add(fromOrig, p.payload, p.seq);
+      }
     } else {
       this.lastUs = p.us;
-      if (!this.isIcmp) this.history.once(fromOrig, 'D');
-      this.inspector?.add(fromOrig, p.payload, 0);
+      if (!this.isIcmp) this.history.check(fromOrig, HistoryKind.Data, 'D');
+      if (this.inspector && !this.inspector.finished && p.payloadLen > 0) this.inspector.add(fromOrig, p.payload, 0);
     }
     const r = fromOrig ? 0 : 1;
     this.pkts[r]++;
@@ -159,9 +172,7 @@ export class Flow {
   }
 
   /** A flip in the middle of the TCP state machine: the connection's endpoints swap too (flip() does). */
-  private flipMidway(): void {
-    this.flip();
-  }
+  private readonly flipMidway = (): void => this.flip();
 
   private get isIcmp(): boolean {
     return this.proto === IPPROTO_ICMP || this.proto === IPPROTO_ICMPV6;
@@ -196,7 +207,7 @@ export class Flow {
   record(): FlowRecord {
     const r: FlowRecord = {};
     const us = this.firstUs;
-    r.ts = Number(`${Math.floor(us / 1e6)}.${String(us % 1e6).padStart(6, '0')}`);
+    r.ts = us / 1e6; // the double nearest to the decimal seconds.micro, as the text would parse
     r.uid = this.uid();
     r['id.orig_h'] = formatAddress(this.origAddr);
     r['id.orig_p'] = this.origPort;

@@ -13,7 +13,7 @@ export interface RowWriter {
 type Out = (text: string) => void;
 
 function jsonWriter(out: Out): RowWriter {
-  return { write: (row) => out(`${JSON.stringify(row)}\n`), end: () => undefined };
+  return { write: (row) => out(JSON.stringify(row) + '\n'), end: () => undefined };
 }
 
 function csvCell(v: FlowValue | undefined): string {

@@ -2,10 +2,22 @@
 // originator and lowercase from the responder, most letters once per side, some again at the
 // 10th, 100th... occurrence, and '^' where the roles were flipped.
 
+/** The kinds of events that add a letter once per side. */
+export const enum HistoryKind {
+  Syn = 1,
+  Fin = 2,
+  Rst = 4,
+  Ack = 8,
+  Data = 16,
+  FinRst = 32,
+  Multi = 64,
+}
+
 export class History {
   text = '';
-  /** Letters seen, by role at the time (Zeek does not swap these on a flip either). */
-  private readonly seen = [new Set<string>(), new Set<string>()];
+  /** Kinds seen (bits), by role at the time (Zeek does not swap these on a flip either). */
+  private seenOrig = 0;
+  private seenResp = 0;
   private readonly counts = new Map<string, { n: number; next: number }>();
 
   private letter(fromOrig: boolean, code: string): string {
@@ -17,20 +29,16 @@ export class History {
   }
 
   /**
-   * Zeek's CheckHistory: the first event of `kind` from this side adds `code`; returns whether
-   * the kind was seen before (kinds may share: a SYN and a SYN-ACK are both 'syn').
+   * Zeek's CheckHistory: the first event of `kind` (a HistoryKind bit) from this side adds
+   * `code`; returns whether the kind was seen before (a SYN and a SYN-ACK share a kind).
    */
-  check(fromOrig: boolean, kind: string, code: string): boolean {
-    const seen = this.seen[fromOrig ? 0 : 1];
-    if (seen.has(kind)) return true;
-    seen.add(kind);
+  check(fromOrig: boolean, kind: number, code: string): boolean {
+    const seen = fromOrig ? this.seenOrig : this.seenResp;
+    if (seen & kind) return true;
+    if (fromOrig) this.seenOrig |= kind;
+    else this.seenResp |= kind;
     this.add(fromOrig, code);
     return false;
-  }
-
-  /** Once per side. */
-  once(fromOrig: boolean, code: string): void {
-    this.check(fromOrig, code, code);
   }
 
   /** At the 1st, 10th, 100th... occurrence from this side (retransmissions, zero windows, gaps). */

@@ -6,7 +6,7 @@ import { writeAll } from '../output/fd-writer';
 import type { PacketOwner } from '../output/format';
 import type { SllPacket } from '../output/pcap';
 import { LINKTYPE_RAW } from '../packet/link';
-import { flowPacket } from './flow-packet';
+import { FlowPacketReader, type PacketProcess } from './flow-packet';
 import { FlowTable } from './flow-table';
 
 /** epb_flags directions, as the file's packets carry them. */
@@ -28,6 +28,12 @@ export interface LiveFlowsOptions {
 
 export class LiveFlows {
   private readonly table: FlowTable;
+  private readonly packets = new FlowPacketReader();
+  private owner: PacketOwner | undefined;
+  private readonly processOfOwner = (): PacketProcess => {
+    const o = this.owner as PacketOwner;
+    return { pid: o.pid, tid: o.tid, comm: o.comm, exe: this.o.exeOf(o.pid) ?? null };
+  };
   private lines: string[] = [];
   /** Records written (for the summary). */
   written = 0;
@@ -44,7 +50,8 @@ export class LiveFlows {
   packet(p: SllPacket, owner: PacketOwner): void {
     const us = p.sec * 1e6 + Math.floor(p.nsec / 1000);
     const flags = p.pkttype === PACKET_OUTGOING ? EPB_OUTBOUND : EPB_INBOUND;
-    const fp = flowPacket(LINKTYPE_RAW, p.data, us, flags, () => ({ pid: owner.pid, tid: owner.tid, comm: owner.comm, exe: this.o.exeOf(owner.pid) ?? null }));
+    this.owner = owner;
+    const fp = this.packets.read(LINKTYPE_RAW, p.data, us, flags, this.processOfOwner);
     if (fp) this.table.add(fp);
   }
 

@@ -21,31 +21,53 @@ export interface Inspection {
   alpn: string[] | undefined;
 }
 
-/** A TCP direction's bytes contiguous from its first sequence number (in-order or not). */
+/**
+ * A TCP direction's bytes contiguous from its first sequence number (in order or not). The
+ * first segment is read in place; segments are copied only when the start must wait for more.
+ */
 class StreamStart {
   private base: number | undefined;
-  private readonly parts: { offset: number; data: Buffer }[] = [];
-  private contiguous: Buffer = Buffer.alloc(0);
+  private parts: { offset: number; data: Buffer }[] | undefined;
+  private contiguous: Buffer = EMPTY;
+  /** The last segment, when it is the whole stream start so far (a view, not yet kept). */
+  private view: Buffer | undefined;
 
   /** seq of the first payload byte (the SYN's seq + 1 when the SYN was seen). */
   setBase(seq: number): void {
     this.base ??= seq >>> 0;
   }
 
+  /** A segment; true when the contiguous start grew (read `bytes` then, and keep() if not done). */
   add(seq: number, payload: Buffer): boolean {
     this.base ??= seq >>> 0;
     const off = ((seq >>> 0) - this.base + 2 ** 32) % 2 ** 32;
     if (off >= STREAM_MAX || payload.length === 0) return false;
-    this.parts.push({ offset: off, data: Buffer.from(payload.subarray(0, STREAM_MAX - off)) });
+    if (off === 0 && !this.parts) {
+      this.view = payload.subarray(0, STREAM_MAX);
+      return true;
+    }
+    this.keep();
+    (this.parts ??= []).push({ offset: off, data: Buffer.from(payload.subarray(0, STREAM_MAX - off)) });
     const before = this.contiguous.length;
     this.contiguous = cryptoStreamPrefix(this.parts);
     return this.contiguous.length > before;
   }
 
+  /** The segment read in place is needed later: copied. */
+  keep(): void {
+    if (!this.view) return;
+    const data = Buffer.from(this.view);
+    this.parts = [{ offset: 0, data }];
+    this.contiguous = data;
+    this.view = undefined;
+  }
+
   get bytes(): Buffer {
-    return this.contiguous;
+    return this.view ?? this.contiguous;
   }
 }
+
+const EMPTY = Buffer.alloc(0);
 
 export class PayloadInspector {
   readonly result: Inspection = { service: undefined, serverName: undefined, source: undefined, tlsVersion: undefined, alpn: undefined };
@@ -79,7 +101,10 @@ export class PayloadInspector {
     }
     if (this.streams) {
       const s = this.streams[side];
-      if (s.add(seq, payload)) this.readTcp(side, s.bytes);
+      if (s.add(seq, payload)) {
+        this.readTcp(side, s.bytes);
+        if (this.open[side]) s.keep(); // more is needed: the segment is kept
+      }
     } else {
       this.readUdp(side, payload);
     }

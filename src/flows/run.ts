@@ -9,10 +9,10 @@ import { TracedumpError } from '../errors';
 import { ExpressionFilter } from '../read/expression-filter';
 import { LineBuffer } from '../read/line-buffer';
 import { processInfo } from '../read/print';
-import { CaptureReader, ReadError } from '../read/reader';
+import { type CaptureRecord, CaptureReader, ReadError } from '../read/reader';
 import { quoteName } from '../text/quote';
 import { type AggregateKey, FlowAggregate } from './aggregate';
-import { flowPacket } from './flow-packet';
+import { FlowPacketReader, NO_PROCESS } from './flow-packet';
 import { FlowTable } from './flow-table';
 import { FLOW_FIELDS, type FlowRecord, featureFields } from './flow-record';
 import { type FlowFormat, type RowWriter, type TableColumn, flowFieldTypes, rowWriter } from './formats';
@@ -149,11 +149,15 @@ export async function runFlows(r: FlowsRequest): Promise<number> {
   );
   let status = 0;
   let lastUs = 0;
+  const packets = new FlowPacketReader();
+  // the process of the packet being read (asked at most once per flow)
+  let current: CaptureRecord | undefined;
+  const processOfCurrent = () => (current ? processInfo(current) : NO_PROCESS);
   for (const file of r.files) {
     const label = file === '-' ? 'standard input' : quoteName(file);
     let reader: CaptureReader;
     try {
-      reader = CaptureReader.open(file);
+      reader = CaptureReader.open(file, undefined, { reuseRecords: true });
     } catch (err) {
       if (!(err instanceof ReadError)) throw err;
       printError(`${label}: ${err.message}`);
@@ -165,8 +169,11 @@ export async function runFlows(r: FlowsRequest): Promise<number> {
         if (matches && !matches.test(rec.iface, rec.data, rec.origLen)) continue;
         const us = rec.sec === undefined ? lastUs : rec.sec * 1e6 + Math.floor((rec.nsec ?? 0) / 1000);
         lastUs = us;
-        const record = rec;
-        const p = flowPacket(rec.iface.linktype, rec.data, us, rec.flags, () => processInfo(record));
+        current = rec;
+        const p =
+          rec.dataBuffer !== undefined && rec.dataOffset !== undefined
+            ? packets.readAt(rec.iface.linktype, rec.dataBuffer, rec.dataOffset, rec.dataOffset + rec.caplen, us, rec.flags, processOfCurrent)
+            : packets.read(rec.iface.linktype, rec.data, us, rec.flags, processOfCurrent);
         if (p) table.add(p);
         else table.otherPackets++;
       }

@@ -4,7 +4,7 @@
 // Zeek's TCPSessionAdapter/TCP_Endpoint and base/protocols/conn/main.zeek; where this differs
 // from Zeek it says so (docs/flows.md).
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from '../packet/dissect';
-import type { History } from './history';
+import { type History, HistoryKind } from './history';
 
 
 export const enum TcpState {
@@ -18,12 +18,15 @@ export const enum TcpState {
 }
 
 const SEQ_SPACE = 2 ** 32;
+/** Shared until an endpoint has data out of order. */
+const NO_BLOCKS: [number, number][] = [];
 /** SYN and RST sequence jumps larger than this are not trusted (Zeek's 1 MiB). */
 const MAX_JUMP = 1 << 20;
 
 /** seq (32 bits) as the 64-bit offset nearest to ref (an offset already in the stream). */
 function unwrap(seq: number, ref: number): number {
-  const refLow = ((ref % SEQ_SPACE) + SEQ_SPACE) % SEQ_SPACE;
+  let refLow = ref % SEQ_SPACE;
+  if (refLow < 0) refLow += SEQ_SPACE;
   let d = seq - refLow;
   if (d > SEQ_SPACE / 2) d -= SEQ_SPACE;
   else if (d < -SEQ_SPACE / 2) d += SEQ_SPACE;
@@ -44,7 +47,7 @@ class Endpoint {
   didClose = false;
   /** End of this side's data seen contiguously (for gaps), and blocks seen beyond it. */
   contiguous = 0;
-  blocks: [number, number][] = [];
+  blocks: [number, number][] = NO_BLOCKS;
   /** Bytes of gaps (data the peer acknowledged that was never seen). */
   gapBytes = 0;
 
@@ -80,6 +83,7 @@ class Endpoint {
   seen(from: number, to: number): void {
     if (to <= this.contiguous) return;
     if (from > this.contiguous) {
+      if (this.blocks === NO_BLOCKS) this.blocks = [];
       if (this.blocks.length < 256) this.blocks.push([from, to]);
       return;
     }
@@ -88,6 +92,7 @@ class Endpoint {
   }
 
   private absorb(): void {
+    if (this.blocks.length === 0) return;
     this.blocks.sort((a, b) => a[0] - b[0]);
     while (this.blocks.length && this.blocks[0][0] <= this.contiguous) {
       const [, to] = this.blocks.shift() as [number, number];
@@ -191,26 +196,25 @@ export class TcpConnection {
     }
     const seq = unwrap(seq32, ep.lastSeq);
     const rel = seq - ep.startSeq;
-    const side = () => (fromOrig ? 0 : 1);
 
     // history letters (Zeek's update_history: only SYN, FIN and RST are counted as flags)
     const h = this.history;
     const bits = (syn ? 1 : 0) + (fin ? 1 : 0) + (rst ? 1 : 0);
     if (bits > 1) {
-      h.check(fromOrig, fin && rst ? 'finrst' : 'multi', fin && rst ? 'I' : 'Q');
+      h.check(fromOrig, fin && rst ? HistoryKind.FinRst : HistoryKind.Multi, fin && rst ? 'I' : 'Q');
     } else if (bits === 1) {
       if (syn) {
         const code = ackSet ? 'H' : 'S';
-        if (h.check(fromOrig, 'syn', code) && rel !== this.last.syn[side()]) h.add(fromOrig, code);
-        this.last.syn[side()] = rel;
+        if (h.check(fromOrig, HistoryKind.Syn, code) && rel !== this.last.syn[fromOrig ? 0 : 1]) h.add(fromOrig, code);
+        this.last.syn[fromOrig ? 0 : 1] = rel;
       }
       if (fin) {
-        if (h.check(fromOrig, 'fin', 'F') && rel + len !== this.last.fin[side()]) h.add(fromOrig, 'F');
-        this.last.fin[side()] = rel + len;
+        if (h.check(fromOrig, HistoryKind.Fin, 'F') && rel + len !== this.last.fin[fromOrig ? 0 : 1]) h.add(fromOrig, 'F');
+        this.last.fin[fromOrig ? 0 : 1] = rel + len;
       }
       if (rst) {
-        if (h.check(fromOrig, 'rst', 'R') && rel !== this.last.rst[side()]) h.add(fromOrig, 'R');
-        this.last.rst[side()] = rel;
+        if (h.check(fromOrig, HistoryKind.Rst, 'R') && rel !== this.last.rst[fromOrig ? 0 : 1]) h.add(fromOrig, 'R');
+        this.last.rst[fromOrig ? 0 : 1] = rel;
       }
     } else if (len > 0 || ackSet) {
       if (h.text === 'H') {
@@ -219,7 +223,8 @@ export class TcpConnection {
         h.text = '^h';
         fromOrig = !fromOrig;
       }
-      h.once(fromOrig, len > 0 ? 'D' : 'A');
+      if (len > 0) h.check(fromOrig, HistoryKind.Data, 'D');
+      else h.check(fromOrig, HistoryKind.Ack, 'A');
     }
     if (window === 0 && !rst && peer.state !== TcpState.Closed && ep.state !== TcpState.Reset) h.scaled(fromOrig, 'W');
 
@@ -252,8 +257,8 @@ export class TcpConnection {
     if (this.stateMachine(fromOrig, ep, peer, syn, fin, rst, ackSet, len)) flipRoles();
 
     // gaps: the peer's data this packet acknowledges that was never seen
-    if (ackSet && !rst && peer.initialized && this.orig.clean && this.resp.clean) {
-      if (peer.acked(unwrap(ack32, peer.ackSeq)) > 0) h.scaled(!fromOrig, 'G');
+    if (ackSet && !rst && peer.initialized && peer.ackSeq > peer.contiguous && this.orig.clean && this.resp.clean) {
+      if (peer.acked(peer.ackSeq) > 0) h.scaled(!fromOrig, 'G');
     }
 
     if (fin || rst) ep.didClose = true;

@@ -61,6 +61,17 @@ export const DNS_TYPE_A = TYPE_A;
 export const DNS_TYPE_AAAA = TYPE_AAAA;
 export const DNS_TYPE_CNAME = 5;
 
+/** Skips a (possibly compressed) name; returns the offset after it, or -1. */
+function skipName(m: Buffer, at: number): number {
+  for (let guard = 0; guard < 128 && at < m.length; guard++) {
+    const len = m[at];
+    if (len === 0) return at + 1;
+    if ((len & 0xc0) === 0xc0) return at + 2 <= m.length ? at + 2 : -1;
+    at += 1 + len;
+  }
+  return -1;
+}
+
 /** A name anywhere in the message, compression pointers followed (bounded). */
 function readCompressedName(m: Buffer, at: number): { name: string; end: number } | undefined {
   const labels: string[] = [];
@@ -98,15 +109,18 @@ export function parseDns(m: Buffer): DnsMessage | undefined {
   }
   const answers: DnsRecord[] = [];
   for (let i = 0; i < an && i < 64; i++) {
-    const owner = readCompressedName(m, at);
-    if (!owner || owner.end + 10 > m.length) break;
-    at = owner.end;
+    // where the record goes on is known without following the owner's pointers (a looping
+    // owner name still leaves its address usable)
+    const end = skipName(m, at);
+    if (end < 0 || end + 10 > m.length) break;
+    const owner = readCompressedName(m, at)?.name ?? '';
+    at = end;
     const type = m.readUInt16BE(at);
     const ttl = m.readUInt32BE(at + 4);
     const rdlen = m.readUInt16BE(at + 8);
     const rdata = at + 10;
     if (rdata + rdlen > m.length) break;
-    const r: DnsRecord = { name: owner.name.toLowerCase(), type, ttl };
+    const r: DnsRecord = { name: owner.toLowerCase(), type, ttl };
     if ((type === TYPE_A && rdlen === 4) || (type === TYPE_AAAA && rdlen === 16)) r.address = Buffer.from(m.subarray(rdata, rdata + rdlen));
     else if (type === DNS_TYPE_CNAME) r.target = readCompressedName(m, rdata)?.name.toLowerCase();
     answers.push(r);

@@ -21,30 +21,24 @@ export interface IpHeader {
   truncated: boolean;
 }
 
-/** The IP header at `at`, or undefined when there is no whole fixed header of version 4 or 6. */
-export function walkIp(d: Buffer, at = 0): IpHeader | undefined {
-  if (d.length < at + 1) return undefined;
+/**
+ * The IP header at `at`, or undefined when there is no whole fixed header of version 4 or 6.
+ * `into`: an object to fill and return instead of a new one (a reader of every packet of a
+ * large file reuses one); `end`: where the packet's captured bytes end in d (default: d's end).
+ */
+export function walkIp(d: Buffer, at = 0, into?: IpHeader, end = d.length): IpHeader | undefined {
+  if (end < at + 1) return undefined;
   const version = d[at] >> 4;
   if (version === 4) {
-    if (d.length < at + 20) return undefined;
+    if (end < at + 20) return undefined;
     const ihl = (d[at] & 0x0f) * 4;
     if (ihl < 20) return undefined;
     const frag = d.readUInt16BE(at + 6);
     const offset = frag & 0x1fff;
     const more = (frag & 0x2000) !== 0;
-    return {
-      version,
-      proto: d[at + 9],
-      src: at + 12,
-      dst: at + 16,
-      addrLen: 4,
-      len: d.readUInt16BE(at + 2),
-      l4: at + ihl,
-      fragment: offset || more ? { id: d.readUInt16BE(at + 4), offset, more } : undefined,
-      truncated: d.length < at + ihl,
-    };
+    return fill(into, version, d[at + 9], at + 12, at + 16, 4, d.readUInt16BE(at + 2), at + ihl, offset || more ? { id: d.readUInt16BE(at + 4), offset, more } : undefined, end < at + ihl);
   }
-  if (version !== 6 || d.length < at + 40) return undefined;
+  if (version !== 6 || end < at + 40) return undefined;
   const payload = d.readUInt16BE(at + 4);
   let next = d[at + 6];
   let l4 = at + 40;
@@ -53,7 +47,7 @@ export function walkIp(d: Buffer, at = 0): IpHeader | undefined {
   for (let hops = 0; ; hops++) {
     const extension = IPV6_EXTENSIONS.has(next) || next === IPV6_AH || next === IPV6_FRAGMENT;
     if (!extension) break;
-    if (hops === IPV6_MAX_EXTENSIONS || d.length < l4 + (next === IPV6_FRAGMENT ? 8 : 2)) {
+    if (hops === IPV6_MAX_EXTENSIONS || end < l4 + (next === IPV6_FRAGMENT ? 8 : 2)) {
       truncated = true;
       break;
     }
@@ -68,6 +62,31 @@ export function walkIp(d: Buffer, at = 0): IpHeader | undefined {
       l4 += len;
     }
   }
-  if (l4 > d.length) truncated = true;
-  return { version, proto: next, src: at + 8, dst: at + 24, addrLen: 16, len: payload === 0 ? undefined : 40 + payload, l4, fragment, truncated };
+  if (l4 > end) truncated = true;
+  return fill(into, version, next, at + 8, at + 24, 16, payload === 0 ? undefined : 40 + payload, l4, fragment, truncated);
+}
+
+function fill(
+  into: IpHeader | undefined,
+  version: 4 | 6,
+  proto: number,
+  src: number,
+  dst: number,
+  addrLen: 4 | 16,
+  len: number | undefined,
+  l4: number,
+  fragment: IpHeader['fragment'],
+  truncated: boolean,
+): IpHeader {
+  if (!into) return { version, proto, src, dst, addrLen, len, l4, fragment, truncated };
+  into.version = version;
+  into.proto = proto;
+  into.src = src;
+  into.dst = dst;
+  into.addrLen = addrLen;
+  into.len = len;
+  into.l4 = l4;
+  into.fragment = fragment;
+  into.truncated = truncated;
+  return into;
 }

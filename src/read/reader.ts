@@ -78,9 +78,23 @@ export interface CaptureRecord {
   tid?: number;
   /** opt_comment values. */
   comments: string[];
+  /**
+   * Where data lies in a larger buffer (the reader's), for readers that take a frame by its
+   * place rather than by a view of it; undefined when data is its own buffer.
+   */
+  dataBuffer?: Buffer;
+  dataOffset?: number;
 }
 
 export type CaptureFormatName = 'pcap' | 'pcapng';
+
+export interface ReaderOptions {
+  /**
+   * One record object for every packet block, filled again by each next() (a reader of a large
+   * file that keeps nothing of a record past the next call saves an object per packet).
+   */
+  reuseRecords?: boolean;
+}
 
 const CHUNK = 1 << 20;
 /** No packet record or block is larger than this: a larger length means a damaged file. */
@@ -149,6 +163,20 @@ class ByteSource {
     return true;
   }
 
+  /** The buffer and where the next byte is in it (valid until the next ensure or skip). */
+  get buffer(): Buffer {
+    return this.buf;
+  }
+
+  get position(): number {
+    return this.start;
+  }
+
+  /** Byte `rel` of what is available (ensure first): no view made. */
+  byte(rel: number): number {
+    return this.buf[this.start + rel];
+  }
+
   /** The next n bytes (ensure(n) first). */
   view(n: number): Buffer {
     return this.buf.subarray(this.start, this.start + n);
@@ -180,6 +208,8 @@ class ByteSource {
 }
 
 const pad4 = (n: number) => (n + 3) & ~3;
+const NO_BYTES: Buffer = Buffer.alloc(0);
+const NO_INTERFACE: CaptureInterface = { id: -1, linktype: -1, snaplen: 0, digits: 0, offsetSec: 0, decimal: 0 };
 
 /** What a file's first bytes say it is (for the error message of a file that is not a capture). */
 function describeStart(b: Buffer): string {
@@ -197,11 +227,21 @@ function makeInterface(id: number, linktype: number, snaplen: number, digits: nu
   return { id, linktype, snaplen, digits, offsetSec: 0, decimal: digits };
 }
 
-/** Turns a 64-bit count of interface time units into seconds and nanoseconds. */
-function toTime(iface: CaptureInterface, hi: number, lo: number): { sec: number; nsec: number } {
+/** Sets a record's seconds and nanoseconds from a 64-bit count of its interface's time units. */
+function setTime(rec: { sec?: number; nsec?: number }, iface: CaptureInterface, hi: number, lo: number): void {
   let sec: number;
   let nsec: number;
-  if (iface.binary === undefined && hi < 0x200000 && iface.decimal <= 15) {
+  if (iface.binary === undefined && (iface.decimal === 9 || iface.decimal === 6)) {
+    // nanoseconds (tracedump's) or microseconds (the default): the common case, without BigInt.
+    // (hi * 2^32 + lo) / div in two exact steps of 2^16: every product stays below 2^53.
+    const div = iface.decimal === 9 ? 1e9 : 1e6;
+    const a = hi * 65536;
+    const q1 = Math.floor(a / div);
+    const rest = (a - q1 * div) * 65536 + lo;
+    const q2 = Math.floor(rest / div);
+    sec = q1 * 65536 + q2;
+    nsec = (rest - q2 * div) * (iface.decimal === 9 ? 1 : 1000);
+  } else if (iface.binary === undefined && hi < 0x200000 && iface.decimal <= 15) {
     // below 2^53: exact in a double
     const ts = hi * 4294967296 + lo;
     const div = 10 ** iface.decimal;
@@ -221,7 +261,60 @@ function toTime(iface: CaptureInterface, hi: number, lo: number): { sec: number;
       nsec = iface.decimal <= 9 ? Number(frac) * 10 ** (9 - iface.decimal) : Number(frac / 10n ** BigInt(iface.decimal - 9));
     }
   }
-  return { sec: sec + iface.offsetSec, nsec };
+  rec.sec = sec + iface.offsetSec;
+  rec.nsec = nsec;
+}
+
+/**
+ * A packet block's record: its comments are decoded only when asked (most readers never ask,
+ * and decoding one for every packet of a large file costs more than the rest of the block).
+ */
+class BlockRecord implements CaptureRecord {
+  frame = 0;
+  iface = NO_INTERFACE;
+  caplen = 0;
+  origLen = 0;
+  dataBuffer: Buffer = NO_BYTES;
+  dataOffset = 0;
+  private view: Buffer | undefined;
+  sec?: number;
+  nsec?: number;
+  flags?: number;
+  pid?: number;
+  tid?: number;
+  private block: Buffer = NO_BYTES;
+  private spans: number[] | undefined;
+  private decoded: string[] | undefined;
+
+  fill(frame: number, iface: CaptureInterface, caplen: number, origLen: number, block: Buffer, dataOffset: number): void {
+    this.frame = frame;
+    this.iface = iface;
+    this.caplen = caplen;
+    this.origLen = origLen;
+    this.block = block;
+    this.dataBuffer = block;
+    this.dataOffset = dataOffset;
+    this.view = undefined;
+    this.flags = this.pid = this.tid = undefined;
+    this.spans = this.decoded = undefined;
+  }
+
+  /** The captured bytes, a view made when first asked. */
+  get data(): Buffer {
+    return (this.view ??= this.dataBuffer.subarray(this.dataOffset, this.dataOffset + this.caplen));
+  }
+
+  commentAt(at: number, len: number): void {
+    (this.spans ??= []).push(at, len);
+  }
+
+  get comments(): string[] {
+    if (this.decoded) return this.decoded;
+    const out: string[] = [];
+    for (let i = 0; this.spans && i < this.spans.length; i += 2) out.push(optionText(this.block.subarray(this.spans[i], this.spans[i] + this.spans[i + 1])));
+    this.decoded = out;
+    return out;
+  }
 }
 
 export class CaptureReader {
@@ -235,6 +328,8 @@ export class CaptureReader {
   /** pcap: bytes of a record header (16, or 24 in the modified format). */
   private recordHeader = 16;
   private closed = false;
+  /** With reuseRecords: the one record every packet block fills. */
+  private reused: BlockRecord | undefined;
 
   private constructor(
     private readonly src: ByteSource,
@@ -276,7 +371,7 @@ export class CaptureReader {
    * Opens a file ('-' for standard input); throws a ReadError if it is not a capture.
    * beforeRead is called before every read() (once per MiB of a file; before each wait on a pipe).
    */
-  static open(path: string, beforeRead?: () => void): CaptureReader {
+  static open(path: string, beforeRead?: () => void, o: ReaderOptions = {}): CaptureReader {
     let fd: number;
     const stdin = path === '-';
     try {
@@ -289,7 +384,9 @@ export class CaptureReader {
     }
     try {
       if (!stdin && fs.fstatSync(fd).isDirectory()) throw new ReadError('cannot read: is a directory', 'notCapture');
-      return new CaptureReader(new ByteSource(fd, beforeRead), fd, !stdin);
+      const reader = new CaptureReader(new ByteSource(fd, beforeRead), fd, !stdin);
+      if (o.reuseRecords) reader.reused = new BlockRecord();
+      return reader;
     } catch (err) {
       if (!stdin) fs.closeSync(fd);
       if (err instanceof ReadError) throw err;
@@ -304,12 +401,23 @@ export class CaptureReader {
     if (this.ownsFd) fs.closeSync(this.fd);
   }
 
+  /** A 32-bit number of the file's byte order at `rel` in the source (ensure first). */
+  private peek32(rel: number): number {
+    const src = this.src;
+    return this.littleEndian
+      ? (src.byte(rel) | (src.byte(rel + 1) << 8) | (src.byte(rel + 2) << 16)) + src.byte(rel + 3) * 0x1000000
+      : src.byte(rel) * 0x1000000 + ((src.byte(rel + 1) << 16) | (src.byte(rel + 2) << 8) | src.byte(rel + 3));
+  }
+
+  // Byte loads rather than Buffer's read methods: these run several times for every packet.
   private u16(b: Buffer, o: number): number {
-    return this.littleEndian ? b.readUInt16LE(o) : b.readUInt16BE(o);
+    return this.littleEndian ? b[o] | (b[o + 1] << 8) : (b[o] << 8) | b[o + 1];
   }
 
   private u32(b: Buffer, o: number): number {
-    return this.littleEndian ? b.readUInt32LE(o) : b.readUInt32BE(o);
+    return this.littleEndian
+      ? (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16)) + b[o + 3] * 0x1000000
+      : b[o] * 0x1000000 + ((b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]);
   }
 
   private readPcapHeader(digits: number, modified: boolean): void {
@@ -373,8 +481,7 @@ export class CaptureReader {
         }
         throw new ReadError('cut short in the middle of a block', 'truncated');
       }
-      let head = src.view(8);
-      const typeLE = head.readUInt32LE(0);
+      const typeLE = (src.byte(0) | (src.byte(1) << 8) | (src.byte(2) << 16)) + src.byte(3) * 0x1000000;
       if (typeLE === BLOCK_SHB) {
         if (!src.ensure(12)) throw new ReadError('cut short in the middle of a section header', 'truncated');
         const bom = src.view(12);
@@ -382,12 +489,11 @@ export class CaptureReader {
         else if (bom.readUInt32BE(8) === BYTE_ORDER_MAGIC) this.littleEndian = false;
         else if (this.sections === 0) throw new ReadError('not a pcapng capture file: its section header has no byte-order magic', 'notCapture');
         else throw new ReadError(`a section header at byte ${src.offset} has no byte-order magic: the file is damaged`, 'corrupt');
-        head = src.view(8);
       } else if (this.sections === 0) {
         throw new ReadError('not a pcapng capture file: it does not start with a section header', 'notCapture');
       }
-      const type = this.u32(head, 0);
-      const len = this.u32(head, 4);
+      const type = this.peek32(0);
+      const len = this.peek32(4);
       const at = src.offset;
       if (len < 12 || len % 4 !== 0 || len > MAX_RECORD)
         throw new ReadError(`a block at byte ${at} has an impossible length (${len}): the file is damaged`, 'corrupt');
@@ -402,13 +508,12 @@ export class CaptureReader {
           isPacket ? 'cut short in the middle of a packet' : type === BLOCK_SHB ? 'cut short in the middle of a section header' : 'cut short in the middle of a block',
           'truncated',
         );
-      const b = src.view(len);
-      if (this.u32(b, len - 4) !== len)
+      if (this.peek32(len - 4) !== len)
         throw new ReadError(`a block at byte ${at} does not end with its length: the file is damaged`, 'corrupt');
       let rec: CaptureRecord | null = null;
-      if (type === BLOCK_SHB) this.sectionHeader(b, at);
-      else if (type === BLOCK_IDB) this.interfaceDescription(b, at);
-      else rec = this.packetBlock(type, b, at);
+      if (type === BLOCK_SHB) this.sectionHeader(src.view(len), at);
+      else if (type === BLOCK_IDB) this.interfaceDescription(src.view(len), at);
+      else rec = this.packetBlock(type, src.buffer, src.position, len, at);
       src.skip(len);
       if (rec) return rec;
     }
@@ -463,43 +568,42 @@ export class CaptureReader {
     return iface;
   }
 
-  private packetBlock(type: number, b: Buffer, at: number): CaptureRecord {
-    const end = b.length - 4;
+  /** A packet block of `len` bytes at b[base] (the reader's buffer: no view of the block is made). */
+  private packetBlock(type: number, b: Buffer, base: number, len: number, at: number): CaptureRecord {
+    const end = base + len - 4;
     const short = () => new ReadError(`a packet block at byte ${at} is shorter than its packet: the file is damaged`, 'corrupt');
     if (type === BLOCK_SPB) {
-      if (b.length < 16) throw short();
+      if (len < 16) throw short();
       const iface = this.interfaceOf(0, at);
-      const origLen = this.u32(b, 8);
-      let caplen = Math.min(origLen, end - 12);
+      const origLen = this.u32(b, base + 8);
+      let caplen = Math.min(origLen, end - base - 12);
       if (iface.snaplen > 0) caplen = Math.min(caplen, iface.snaplen);
-      return { frame: ++this.frames, iface, caplen, origLen, data: b.subarray(12, 12 + caplen), comments: [] };
+      return { frame: ++this.frames, iface, caplen, origLen, data: b.subarray(base + 12, base + 12 + caplen), comments: [] };
     }
     // EPB: ifid u32; PB: ifid u16 + drops u16 — then ts high, ts low, caplen, origlen, data
-    if (b.length < 32) throw short();
-    const ifid = type === BLOCK_EPB ? this.u32(b, 8) : this.u16(b, 8);
+    if (len < 32) throw short();
+    const ifid = type === BLOCK_EPB ? this.u32(b, base + 8) : this.u16(b, base + 8);
     const iface = this.interfaceOf(ifid, at);
-    const { sec, nsec } = toTime(iface, this.u32(b, 12), this.u32(b, 16));
-    const caplen = this.u32(b, 20);
-    const origLen = this.u32(b, 24);
-    if (28 + caplen > end) throw short();
-    const rec: CaptureRecord = {
-      frame: ++this.frames,
-      sec,
-      nsec,
-      iface,
-      caplen,
-      origLen,
-      data: b.subarray(28, 28 + caplen),
-      comments: [],
-    };
-    this.options(b, 28 + pad4(caplen), end, (code, v) => {
-      if (code === OPT_COMMENT) rec.comments.push(optionText(v));
-      else if (code === EPB_FLAGS && v.length >= 4) rec.flags = this.u32(v, 0);
-      else if (code === EPB_PROCESSID_THREADID && type === BLOCK_EPB && v.length >= 4) {
-        rec.pid = this.u32(v, 0);
-        if (v.length >= 8) rec.tid = this.u32(v, 4);
+    const caplen = this.u32(b, base + 20);
+    const origLen = this.u32(b, base + 24);
+    if (base + 28 + caplen > end) throw short();
+    const rec = this.reused ?? new BlockRecord();
+    rec.fill(++this.frames, iface, caplen, origLen, b, base + 28);
+    setTime(rec, iface, this.u32(b, base + 12), this.u32(b, base + 16));
+    // the options, read in place (this runs for every packet: no view or closure per option)
+    let o = base + 28 + pad4(caplen);
+    for (let i = 0; i < 10_000 && o + 4 <= end; i++) {
+      const code = this.u16(b, o);
+      const olen = this.u16(b, o + 2);
+      if (code === OPT_END || o + 4 + olen > end) break;
+      if (code === OPT_COMMENT) rec.commentAt(o + 4, olen);
+      else if (code === EPB_FLAGS && olen >= 4) rec.flags = this.u32(b, o + 4);
+      else if (code === EPB_PROCESSID_THREADID && type === BLOCK_EPB && olen >= 4) {
+        rec.pid = this.u32(b, o + 4);
+        if (olen >= 8) rec.tid = this.u32(b, o + 8);
       }
-    });
+      o += 4 + pad4(olen);
+    }
     return rec;
   }
 
