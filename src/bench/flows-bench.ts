@@ -193,11 +193,13 @@ export interface FlowsBenchRow {
   packets: number;
   flows: number;
   tracedump: { ms: number; peakKiB: number };
+  /** The same run with V8's old space capped at 64 MiB: it ends well when what is kept is bounded. */
+  capped: { ms: number; peakKiB: number; status: number | null };
   tshark: { ms: number; peakKiB: number } | undefined;
 }
 
 /** The flows workload at each size (bytes), tshark beside it when installed. */
-export async function flowsBench(cli: string, dir: string, sizes: number[]): Promise<FlowsBenchRow[]> {
+export async function flowsBench(cli: string, cliModule: string, dir: string, sizes: number[]): Promise<FlowsBenchRow[]> {
   const rows: FlowsBenchRow[] = [];
   const haveTshark = (process.env.PATH ?? '').split(':').some((d) => fs.existsSync(path.join(d, 'tshark')));
   for (const size of sizes) {
@@ -206,8 +208,9 @@ export async function flowsBench(cli: string, dir: string, sizes: number[]): Pro
     try {
       const td = await measure([cli, 'flows', '--json', file]);
       if (td.status !== 0) throw new Error(`tracedump flows exited ${td.status}`);
+      const capped = await measure([process.execPath, '--max-old-space-size=64', cliModule, 'flows', '--json', file]);
       const ts = haveTshark ? await measure(['tshark', '-r', file, '-q', '-z', 'conv,tcp', '-z', 'conv,udp']) : undefined;
-      rows.push({ size: `${(fs.statSync(file).size / 1e6).toFixed(0)} MB`, packets: made.packets, flows: made.flows, tracedump: td, tshark: ts });
+      rows.push({ size: `${(fs.statSync(file).size / 1e6).toFixed(0)} MB`, packets: made.packets, flows: made.flows, tracedump: td, capped, tshark: ts });
     } finally {
       fs.rmSync(file, { force: true });
     }

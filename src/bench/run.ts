@@ -17,6 +17,7 @@ import { encodeClassic } from '../filter/classic';
 import { runClassic } from '../filter/classic-interpreter';
 import { native } from '../native';
 import { type Percentiles, type StopStatsReport, percentiles } from '../stop-stats';
+import { flowsBench } from './flows-bench';
 
 const ROOT = path.join(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'bin', 'tracedump');
@@ -152,7 +153,7 @@ function tcpdumpRun(bin: string, w: string[], pcap: string, port: number): strin
   return ['sh', '-c', script, bin, ...w];
 }
 
-type Mode = 'untraced' | 'tracedump' | 'tracedump-classic' | 'strace' | 'tcpdump' | 'tracedump-attach' | 'strace-attach' | 'seccomp-allow';
+type Mode = 'untraced' | 'tracedump' | 'tracedump-classic' | 'strace' | 'tcpdump' | 'tracedump-attach' | 'strace-attach' | 'seccomp-allow' | 'tracedump-flows';
 
 interface Workload {
   name: string;
@@ -374,6 +375,8 @@ async function main() {
     // GNU time reports tracedump's peak RSS (its children's are far smaller)
     tracedump: (w) => [...(hasTime ? ['/usr/bin/time', '-f', 'maxrss_kb %M'] : []), CLI, '-w', pcap, '--linger', '0', '--', bin, ...w],
     'tracedump-classic': (w) => [CLI, '-w', pcap, '--linger', '0', '--kernel-filter=classic', '--', bin, ...w],
+    // the same capture writing its flow records live (--flows)
+    'tracedump-flows': (w) => [...(hasTime ? ['/usr/bin/time', '-f', 'maxrss_kb %M'] : []), CLI, '-w', pcap, '--flows', `${pcap}.flows.jsonl`, '--linger', '0', '--', bin, ...w],
     ...(hasStrace ? { strace: (w: string[]) => ['strace', '-f', '--seccomp-bpf', '-e', 'trace=network', '-o', '/dev/null', bin, ...w] } : {}),
     // The capture ceiling: tcpdump with a static port filter beside the workload.
     ...(hasTcpdump ? { tcpdump: (w: string[]) => tcpdumpRun(bin, w, pcap, port) } : {}),
@@ -409,7 +412,7 @@ async function main() {
     { name: '100 k `sendmsg()` with an address, bound UDP', argv: ['sendmsg', '100000', P], tracedump: 'tracedump', strace: 'strace', rounds: R(3), stats: true },
     { name: '2,000 DNS-like exchanges, each from a fresh UDP socket', argv: ['dns', '2000', String(port + 1)], tracedump: 'tracedump', strace: 'strace', rounds: R(5), stats: true },
     { name: '20,000 `io_uring_enter()` with 300 files open (io_uring users stop there)', argv: ['uring', '20000'], tracedump: 'tracedump', strace: 'strace', rounds: R(3), note: 'strace traces network calls only: it does not stop here' },
-    { name: '200 MiB over one loopback TCP connection', argv: ['bulk', '200', P], tracedump: 'tracedump', extra: ['tcpdump'], rounds: R(5) },
+    { name: '200 MiB over one loopback TCP connection', argv: ['bulk', '200', P], tracedump: 'tracedump', extra: ['tcpdump', 'tracedump-flows'], rounds: R(5) },
     { name: '2 GiB over one loopback TCP connection', argv: ['bulk', '2048', P], tracedump: 'tracedump', extra: ['tcpdump'], rounds: R(3) },
   ];
   const selected = (argv0: string) => !ONLY || ONLY.includes(argv0);
@@ -443,7 +446,7 @@ async function main() {
       const notes: string[] = [];
       for (const m of w.extra ?? []) {
         const r = res[m];
-        if (r) notes.push(`${m === 'tracedump-classic' ? 'classic filter' : m === 'seccomp-allow' ? 'an allow-all seccomp filter alone (no tracer)' : m}: ${r.summary}`);
+        if (r) notes.push(`${m === 'tracedump-classic' ? 'classic filter' : m === 'seccomp-allow' ? 'an allow-all seccomp filter alone (no tracer)' : m === 'tracedump-flows' ? 'with --flows' : m}: ${r.summary}`);
       }
       if (w.argv[0] === 'many') {
         const td = res.tracedump;
@@ -488,6 +491,22 @@ async function main() {
         strace: (w.strace && res[w.strace]?.summary) ?? '–',
         notes: notes.join('; '),
       });
+    }
+    if (selected('flows')) {
+      for (const r of await flowsBench(CLI, path.join(ROOT, 'dist', 'cli.js'), os.tmpdir(), [100e6, 1.05e9])) {
+        const sec = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+        const mib = (k: number) => `${(k / 1024).toFixed(0)} MiB`;
+        table.push({
+          workload: `tracedump flows on a ${r.size} pcapng (${r.packets.toLocaleString('en')} packets, ${r.flows.toLocaleString('en')} HTTPS and DNS flows, 256 at a time)`,
+          rounds: 1,
+          untraced: '–',
+          tracedump: `${sec(r.tracedump.ms)}, peak RSS ${mib(r.tracedump.peakKiB)}; with the JS heap capped at 64 MiB: ${r.capped.status === 0 ? `${sec(r.capped.ms)}, peak RSS ${mib(r.capped.peakKiB)}` : `failed (${r.capped.status})`}`,
+          strace: '–',
+          notes: r.tshark
+            ? `tshark -q -z conv,tcp -z conv,udp: ${sec(r.tshark.ms)}, peak RSS ${mib(r.tshark.peakKiB)}; tracedump ${(r.tshark.ms / r.tracedump.ms).toFixed(1)}× faster`
+            : 'tshark not installed',
+        });
+      }
     }
     if (selected('churn')) {
       const mib = (k: number) => `${(k / 1024).toFixed(0)} MiB`;
