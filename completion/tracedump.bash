@@ -16,6 +16,19 @@ _tracedump_read() {
   fi
 }
 
+_tracedump_flows() {
+  local cur=$1 prev=$2
+  case $prev in
+    --by) COMPREPLY=($(compgen -W 'process app server proto' -- "$cur")); return ;;
+    --splt|--idle|--active|-f|--filter) return ;;
+  esac
+  if [[ $cur == -* ]]; then
+    COMPREPLY=($(compgen -W '--json --csv --zeek --by --features --splt --idle --active -f --filter -h --help' -- "$cur"))
+  else
+    _filedir '@(pcap|pcapng|cap|ntar)'
+  fi
+}
+
 _tracedump() {
   local cur prev words cword
   _init_completion || return
@@ -26,11 +39,13 @@ _tracedump() {
     case ${words[i]} in
       read)
         if ((i == 1)); then _tracedump_read "$cur" "$prev"; return; fi ;;
+      flows)
+        if ((i == 1)); then _tracedump_flows "$cur" "$prev"; return; fi ;;
       -r|--read)
         _tracedump_read "$cur" "$prev"; return ;;
       --)
         _command_offset $((i + 1)); return ;;
-      -w|--write|-s|--snaplen|-c|--count|--duration|-i|--interface|-f|--filter|-p|--pid|--pname|-u|--user|--keylog|-C|--file-size|-G|--rotate-seconds|-W|--file-count|--linger|--kill-after|-B|--buffer-size|--kernel-filter|-o|--output|--summary-json|--format)
+      -w|--write|-s|--snaplen|-c|--count|--duration|-i|--interface|-f|--filter|-p|--pid|--pname|-u|--user|--keylog|-C|--file-size|-G|--rotate-seconds|-W|--file-count|--linger|--kill-after|-B|--buffer-size|--kernel-filter|-o|--output|--summary-json|--flows|--flows-idle|--flows-active|--format)
         ((i++)) ;;
       -*) ;;
       *)
@@ -39,7 +54,7 @@ _tracedump() {
   done
 
   case $prev in
-    -w|--write|--keylog|-o|--output|--summary-json) _filedir; return ;;
+    -w|--write|--keylog|-o|--output|--summary-json|--flows) _filedir; return ;;
     --format) COMPREPLY=($(compgen -W 'pcap pcapng' -- "$cur")); return ;;
     --kernel-filter) COMPREPLY=($(compgen -W 'auto ebpf classic' -- "$cur")); return ;;
     --events) COMPREPLY=($(compgen -W 'text json' -- "$cur")); return ;;
@@ -47,13 +62,13 @@ _tracedump() {
     -p|--pid) COMPREPLY=($(compgen -W "$(ps -e -o pid= 2>/dev/null)" -- "$cur")); return ;;
     --pname) COMPREPLY=($(compgen -W "$(ps -e -o comm= 2>/dev/null | sort -u)" -- "$cur")); return ;;
     -u|--user) COMPREPLY=($(compgen -u -- "$cur")); return ;;
-    -s|--snaplen|-c|--count|--duration|-f|--filter|-C|--file-size|-G|--rotate-seconds|-W|--file-count|--linger|--kill-after|-B|--buffer-size) return ;;
+    -s|--snaplen|-c|--count|--duration|-f|--filter|-C|--file-size|-G|--rotate-seconds|-W|--file-count|--linger|--kill-after|-B|--buffer-size|--flows-idle|--flows-active) return ;;
   esac
 
   if [[ $cur == -* ]]; then
-    COMPREPLY=($(compgen -W '-w --write --format -s --snaplen -c --count --duration -i --interface -f --filter -p --pid --pname -u --user --keylog --no-tls-keys -C --file-size -G --rotate-seconds -W --file-count --linger --kill-after -B --buffer-size -U --packet-buffered --kernel-filter --events -o --output --summary-json -q --quiet -D --list-interfaces -r --read -V --version -h --help' -- "$cur"))
+    COMPREPLY=($(compgen -W '-w --write --format -s --snaplen -c --count --duration -i --interface -f --filter -p --pid --pname -u --user --keylog --no-tls-keys -C --file-size -G --rotate-seconds -W --file-count --linger --kill-after -B --buffer-size -U --packet-buffered --kernel-filter --events -o --output --summary-json --flows --flows-idle --flows-active -q --quiet -D --list-interfaces -r --read -V --version -h --help' -- "$cur"))
   elif ((cword == 1)); then
-    COMPREPLY=($(compgen -W 'read help completion' -- "$cur"))
+    COMPREPLY=($(compgen -W 'read flows help completion' -- "$cur"))
     COMPREPLY+=($(compgen -c -- "$cur"))
   else
     COMPREPLY=($(compgen -c -- "$cur"))
