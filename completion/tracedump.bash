@@ -66,7 +66,7 @@ _tracedump() {
   esac
 
   if [[ $cur == -* ]]; then
-    COMPREPLY=($(compgen -W '-w --write --format -s --snaplen -c --count --duration -i --interface -f --filter -p --pid --pname -u --user --keylog --no-tls-keys -C --file-size -G --rotate-seconds -W --file-count --linger --kill-after -B --buffer-size -U --packet-buffered --kernel-filter --events -o --output --summary-json --flows --flows-idle --flows-active -q --quiet -D --list-interfaces -r --read -V --version -h --help' -- "$cur"))
+    COMPREPLY=($(compgen -W '-w --write --format -s --snaplen -c --count --duration -i --interface -f --filter -p --pid --pname -u --user --keylog --no-tls-keys -C --file-size -G --rotate-seconds -W --file-count --linger --kill-after -B --buffer-size -U --packet-buffered --kernel-filter --events -o --output --summary-json --flows --flows-idle --flows-active --top -q --quiet -D --list-interfaces -r --read -V --version -h --help' -- "$cur"))
   elif ((cword == 1)); then
     COMPREPLY=($(compgen -W 'read flows help completion' -- "$cur"))
     COMPREPLY+=($(compgen -c -- "$cur"))

@@ -135,6 +135,12 @@ async function capture(opts: CliOptions, command: string[]): Promise<number> {
         code: 'EUSAGE',
         hint: `add -w FILE (for example -w capture.pcapng --flows ${opts.flows})`,
       });
+    if (opts.top && !isatty(2))
+      throw new TracedumpError('--top draws a table on a terminal, and stderr is not one', { code: 'EUSAGE', hint: 'use --flows FILE to have the records in a file' });
+    if (opts.top && output === undefined)
+      throw new TracedumpError('--top needs a capture: its table is made of the packets written', { code: 'EUSAGE', hint: 'add -w FILE' });
+    if (opts.top && opts.events && opts.output === undefined)
+      throw new TracedumpError('--top and --events on stderr would draw over each other', { code: 'EUSAGE', hint: 'send the events to a file with -o FILE' });
     const flows = opts.flows !== undefined ? { output: open(opts.flows, '--flows'), idleSec: opts.flowsIdle, activeSec: opts.flowsActive } : undefined;
     // written at the end; checked now, so that a path it cannot have fails before anything runs
     if (opts.summaryJson !== undefined) open(opts.summaryJson, '--summary-json').abandon();
@@ -157,7 +163,9 @@ async function capture(opts: CliOptions, command: string[]): Promise<number> {
       eventsOutput,
       flows,
       summaryFd: opts.quiet ? undefined : 2,
-      statusFd: !opts.quiet && isatty(2) && !(opts.events && !eventsOutput) ? 2 : undefined,
+      statusFd: !opts.quiet && !opts.top && isatty(2) && !(opts.events && !eventsOutput) ? 2 : undefined,
+      // keys only when the command does not read this terminal (attached, or its stdin elsewhere)
+      top: opts.top ? { fd: 2, readKeys: !!attach || !isatty(0) } : undefined,
       summaryJson: opts.summaryJson,
       commandWords: attach ? undefined : command,
       tlsKeys: tls?.keys,

@@ -36,6 +36,7 @@ export interface CliOptions {
   summaryJson?: string;
   flows?: string;
   flowsIdle: number;
+  top?: boolean;
   flowsActive: number;
   listInterfaces?: boolean;
 }
@@ -66,6 +67,8 @@ Examples:
       the end-of-run figures as JSON for a batch script
   sudo tracedump -w run.pcapng --flows run.flows.jsonl -- ./app
       the flow records (Zeek conn.log fields, the process, server names) as flows end
+  sudo tracedump -w app.pcapng --top -p 4242
+      a live table of what process 4242 exchanges, by flow or by process (keys v, r, b, p, n)
   tracedump flows curl.pcapng
       the flows of a capture: one line per connection, with its process and server name
 
@@ -129,6 +132,7 @@ export function buildCaptureProgram(): Command {
     .option('-o, --output <file>', 'with --events: write the events to file instead of stderr (as strace -o)')
     .option('--summary-json <file>', 'write the end-of-run figures to file as JSON')
     .option('--flows <file>', "with -w: write the capture's flow records to file as JSON lines while it runs (as tracedump flows --json makes them from the file)")
+    .option('--top', "a live table on the terminal of the program's flows (or processes), with their server names, bytes and rates, refreshed every second")
     .option('--flows-idle <seconds>', 'with --flows: a flow without a packet this long ends, by the clock (default 120)', seconds('flows-idle'), 120)
     .option('--flows-active <seconds>', 'with --flows: a flow ends after this long in all (default 1800)', seconds('flows-active'), 1800)
     .option('-q, --quiet', 'no status line, no summary line')

@@ -200,6 +200,19 @@ export class Flow {
     return s;
   }
 
+  /** The other end's name: what the program's own payloads said, else its DNS answer. */
+  serverName(): { name: string; source: string } | undefined {
+    const seen = this.inspector?.result;
+    if (seen?.serverName) return { name: seen.serverName, source: seen.source as string };
+    const dns = this.names[this.appRole === 1 ? 0 : 1];
+    return dns && { name: dns.name, source: 'dns' };
+  }
+
+  /** The same, the name alone (the live table). */
+  serverNameNow(): string | undefined {
+    return this.serverName()?.name;
+  }
+
   uid(): string {
     return flowUid(this.firstUs, this.key);
   }
@@ -247,18 +260,14 @@ export class Flow {
       r.up_pkts = this.pkts[app];
       r.down_pkts = this.pkts[1 - app];
     }
-    // the other end's name: what the program's own payloads said, else its DNS answer
-    const remote = this.appRole === 1 ? 0 : 1;
-    const seen = this.inspector?.result;
-    const dns = this.names[remote];
-    if (seen?.serverName) {
-      r.server_name = seen.serverName;
-      r.server_name_source = seen.source as string;
-    } else if (dns) {
-      r.server_name = dns.name;
-      r.server_name_source = 'dns';
+    const named = this.serverName();
+    if (named) {
+      r.server_name = named.name;
+      r.server_name_source = named.source;
     }
+    const dns = this.names[this.appRole === 1 ? 0 : 1];
     if (dns) r.dns_chain = dns.chain;
+    const seen = this.inspector?.result;
     if (seen?.tlsVersion) r.tls_version = seen.tlsVersion;
     if (seen?.alpn?.length) r.alpn = seen.alpn;
     if (this.features) Object.assign(r, this.features.values());

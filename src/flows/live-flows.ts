@@ -8,6 +8,7 @@ import type { SllPacket } from '../output/pcap';
 import { LINKTYPE_RAW } from '../packet/link';
 import { FlowPacketReader, type PacketProcess } from './flow-packet';
 import { FlowTable } from './flow-table';
+import { type TopRow, flowRow } from './top';
 
 /** epb_flags directions, as the file's packets carry them. */
 const EPB_INBOUND = 1;
@@ -20,7 +21,8 @@ const PACKET_OUTGOING = 4;
 const WALL_MARGIN_US = 2e6;
 
 export interface LiveFlowsOptions {
-  fd: number;
+  /** Where the records go (--flows); none for --top alone. */
+  fd?: number;
   idleSec: number;
   activeSec: number;
   exeOf(pid: number): string | undefined;
@@ -41,10 +43,40 @@ export class LiveFlows {
 
   constructor(private readonly o: LiveFlowsOptions) {
     warmUp();
-    this.table = new FlowTable({ idleUs: o.idleSec * 1e6, activeUs: o.activeSec * 1e6, features: false, splt: 0 }, ({ record }) => {
-      this.lines.push(`${JSON.stringify(record)}\n`);
+    this.table = new FlowTable({ idleUs: o.idleSec * 1e6, activeUs: o.activeSec * 1e6, features: false, splt: 0 }, ({ flow, record }) => {
+      if (o.fd !== undefined) this.lines.push(`${JSON.stringify(record)}\n`);
       this.written++;
+      if (this.keepEnded) this.noteEnded(flowRow(flow));
     });
+  }
+
+  /** --top: per process, what its ended flows carried. */
+  private keepEnded = false;
+  readonly ended = new Map<number, TopRow>();
+
+  /** Rows for --top from now on: the open flows, and per process its ended ones. */
+  rows(): TopRow[] {
+    this.keepEnded = true;
+    return [...this.table.openFlows()].map(flowRow);
+  }
+
+  /** Packets written that are no flow (not TCP, UDP or ICMP). */
+  get otherPackets(): number {
+    return this.table.otherPackets;
+  }
+
+  private noteEnded(r: TopRow): void {
+    const pid = r.pid ?? -1;
+    const s = this.ended.get(pid);
+    if (!s) {
+      this.ended.set(pid, { ...r, id: `ended ${pid}` });
+      return;
+    }
+    s.upBytes += r.upBytes;
+    s.downBytes += r.downBytes;
+    s.upPkts += r.upPkts;
+    s.downPkts += r.downPkts;
+    s.flows++;
   }
 
   /** A packet just written to the capture file. */
@@ -54,6 +86,7 @@ export class LiveFlows {
     this.owner = owner;
     const fp = this.packets.read(LINKTYPE_RAW, p.data, us, flags, this.processOfOwner);
     if (fp) this.table.add(fp);
+    else this.table.otherPackets++;
   }
 
   /** Ends the flows whose time is up (call every second or so), and writes what ended. */
@@ -69,7 +102,7 @@ export class LiveFlows {
   }
 
   private flush(): void {
-    if (this.lines.length === 0 || this.error) return;
+    if (this.lines.length === 0 || this.error || this.o.fd === undefined) return;
     const text = this.lines.join('');
     this.lines = [];
     try {

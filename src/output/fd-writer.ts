@@ -25,8 +25,19 @@ export function onMessage(fn: (() => void) | undefined): void {
   beforeMessage = fn;
 }
 
+let messageSink: ((line: string) => void) | undefined;
+
+/** Messages go to fn instead of stderr (a full-screen view shows them, and prints them at its end). */
+export function takeMessages(fn: ((line: string) => void) | undefined): void {
+  messageSink = fn;
+}
+
 /** Writes one message line to stderr, prefixed like other Unix tools. */
 export function printError(message: string): void {
+  if (messageSink) {
+    messageSink(`tracedump: ${message}`);
+    return;
+  }
   beforeMessage?.();
   try {
     writeAll(2, `tracedump: ${message}\n`);

@@ -19,6 +19,7 @@ import { version } from '../version';
 import type { TlsKeyLog } from '../tls/key-log';
 import { PendingHandshakes } from '../tls/handshakes';
 import { LiveFlows } from '../flows/live-flows';
+import { TopScreen } from '../flows/top-screen';
 import { quoteName } from '../text/quote';
 import { StopStatsRecorder } from '../stop-stats';
 import type { CaptureTotals } from '../output/format';
@@ -62,6 +63,8 @@ export interface SessionOptions {
   fileOwner?: { uid: number; gid: number };
   /** --flows: the flow records of the capture, as JSON lines (with a capture only). */
   flows?: { output: OutputTarget; idleSec: number; activeSec: number };
+  /** --top: the live table of flows and processes on this terminal fd; keys read when allowed. */
+  top?: { fd: number; readKeys: boolean };
   /** Print tracer events in this format on stderr, or into eventsOutput (-o). */
   events?: EventFormat;
   eventsOutput?: OutputTarget;
@@ -123,7 +126,15 @@ export async function runSession(options: SessionOptions): Promise<number> {
       totals: () => totals(),
       onLimit: () => requestStop({ kind: 'file-limit', files: cap.rotation?.fileCount ?? 0 }),
     });
-  const flows = options.flows && new LiveFlows({ ...options.flows, fd: options.flows.output.fd, exeOf: (pid) => controller.programs.exeOf(pid) });
+  const flows =
+    options.flows || options.top
+      ? new LiveFlows({
+          fd: options.flows?.output.fd,
+          idleSec: options.flows?.idleSec ?? 120,
+          activeSec: options.flows?.activeSec ?? 1800,
+          exeOf: (pid) => controller.programs.exeOf(pid),
+        })
+      : undefined;
   const controller: Controller = new Controller({
     file,
     flows,
@@ -209,6 +220,17 @@ export async function runSession(options: SessionOptions): Promise<number> {
   onStatsSignal(() => printError(progressText(figures())));
   if (live) timers.push(setInterval(() => controller.tick(), TICK_MS));
   if (flows) timers.push(setInterval(() => flows.tick(), 1000));
+  const top =
+    flows && options.top
+      ? new TopScreen(options.top.fd, flows, () => {
+          const f = figures();
+          return { written: f.written, undecided: f.undecided, other: flows.otherPackets, drops: f.kernelDrops };
+        }, options.top.readKeys)
+      : undefined;
+  if (top) {
+    top.start();
+    timers.push(setInterval(() => top.draw(), 1000));
+  }
   else if (keys) timers.push(setInterval(() => keys.read(), TICK_MS)); // --keylog without a capture
   if (cap?.durationSec !== undefined) longTimers.push(setLongTimeout(() => requestStop({ kind: 'duration', seconds: cap.durationSec! }), cap.durationSec * 1000));
   // Sockets that came without a traced call (SCM_RIGHTS, io_uring) are searched for this often.
@@ -241,6 +263,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
     let exitStatus = outcome.status;
     if (stopRequested && ['count', 'duration', 'file-limit'].includes(stopRequested.kind) && controller.endedByStop && endedAsAsked(outcome.exit)) exitStatus = 0;
     if (file?.error) exitStatus = EXIT_TRACEDUMP_FAILURE;
+    top?.close(); // the normal screen back before the summary
     if (flows?.error) {
       printError(`cannot write the flow records to ${quoteName(options.flows!.output.path)}: ${flows.error.message}`);
       exitStatus = EXIT_TRACEDUMP_FAILURE;
@@ -252,6 +275,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
     for (const t of longTimers) t.clear();
     onStatsSignal(undefined);
     onMessage(undefined);
+    top?.close();
     status?.clear();
     traced.clearTimers();
     stopSignals();
