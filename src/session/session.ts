@@ -18,8 +18,8 @@ import { type LongTimeout, setLongTimeout } from '../long-timeout';
 import { version } from '../version';
 import type { TlsKeyLog } from '../tls/key-log';
 import { PendingHandshakes } from '../tls/handshakes';
-import { LiveFlows } from '../flows/live-flows';
-import { TopScreen } from '../flows/top-screen';
+import type { LiveFlows } from '../flows/live-flows';
+import type { TopScreen } from '../flows/top-screen';
 import { quoteName } from '../text/quote';
 import { StopStatsRecorder } from '../stop-stats';
 import type { CaptureTotals } from '../output/format';
@@ -128,7 +128,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
     });
   const flows =
     options.flows || options.top
-      ? new LiveFlows({
+      ? new (liveFlowsModule().LiveFlows)({
           fd: options.flows?.output.fd,
           idleSec: options.flows?.idleSec ?? 120,
           activeSec: options.flows?.activeSec ?? 1800,
@@ -222,7 +222,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
   if (flows) timers.push(setInterval(() => flows.tick(), 1000));
   const top =
     flows && options.top
-      ? new TopScreen(options.top.fd, flows, () => {
+      ? new (topScreenModule().TopScreen)(options.top.fd, flows, () => {
           const f = figures();
           return { written: f.written, undecided: f.undecided, other: flows.otherPackets, drops: f.kernelDrops };
         }, options.top.readKeys)
@@ -366,4 +366,13 @@ function endedAsAsked(exit: ExitEvent | undefined): boolean {
   if (!exit) return true;
   if (exit.signal !== null) return exit.signal === 15 || exit.signal === 9;
   return exit.code === 0 || exit.code === 128 + 15 || exit.code === 128 + 9;
+}
+
+// The flow code is loaded only by the runs that use it (--flows, --top): the others start as fast as before.
+function liveFlowsModule(): typeof import('../flows/live-flows') {
+  return require('../flows/live-flows');
+}
+
+function topScreenModule(): typeof import('../flows/top-screen') {
+  return require('../flows/top-screen');
 }
