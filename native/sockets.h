@@ -68,6 +68,8 @@ class SocketFactsCache {
 bool is_v4_mapped(const Endpoint& e);
 // UDP or UDP-Lite (socket protocol numbers).
 inline bool is_udp(int protocol) { return protocol == IPPROTO_UDP || protocol == IPPROTO_UDPLITE; }
+// A stream that listens and accepts: TCP or MPTCP (262: IPPROTO_MPTCP, absent from older headers).
+inline bool is_stream(int protocol) { return protocol == IPPROTO_TCP || protocol == 262; }
 // An ICMP datagram ("ping") socket: its local port is the echo identifier the kernel puts in
 // every request it sends and matches replies by; its peer's port is always 0 (the filter keys
 // an echo request as (source, identifier) -> (destination, 0), a reply the other way round).

@@ -551,7 +551,7 @@ void Tracer::consider_socket(Process& p, pid_t tgid, int fd, uint64_t ino, std::
     p.unbound.push_back({fd, ino});
     return;
   }
-  if (!is_udp(c.socket.protocol) && c.socket.peer.valid() &&
+  if (is_stream(c.socket.protocol) && c.socket.peer.valid() &&
       listen_ports_.count(c.socket.local.port)) {
     known_inodes_.insert(ino);  // accepted by a listener of the program: its rule holds
     return;
@@ -1026,7 +1026,8 @@ void Tracer::emit_socket_event(EventKind kind, const SocketCallInfo& c, const So
   // connections on that port: accept is not traced.
   const bool may_listen = c.call == SocketCall::kListen || c.call == SocketCall::kExisting ||
                           c.call == SocketCall::kInherited || c.call == SocketCall::kFound;
-  if (may_listen && !is_udp(after.protocol) && after.local.port && !after.peer.valid())
+  // (a ping socket's "port" is its echo identifier: it accepts nothing)
+  if (may_listen && is_stream(after.protocol) && after.local.port && !after.peer.valid())
     listen_ports_.insert(after.local.port);
   e.pid = c.pid;
   e.tid = c.tid;

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { CLI } from './helpers/tracedump';
-import { type TdRun, FLOWS, PY, captureScenario, eventOf, noLeftovers, parseSummary, startBg } from './helpers/capture';
+import { type TdRun, FLOWS, PY, captureScenario, eventOf, makeNetns, noLeftovers, parseSummary, sh, startBg, startServer, workDir } from './helpers/capture';
 import { type Packet, readPcap } from './helpers/pcap';
 
 const HOST = '127.0.0.1';
@@ -150,5 +150,41 @@ for (const c of cases) {
     );
   });
 }
+
+
+// An inherited ping socket has a "port" (its echo identifier) and no peer, as a listener has:
+// a TCP socket found later on that local port is no connection it accepted, and is reported.
+t.test('a ping socket is no listener: a TCP socket found on its identifier is reported', async (t) => {
+  const dir = workDir(t);
+  const net = makeNetns(t);
+  t.equal(sh(`ip netns exec ${net.name} sysctl -q net.ipv4.ping_group_range="0 2147483647"`).status, 0, 'ping sockets allowed');
+  const server = await startServer(t, ['serve-tcp', HOST, 0, 0, 'sink'], { netns: net.name });
+  const ident = 40123;
+  const unix = path.join(dir, 'give.sock');
+  // the giver connects from local port `ident` and hands the socket over
+  const giver = startBg(t, [
+    'ip', 'netns', 'exec', net.name, PY, '-c',
+    `import socket; u = socket.socket(socket.AF_UNIX); u.bind('${unix}'); u.listen(1); print('ready', flush=True); c, _ = u.accept()
+s = socket.socket(); s.bind(('${HOST}', ${ident})); s.connect(('${HOST}', ${server.port})); socket.send_fds(c, [b'fd'], [s.fileno()]); s.close(); c.close()`,
+  ]);
+  await giver.waitFor(/^ready/m);
+  const events = path.join(dir, 'events.jsonl');
+  // tracedump's caller holds a ping socket bound to identifier `ident` on fd 3: inherited
+  const run = await runShell(
+    t,
+    `exec ip netns exec ${net.name} ${PY} -c "
+import os, socket
+p = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP); p.bind(('${HOST}', ${ident}))
+os.dup2(p.fileno(), 3); os.set_inheritable(3, True)
+os.execv('${CLI}', ['tracedump', '--events=json', '-o', '${events}', '-w', '${path.join(dir, 'out.pcap')}', '--', '${PY}', '${FLOWS}', 'scm-take', '${unix}', '20', '50'])
+"`,
+    process.env,
+  );
+  t.equal(run.status, 0, `the command succeeded (${run.stderr.slice(-400)})`);
+  const all = fs.readFileSync(events, 'utf8').split('\n').flatMap((l) => eventOf(l) ?? []);
+  t.ok(all.some((e) => e.kind === 'socket' && e.call === 'inherited' && e.proto === 'icmp'), 'the ping socket was inherited');
+  const found = all.filter((e) => e.kind === 'socket' && e.call === 'found');
+  t.same(found.map((e) => (e.local as { port: number }).port), [ident], `the TCP socket on port ${ident} is reported found`);
+});
 
 noLeftovers(t);
