@@ -458,22 +458,31 @@ void Tracer::adopt_sockets(pid_t tgid, std::set<uint64_t>* adopted, SocketCall c
   closedir(d);
   for (int fd : fds) {
     SocketCallInfo c;
-    c.pid = tgid;
-    c.tid = tgid;
-    c.call = call;
-    c.fd = fd;
-    int d = dup_tracee_fd(p.pidfd.get(), fd);
-    if (d < 0) continue;
-    UniqueFd dup(d);
-    if (inspect_dup(dup.get(), &c.socket, &facts_) < 0 || !is_followed(c.socket)) continue;
+    UniqueFd dup;
+    if (!inspect_tracee_fd(p, tgid, fd, call, &c, &dup) || !is_followed(c.socket)) continue;
     if (c.socket.local.port == 0) continue;  // unbound: its first call will tell
     if (!adopted->insert(c.socket.inode).second) continue;
-    int64_t exchanged = call == SocketCall::kInherited ? tcp_segments(dup.get()) : -1;
-    dup.reset();
-    std::vector<RuleSpec> rules;
-    if (hook_) hook_->adopt(c.socket, &rules);
-    emit_socket_event(EventKind::kSocket, c, c.socket, false, 0, std::move(rules), 0, exchanged);
+    adopt(c, std::move(dup), call == SocketCall::kInherited, 0);
   }
+}
+
+bool Tracer::inspect_tracee_fd(Process& p, pid_t tgid, int fd, SocketCall call, SocketCallInfo* c, UniqueFd* dup) {
+  c->pid = tgid;
+  c->tid = tgid;
+  c->call = call;
+  c->fd = fd;
+  int d = dup_tracee_fd(p.pidfd.get(), fd);
+  if (d < 0) return false;
+  *dup = UniqueFd(d);
+  return inspect_dup(dup->get(), &c->socket, &facts_) >= 0;
+}
+
+void Tracer::adopt(const SocketCallInfo& c, UniqueFd dup, bool count_segments, double time_ms) {
+  int64_t exchanged = count_segments ? tcp_segments(dup.get()) : -1;
+  dup.reset();
+  std::vector<RuleSpec> rules;
+  if (hook_) hook_->adopt(c.socket, &rules);
+  emit_socket_event(EventKind::kSocket, c, c.socket, false, 0, std::move(rules), time_ms, exchanged);
 }
 
 // Sockets that came without a traced call. The fd tables are read (readlink of each fd), and
@@ -532,15 +541,9 @@ void Tracer::find_late_sockets(pid_t only, bool quick) {
 // A socket of process tgid on fd, with inode ino, that no event named: adopted (kFound) if it
 // is an inet socket with a port; remembered in p.unbound while it has none.
 void Tracer::consider_socket(Process& p, pid_t tgid, int fd, uint64_t ino, std::set<uint64_t>* adopted) {
-  int dfd = dup_tracee_fd(p.pidfd.get(), fd);
-  if (dfd < 0) return;
-  UniqueFd dup(dfd);
   SocketCallInfo c;
-  c.pid = tgid;
-  c.tid = tgid;
-  c.call = SocketCall::kFound;
-  c.fd = fd;
-  if (inspect_dup(dup.get(), &c.socket, &facts_) < 0 || c.socket.inode != ino) return;
+  UniqueFd dup;
+  if (!inspect_tracee_fd(p, tgid, fd, SocketCall::kFound, &c, &dup) || c.socket.inode != ino) return;
   if (known_inodes_.count(ino)) return;  // an event named it since
   if (!is_followed(c.socket)) {
     known_inodes_.insert(ino);  // a Unix or netlink socket: never looked at again
@@ -557,11 +560,7 @@ void Tracer::consider_socket(Process& p, pid_t tgid, int fd, uint64_t ino, std::
     return;
   }
   if (!adopted->insert(ino).second) return;
-  int64_t exchanged = tcp_segments(dup.get());
-  dup.reset();
-  std::vector<RuleSpec> rules;
-  if (hook_) hook_->adopt(c.socket, &rules);
-  emit_socket_event(EventKind::kSocket, c, c.socket, false, 0, std::move(rules), now_ms(), exchanged);
+  adopt(c, std::move(dup), true, now_ms());
 }
 
 // io_uring_setup, io_uring_enter, pidfd_getfd: whatever sockets the call brings in are found at

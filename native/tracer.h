@@ -123,6 +123,12 @@ class Tracer {
   // when 0) that no traced call showed, timed when found (their rules are in from then on).
   void find_late_sockets(pid_t only, bool quick = false);
   void consider_socket(Process& p, pid_t tgid, int fd, uint64_t ino, std::set<uint64_t>* adopted);
+  // The socket on a tracee's fd, inspected through a duplicate (left open in *dup); false when
+  // the fd cannot be taken or is no socket.
+  bool inspect_tracee_fd(Process& p, pid_t tgid, int fd, SocketCall call, SocketCallInfo* c, UniqueFd* dup);
+  // A socket that came without a traced call: its rules, and the event saying so (with the TCP
+  // segments it had exchanged when asked: inherited and found ones).
+  void adopt(const SocketCallInfo& c, UniqueFd dup, bool count_segments, double time_ms);
   void on_fd_source(Tracee& t, long nr, const uint64_t args[6]);
   pid_t wait_started(TracerError* error);  // caller side of the start handshake
   void start_succeeded(pid_t root);
