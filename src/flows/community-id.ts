@@ -1,25 +1,7 @@
 // Community ID v1 (github.com/corelight/community-id-spec): one hash per flow that Zeek,
 // Suricata, Wireshark and others compute alike, to join records across tools.
 import * as crypto from 'node:crypto';
-import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from '../packet/protocols';
-
-// ICMP message types that come in request/response pairs: the type of the other half stands
-// in for the destination port, so both halves hash alike.
-const ICMP4_PAIRS: Record<number, number> = { 8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 10: 9, 9: 10, 17: 18, 18: 17 };
-const ICMP6_PAIRS: Record<number, number> = {
-  128: 129,
-  129: 128,
-  133: 134,
-  134: 133,
-  135: 136,
-  136: 135,
-  130: 131,
-  131: 130,
-  144: 145,
-  145: 144,
-  139: 140,
-  140: 139,
-};
+import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, icmpCounterpart } from '../packet/protocols';
 
 const WITH_PORTS = new Set([IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP]);
 
@@ -41,7 +23,8 @@ export function communityId(proto: number, src: string, dst: string, sport: numb
   let p2 = dport;
   let oneWay = false;
   if (proto === IPPROTO_ICMP || proto === IPPROTO_ICMPV6) {
-    const pair = (proto === IPPROTO_ICMP ? ICMP4_PAIRS : ICMP6_PAIRS)[sport];
+    // a request/response pair: the other half's type stands in for the destination port
+    const pair = icmpCounterpart(proto, sport);
     if (pair === undefined) oneWay = true;
     else p2 = pair;
   } else if (!WITH_PORTS.has(proto)) {

@@ -16,8 +16,9 @@ import {
   LINKTYPE_RAW,
   flagsDirection,
   linkLayer,
+  sllDirection,
 } from '../packet/link';
-import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP } from '../packet/protocols';
+import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, icmpCounterpart } from '../packet/protocols';
 
 export interface PacketProcess {
   pid: number | null;
@@ -28,15 +29,6 @@ export interface PacketProcess {
 
 export const NO_PROCESS: PacketProcess = { pid: null, tid: null, comm: null, exe: null };
 const noProcess = () => NO_PROCESS;
-
-// ICMP request/response pairs: the responder's "port" is the other half's type (as Zeek and
-// Community ID have it); any other message is a one-way flow with its code as that port.
-const ICMP4_PAIRS: Record<number, number> = { 8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 10: 9, 9: 10, 17: 18, 18: 17 };
-const ICMP6_PAIRS: Record<number, number> = { 128: 129, 129: 128, 133: 134, 134: 133, 135: 136, 136: 135, 130: 131, 131: 130, 144: 145, 145: 144, 139: 140, 140: 139 };
-
-export function icmpCounterpart(proto: number, type: number): number | undefined {
-  return (proto === IPPROTO_ICMP ? ICMP4_PAIRS : ICMP6_PAIRS)[type];
-}
 
 export class FlowPacket {
   /** Capture time in microseconds since the epoch. */
@@ -124,8 +116,7 @@ export class FlowPacketReader {
       const et = (data[start] << 8) | data[start + 1];
       if (et !== ETHERTYPE_IPV4 && et !== ETHERTYPE_IPV6) return undefined;
       hdr = start + 20;
-      const t = data[start + 10];
-      linkDirection = t <= 3 ? 'in' : t === 4 ? 'out' : null;
+      linkDirection = sllDirection(data[start + 10]);
     } else if (linktype === LINKTYPE_RAW) {
       hdr = start;
     } else if (linktype === LINKTYPE_ETHERNET && end - start >= 14 && ((data[start + 12] << 8) | data[start + 13]) === ETHERTYPE_IPV4) {

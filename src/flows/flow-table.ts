@@ -31,7 +31,6 @@ export interface FlowEnd {
 export class FlowTable {
   /** Open flows by key hash (flows whose keys share a hash are chained by `sameHash`). */
   private readonly flows = new Map<number, Flow>();
-  private count = 0;
   readonly dns = new DnsNames();
   /** Packets that are not TCP, UDP or ICMP over IP (no flow): counted. */
   otherPackets = 0;
@@ -41,10 +40,6 @@ export class FlowTable {
     private readonly options: FlowTableOptions,
     private readonly onEnd: (end: FlowEnd) => void,
   ) {}
-
-  get open(): number {
-    return this.count;
-  }
 
   /** The flows open now (for a live view). */
   *openFlows(): IterableIterator<Flow> {
@@ -59,7 +54,6 @@ export class FlowTable {
   private insert(flow: Flow): void {
     flow.sameHash = this.flows.get(flow.keyHash);
     this.flows.set(flow.keyHash, flow);
-    this.count++;
   }
 
   private remove(flow: Flow): void {
@@ -75,7 +69,6 @@ export class FlowTable {
         }
     }
     flow.sameHash = undefined;
-    this.count--;
   }
 
   add(p: FlowPacket): void {

@@ -2,12 +2,12 @@
 // the TCP connection state or the UDP/ICMP activity, the history, what its payloads said, the
 // process behind it and the features. It becomes a record when it ends (flow-table.ts).
 import { formatAddress } from '../packet/address';
-import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP } from '../packet/protocols';
+import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, icmpCounterpart } from '../packet/protocols';
 import { TCP_ACK, TCP_RST, TCP_SYN } from '../packet/dissect';
 import { communityId } from './community-id';
 import type { DnsName, DnsNames } from './dns-names';
 import { FlowFeatures } from './features';
-import { type FlowPacket, type PacketProcess, icmpCounterpart } from './flow-packet';
+import type { FlowPacket, PacketProcess } from './flow-packet';
 import type { FlowRecord } from './flow-record';
 import { History, HistoryKind } from './history';
 import { PayloadInspector } from './payload-inspector';
@@ -206,11 +206,6 @@ export class Flow {
     if (seen?.serverName) return { name: seen.serverName, source: seen.source as string };
     const dns = this.names[this.appRole === 1 ? 0 : 1];
     return dns && { name: dns.name, source: 'dns' };
-  }
-
-  /** The same, the name alone (the live table). */
-  serverNameNow(): string | undefined {
-    return this.serverName()?.name;
   }
 
   uid(): string {

@@ -5,15 +5,13 @@
 import { writeAll } from '../output/fd-writer';
 import type { PacketOwner } from '../output/format';
 import type { SllPacket } from '../output/pcap';
+import { PACKET_OUTGOING } from '../output/pcapng';
+import { EPB_INBOUND, EPB_OUTBOUND } from '../output/pcapng-spec';
 import { LINKTYPE_RAW } from '../packet/link';
 import { FlowPacketReader, type PacketProcess } from './flow-packet';
 import { FlowTable } from './flow-table';
-import { type TopRow, flowRow } from './top';
+import { type TopRow, addCounts, flowRow } from './top';
 
-/** epb_flags directions, as the file's packets carry them. */
-const EPB_INBOUND = 1;
-const EPB_OUTBOUND = 2;
-const PACKET_OUTGOING = 4;
 /**
  * The wall clock ends a flow this long after its time is up by packet time: a packet in flight
  * in the ring (timestamped before the deadline) still joins it, as it does in the file.
@@ -68,15 +66,8 @@ export class LiveFlows {
   private noteEnded(r: TopRow): void {
     const pid = r.pid ?? -1;
     const s = this.ended.get(pid);
-    if (!s) {
-      this.ended.set(pid, { ...r, id: `ended ${pid}` });
-      return;
-    }
-    s.upBytes += r.upBytes;
-    s.downBytes += r.downBytes;
-    s.upPkts += r.upPkts;
-    s.downPkts += r.downPkts;
-    s.flows++;
+    if (s) addCounts(s, r);
+    else this.ended.set(pid, { ...r, id: `ended ${pid}` });
   }
 
   /** A packet just written to the capture file. */

@@ -75,9 +75,8 @@ export class PayloadInspector {
   private readonly looked = [0, 0];
   private readonly open = [true, true];
   private quic: { dcid: Buffer; frames: { offset: number; data: Buffer }[] } | undefined;
-  private tls = false;
 
-  constructor(private readonly tcp: boolean) {
+  constructor(tcp: boolean) {
     this.streams = tcp ? [new StreamStart(), new StreamStart()] : undefined;
   }
 
@@ -115,7 +114,6 @@ export class PayloadInspector {
     if (side === 0) {
       const hello = clientHelloOfStream(bytes);
       if (hello.done && hello.value) {
-        this.tls = true;
         r.service = 'ssl';
         if (hello.value.sni) [r.serverName, r.source] = [hello.value.sni, 'sni'];
         r.alpn = hello.value.alpn;
@@ -165,10 +163,5 @@ export class PayloadInspector {
     this.open[0] = false;
     this.open[1] = false;
     this.quic.frames = [];
-  }
-
-  /** Whether the flow is TLS (for the ServerHello's version). */
-  get isTls(): boolean {
-    return this.tls;
   }
 }

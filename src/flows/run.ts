@@ -10,11 +10,12 @@ import { ExpressionFilter } from '../read/expression-filter';
 import { LineBuffer } from '../read/line-buffer';
 import { processInfo } from '../read/print';
 import { type CaptureRecord, CaptureReader, ReadError } from '../read/reader';
+import { hostPort } from '../text/endpoint';
 import { quoteName } from '../text/quote';
 import { type AggregateKey, FlowAggregate } from './aggregate';
 import { FlowPacketReader, NO_PROCESS } from './flow-packet';
 import { FlowTable } from './flow-table';
-import { FLOW_FIELDS, type FlowRecord, featureFields } from './flow-record';
+import { type FlowRecord, featureFields } from './flow-record';
 import { type FlowFormat, type RowWriter, type TableColumn, flowFieldTypes, rowWriter } from './formats';
 
 export const EXIT_FLOWS_DAMAGED = 1;
@@ -51,8 +52,6 @@ export function humanCount(n: unknown): string {
   return String(n);
 }
 
-const endpoint = (h: unknown, p: unknown) => (String(h).includes(':') ? `[${h}]:${p}` : `${h}:${p}`);
-
 /** The table of flows: one line each, the program's side first where the file says which it is. */
 export const FLOW_COLUMNS: TableColumn[] = [
   { title: 'TIME', value: (r) => clock(r.ts as number) },
@@ -62,8 +61,8 @@ export const FLOW_COLUMNS: TableColumn[] = [
   {
     title: 'FLOW',
     value: (r) => {
-      const o = endpoint(r['id.orig_h'], r['id.orig_p']);
-      const s = endpoint(r['id.resp_h'], r['id.resp_p']);
+      const o = hostPort(String(r['id.orig_h']), r['id.orig_p'] as number);
+      const s = hostPort(String(r['id.resp_h']), r['id.resp_p'] as number);
       return r.app_dir === 'resp' ? `${s} < ${o}` : `${o} > ${s}`;
     },
   },
@@ -196,4 +195,3 @@ export async function runFlows(r: FlowsRequest): Promise<number> {
   return status;
 }
 
-export { FLOW_FIELDS };

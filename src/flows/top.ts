@@ -2,6 +2,7 @@
 // (open flows, and per process the flows that ended too); rates are the bytes since the last
 // refresh. Pure: the terminal side is top-screen.ts.
 import { formatAddress } from '../packet/address';
+import { hostPort } from '../text/endpoint';
 import { IPPROTO_TCP, IPPROTO_UDP } from '../packet/protocols';
 import type { Flow } from './flow';
 
@@ -35,16 +36,13 @@ export interface TopCounts {
   drops: number;
 }
 
-const endpoint = (addr: string, port: number) => {
-  const text = formatAddress(addr);
-  return text.includes(':') ? `[${text}]:${port}` : `${text}:${port}`;
-};
+const endpoint = (addr: string, port: number) => hostPort(formatAddress(addr), port);
 
 /** A flow as a row (the program's end first when the file says which it is). */
 export function flowRow(f: Flow): TopRow {
   const app = f.appRole ?? 0;
   const [localAddr, localPort, remoteAddr, remotePort] = app === 0 ? [f.origAddr, f.origPort, f.respAddr, f.respPort] : [f.respAddr, f.respPort, f.origAddr, f.origPort];
-  const name = f.serverNameNow();
+  const name = f.serverName()?.name;
   const service = f.service();
   return {
     id: `${f.key}|${f.firstUs}`,
@@ -63,17 +61,22 @@ export function flowRow(f: Flow): TopRow {
   };
 }
 
+/** Adds a row's bytes, packets and flows to a sum. */
+export function addCounts(sum: TopRow, r: TopRow): void {
+  sum.upBytes += r.upBytes;
+  sum.downBytes += r.downBytes;
+  sum.upPkts += r.upPkts;
+  sum.downPkts += r.downPkts;
+  sum.flows += r.flows;
+}
+
 /** Per process: its open flows' rows summed, with what its ended flows carried. */
 export function processRows(flows: TopRow[], ended: Map<number, TopRow>): TopRow[] {
   const byPid = new Map<string, TopRow>();
   const add = (r: TopRow) => {
     const id = `pid ${r.pid ?? '-'}`;
     const s = byPid.get(id) ?? { ...r, id, proto: '', local: '', remote: '', state: '', upBytes: 0, downBytes: 0, upPkts: 0, downPkts: 0, flows: 0, rate: 0 };
-    s.upBytes += r.upBytes;
-    s.downBytes += r.downBytes;
-    s.upPkts += r.upPkts;
-    s.downPkts += r.downPkts;
-    s.flows += r.flows;
+    addCounts(s, r);
     byPid.set(id, s);
   };
   for (const r of flows) add(r);

@@ -31,7 +31,8 @@ export interface Link {
   other?: string;
 }
 
-function sllDirection(pkttype: number): Direction {
+/** The direction an SLL/SLL2 packet type says. */
+export function sllDirection(pkttype: number): Direction {
   if (pkttype <= 3) return 'in'; // host, broadcast, multicast, another host
   if (pkttype === 4) return 'out';
   return null;

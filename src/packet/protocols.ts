@@ -31,3 +31,13 @@ export function isIcmpError(version: 4 | 6, type: number): boolean {
 export function hasPorts(proto: number): boolean {
   return proto === IPPROTO_TCP || proto === IPPROTO_UDP || proto === IPPROTO_UDPLITE || proto === IPPROTO_SCTP;
 }
+
+// ICMP request/response pairs: the responder's "port" of a flow is the other half's type (as
+// Zeek and Community ID have it); any other message is one-way.
+const ICMP4_PAIRS: Record<number, number> = { 8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 10: 9, 9: 10, 17: 18, 18: 17 };
+const ICMP6_PAIRS: Record<number, number> = { 128: 129, 129: 128, 133: 134, 134: 133, 135: 136, 136: 135, 130: 131, 131: 130, 144: 145, 145: 144, 139: 140, 140: 139 };
+
+/** The type of the other half of an ICMP or ICMPv6 request/response pair; undefined for a one-way message. */
+export function icmpCounterpart(proto: number, type: number): number | undefined {
+  return (proto === IPPROTO_ICMP ? ICMP4_PAIRS : ICMP6_PAIRS)[type];
+}

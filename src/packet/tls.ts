@@ -124,13 +124,23 @@ function serverName(d: Buffer): string | undefined {
   return undefined;
 }
 
+/**
+ * What a ClientHello and a ServerHello begin with alike: the message (cut to its length), its
+ * legacy version, and the offset past the random and the session id.
+ */
+function helloStart(msg: Buffer, type: number): { m: Buffer; version: number; at: number } | undefined {
+  if (msg.length < 4 + 38 || msg[0] !== type) return undefined;
+  const m = msg.subarray(0, Math.min(msg.length, 4 + msg.readUIntBE(1, 3)));
+  const at = 4 + 2 + 32;
+  return { m, version: m.readUInt16BE(4), at: at + 1 + m[at] };
+}
+
 /** A ClientHello handshake message (type, 3-byte length, body). */
 export function parseClientHello(msg: Buffer): ClientHello | undefined {
-  if (msg.length < 4 + 38 || msg[0] !== HANDSHAKE_CLIENT_HELLO) return undefined;
-  const m = msg.subarray(0, Math.min(msg.length, 4 + msg.readUIntBE(1, 3)));
-  let version = m.readUInt16BE(4);
-  let at = 4 + 2 + 32;
-  at += 1 + m[at]; // session id
+  const start = helloStart(msg, HANDSHAKE_CLIENT_HELLO);
+  if (!start) return undefined;
+  const { m } = start;
+  let { version, at } = start;
   if (at + 2 > m.length) return undefined;
   at += 2 + m.readUInt16BE(at); // cipher suites
   if (at + 1 > m.length) return undefined;
@@ -153,12 +163,11 @@ export function parseClientHello(msg: Buffer): ClientHello | undefined {
 
 /** A ServerHello handshake message. */
 export function parseServerHello(msg: Buffer): ServerHello | undefined {
-  if (msg.length < 4 + 38 || msg[0] !== HANDSHAKE_SERVER_HELLO) return undefined;
-  const m = msg.subarray(0, Math.min(msg.length, 4 + msg.readUIntBE(1, 3)));
-  let version = m.readUInt16BE(4);
-  let at = 4 + 2 + 32;
-  at += 1 + m[at]; // session id
-  at += 2 + 1; // cipher suite, compression method
+  const start = helloStart(msg, HANDSHAKE_SERVER_HELLO);
+  if (!start) return undefined;
+  const { m } = start;
+  let { version } = start;
+  const at = start.at + 2 + 1; // cipher suite, compression method
   if (at > m.length) return undefined;
   let alpn: string | undefined;
   const ok = eachExtension(m, at, (type, d) => {

@@ -12,7 +12,7 @@ import { decode } from './decode';
 import { ExpressionFilter } from './expression-filter';
 import { LineBuffer } from './line-buffer';
 import { Clock, type TimeStyle, jsonLine, processInfo, textLine } from './print';
-import { type CaptureInterface, CaptureReader, ReadError } from './reader';
+import { CaptureReader, ReadError } from './reader';
 
 export const EXIT_READ_DAMAGED = 1;
 export const EXIT_READ_FAILURE = 2;

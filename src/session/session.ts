@@ -18,8 +18,6 @@ import { type LongTimeout, setLongTimeout } from '../long-timeout';
 import { version } from '../version';
 import type { TlsKeyLog } from '../tls/key-log';
 import { PendingHandshakes } from '../tls/handshakes';
-import type { LiveFlows } from '../flows/live-flows';
-import type { TopScreen } from '../flows/top-screen';
 import { quoteName } from '../text/quote';
 import { StopStatsRecorder } from '../stop-stats';
 import type { CaptureTotals } from '../output/format';
