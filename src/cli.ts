@@ -10,10 +10,6 @@ import { checkTraceable, describeProcess, pidsByName, refuseAncestor, tracedumpA
 import { chooseRunAs } from './trace/run-as';
 import { formatFor } from './output/formats';
 import { OutputTarget } from './output/output-target';
-import { parseReadArgs } from './cli/read-program';
-import { parseFlowsArgs } from './cli/flows-program';
-import { runFlows } from './flows/run';
-import { runRead } from './read/run';
 import { TlsKeyLog } from './tls/key-log';
 import type { RotationOptions } from './output/rotation';
 import { type CliOptions, buildCaptureProgram, normalizeArgs, readArguments } from './cli/capture-program';
@@ -279,14 +275,20 @@ export function run(): void {
 
 if (require.main === module) run();
 
+// The file-reading commands are loaded only when asked for: a capture starts without their code.
+
 /** `tracedump read ARGS` (or tracedump -r FILE ...): its exit status. */
 async function read(args: string[]): Promise<number> {
+  const { parseReadArgs } = require('./cli/read-program') as typeof import('./cli/read-program');
+  const { runRead } = require('./read/run') as typeof import('./read/run');
   const request = parseReadArgs(args);
   return typeof request === 'number' ? request : runRead(request);
 }
 
 /** `tracedump flows ARGS`: its exit status. */
 async function flows(args: string[]): Promise<number> {
+  const { parseFlowsArgs } = require('./cli/flows-program') as typeof import('./cli/flows-program');
+  const { runFlows } = require('./flows/run') as typeof import('./flows/run');
   const request = parseFlowsArgs(args);
   return typeof request === 'number' ? request : runFlows(request);
 }

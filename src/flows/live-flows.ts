@@ -40,7 +40,6 @@ export class LiveFlows {
   error: Error | undefined;
 
   constructor(private readonly o: LiveFlowsOptions) {
-    warmUp();
     this.table = new FlowTable({ idleUs: o.idleSec * 1e6, activeUs: o.activeSec * 1e6, features: false, splt: 0 }, ({ flow, record }) => {
       if (o.fd !== undefined) this.lines.push(`${JSON.stringify(record)}\n`);
       this.written++;
@@ -102,45 +101,4 @@ export class LiveFlows {
       this.error = err as Error;
     }
   }
-}
-
-/**
- * Runs a few thousand made-up packets through a scratch table before the capture starts: the
- * first packets of a burst then meet compiled code, not the interpreter (tens of microseconds
- * a packet while the ring fills).
- */
-function warmUp(): void {
-  const table = new FlowTable({ idleUs: 120e6, activeUs: 1800e6, features: false, splt: 0 }, () => undefined);
-  const reader = new FlowPacketReader();
-  const ip = Buffer.alloc(20 + 20 + 100);
-  ip[0] = 0x45;
-  ip.writeUInt16BE(ip.length, 2);
-  ip[9] = 6;
-  ip.writeUInt32BE(0x7f000001, 12);
-  ip.writeUInt32BE(0x7f000001, 16);
-  ip[32] = 0x50;
-  const send = (us: number, sport: number, dport: number, seq: number, ack: number, flags: number) => {
-    ip.writeUInt16BE(sport, 20);
-    ip.writeUInt16BE(dport, 22);
-    ip.writeUInt32BE(seq >>> 0, 24);
-    ip.writeUInt32BE(ack >>> 0, 28);
-    ip[33] = flags;
-    const p = reader.read(LINKTYPE_RAW, ip, us, sport === 1000 ? EPB_OUTBOUND : EPB_INBOUND);
-    if (p) table.add(p);
-  };
-  for (let c = 0; c < 20; c++) {
-    const port = 1000 + c;
-    let a = 1;
-    let b = 5;
-    send(c * 1000, port, 80, a - 1, 0, 0x02);
-    send(c * 1000 + 1, 80, port, b - 1, a, 0x12);
-    for (let i = 0; i < 100; i++) {
-      send(c * 1000 + 2 + i, port, 80, a, b, 0x18);
-      a += 100;
-      send(c * 1000 + 2 + i, 80, port, b, a, 0x10);
-    }
-    send(c * 1000 + 500, port, 80, a, b, 0x11);
-    send(c * 1000 + 501, 80, port, b, a + 1, 0x11);
-  }
-  table.flush();
 }
