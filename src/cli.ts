@@ -55,6 +55,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
   if (argv[0] === 'read') return read(argv.slice(1));
   // `tracedump flows FILE...`: the flow records of captures
   if (argv[0] === 'flows') return flows(argv.slice(1));
+  // `tracedump objects FILE...`: HTTP exchanges, DNS questions, opaque TLS (through tshark)
+  if (argv[0] === 'objects') return objects(argv.slice(1));
   const asRead = readArguments(argv);
   if (asRead) return read(asRead);
   const word = helpWord(argv);
@@ -291,4 +293,12 @@ async function flows(args: string[]): Promise<number> {
   const { runFlows } = require('./flows/run') as typeof import('./flows/run');
   const request = parseFlowsArgs(args);
   return typeof request === 'number' ? request : runFlows(request);
+}
+
+/** `tracedump objects ARGS`: its exit status. */
+async function objects(args: string[]): Promise<number> {
+  const { parseObjectsArgs } = require('./cli/objects-program') as typeof import('./cli/objects-program');
+  const { runObjects } = require('./objects/run') as typeof import('./objects/run');
+  const request = parseObjectsArgs(args);
+  return typeof request === 'number' ? request : runObjects(request);
 }

@@ -23,7 +23,8 @@ const ALLOWED: Record<string, string[]> = {
   session: ['packet', 'filter', 'tracker', 'output', 'capture', 'report', 'tls', 'events', 'trace', 'text', 'flows'],
   read: ['packet', 'filter', 'capture', 'output', 'report', 'text'],
   flows: ['packet', 'read', 'output', 'text'],
-  cli: ['packet', 'filter', 'capture', 'output', 'report', 'text', 'read', 'events', 'tracker', 'tls', 'trace', 'session', 'flows'],
+  objects: ['packet', 'read', 'output', 'text', 'flows'],
+  cli: ['packet', 'filter', 'capture', 'output', 'report', 'text', 'read', 'events', 'tracker', 'tls', 'trace', 'session', 'flows', 'objects'],
 };
 
 /**

@@ -71,6 +71,8 @@ Examples:
       a live table of what process 4242 exchanges, by flow or by process (keys v, r, b, p, n)
   tracedump flows curl.pcapng
       the flows of a capture: one line per connection, with its process and server name
+  tracedump objects curl.pcapng
+      the HTTP requests (decrypted), DNS questions and TLS connections in it (needs tshark)
 
 Stopping: Ctrl-C goes to the command as it would without tracedump, and tracedump finishes
 the file when the command exits; a second Ctrl-C stops at once. SIGTERM/SIGHUP, -c and
@@ -82,7 +84,7 @@ Exit status: the command's (128+N if signal N killed it); 0 after -c, --duration
 limit unless the command failed on its own, and when attached; 127: command not found, 126:
 it cannot be executed, 125: tracedump itself failed (nothing was written then).
 
-More: man tracedump, tracedump read --help, tracedump flows --help.`;
+More: man tracedump, tracedump read --help, tracedump flows --help, tracedump objects --help.`;
 
 function snaplen(value: string): number {
   if (value === '0') return MAX_SNAPLEN; // tcpdump: 0 means the largest
@@ -99,6 +101,7 @@ export function buildCaptureProgram(): Command {
         '       tracedump [options] -p PID[,PID...] | --pname NAME\n' +
         '       tracedump read FILE [expression]   (or tracedump -r FILE)\n' +
         '       tracedump flows FILE...\n' +
+        '       tracedump objects FILE...\n' +
         '       tracedump -D',
     )
     .description('Run a command and capture the network traffic of it and of every process and thread it starts, and nothing else.')

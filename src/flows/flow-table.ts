@@ -71,7 +71,8 @@ export class FlowTable {
     flow.sameHash = undefined;
   }
 
-  add(p: FlowPacket): void {
+  /** Adds a packet to its flow (made for it when none is open): that flow. */
+  add(p: FlowPacket): Flow {
     if (p.us - this.lastSweepUs >= SWEEP_US) this.expire(p.us);
     const dns = p.proto === IPPROTO_UDP && (DNS_PORTS.has(p.sport) || DNS_PORTS.has(p.dport)) ? parseDns(p.payload) : undefined;
     if (dns) this.dns.learn(dns);
@@ -86,6 +87,7 @@ export class FlowTable {
     }
     if (dns) flow.dnsService = true;
     flow.add(p);
+    return flow;
   }
 
   /** Whether `flow` is over before packet p (a new TCP connection on its 4-tuple, or a timeout). */

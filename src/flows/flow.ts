@@ -212,6 +212,14 @@ export class Flow {
     return flowUid(this.firstUs, this.key);
   }
 
+  /** Its Community ID v1 (with the roles as they are now). */
+  communityId(): string {
+    const icmpType = this.origPort;
+    return this.isIcmp
+      ? communityId(this.proto, this.origAddr, this.respAddr, icmpType, icmpCounterpart(this.proto, icmpType) === undefined ? this.respPort : 0)
+      : communityId(this.proto, this.origAddr, this.respAddr, this.origPort, this.respPort);
+  }
+
   record(): FlowRecord {
     const r: FlowRecord = {};
     const us = this.firstUs;
@@ -238,10 +246,7 @@ export class Flow {
     r.orig_ip_bytes = this.ipBytes[0];
     r.resp_pkts = this.pkts[1];
     r.resp_ip_bytes = this.ipBytes[1];
-    const icmpType = this.origPort;
-    r.community_id = this.isIcmp
-      ? communityId(this.proto, this.origAddr, this.respAddr, icmpType, icmpCounterpart(this.proto, icmpType) === undefined ? this.respPort : 0)
-      : communityId(this.proto, this.origAddr, this.respAddr, this.origPort, this.respPort);
+    r.community_id = this.communityId();
     const p = this.process;
     if (p?.pid != null) r.pid = p.pid;
     if (p?.tid != null) r.tid = p.tid;

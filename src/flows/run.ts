@@ -34,7 +34,8 @@ export interface FlowsRequest {
 
 const pad2 = (n: number) => String(n).padStart(2, '0');
 
-function clock(ts: number): string {
+/** Epoch seconds as the tables show them (local time, milliseconds). */
+export function clock(ts: number): string {
   const d = new Date(ts * 1000);
   return `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}.${String(d.getMilliseconds()).padStart(3, '0')}`;
 }

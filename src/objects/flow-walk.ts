@@ -1,0 +1,81 @@
+// The flows of a capture file read alongside tshark's output, frame by frame: tshark says what
+// a frame carries (an HTTP message, TLS records), this says whose flow and process it belongs
+// to and which way it went, with the same flow table as `tracedump flows` (so an object's uid
+// is its flow record's). Memory is the flows open at the frame reached, not the file.
+import type { Flow } from '../flows/flow';
+import { type FlowPacket, FlowPacketReader, NO_PROCESS } from '../flows/flow-packet';
+import { FlowTable } from '../flows/flow-table';
+import { processInfo } from '../read/print';
+import { type CaptureRecord, CaptureReader } from '../read/reader';
+
+/** A frame as the walk saw it. */
+export interface WalkedFrame {
+  flow: Flow;
+  /** Sent by the flow's originator (as the flow's roles are after this frame). */
+  fromOrig: boolean;
+  us: number;
+}
+
+export interface FlowWalkHooks {
+  /** Every packet of a flow, as it is read (DNS messages, first response bytes). */
+  packet(flow: Flow, p: FlowPacket, fromOrig: boolean): void;
+  /** A flow ended (by its state, a timeout, or the end of the input). */
+  ended(flow: Flow): void;
+}
+
+export class FlowWalk {
+  private readonly reader: CaptureReader;
+  private readonly packets = new FlowPacketReader();
+  private readonly table: FlowTable;
+  private frame = 0;
+  private lastUs = 0;
+  private current: CaptureRecord | undefined;
+  private readonly processOfCurrent = () => (this.current ? processInfo(this.current) : NO_PROCESS);
+  private last: WalkedFrame | undefined;
+
+  constructor(
+    file: string,
+    idleSec: number,
+    activeSec: number,
+    private readonly hooks: FlowWalkHooks,
+  ) {
+    this.reader = CaptureReader.open(file, undefined, { reuseRecords: true });
+    this.table = new FlowTable({ idleUs: idleSec * 1e6, activeUs: activeSec * 1e6, features: false, splt: 0 }, ({ flow }) => hooks.ended(flow));
+  }
+
+  /** Reads up to frame `n` (1-based) and says whose flow it was (undefined: no flow, e.g. not IP). */
+  advanceTo(n: number): WalkedFrame | undefined {
+    while (this.frame < n) {
+      const rec = this.reader.next();
+      if (!rec) return undefined;
+      this.frame++;
+      this.last = this.add(rec);
+    }
+    return this.frame === n ? this.last : undefined;
+  }
+
+  /** Reads the rest of the file and ends every flow. */
+  finish(): void {
+    for (let rec = this.reader.next(); rec; rec = this.reader.next()) {
+      this.frame++;
+      this.add(rec);
+    }
+    this.table.flush();
+  }
+
+  close(): void {
+    this.reader.close();
+  }
+
+  private add(rec: CaptureRecord): WalkedFrame | undefined {
+    const us = rec.sec === undefined ? this.lastUs : rec.sec * 1e6 + Math.floor((rec.nsec ?? 0) / 1000);
+    this.lastUs = us;
+    this.current = rec;
+    const p = this.packets.read(rec.iface.linktype, rec.data, us, rec.flags, this.processOfCurrent);
+    if (!p) return undefined;
+    const flow = this.table.add(p);
+    const fromOrig = flow.fromOrig(p);
+    this.hooks.packet(flow, p, fromOrig);
+    return { flow, fromOrig, us };
+  }
+}

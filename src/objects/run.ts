@@ -1,0 +1,131 @@
+// `tracedump objects FILE...`: the application-level objects of capture files (HTTP exchanges,
+// DNS questions, opaque TLS connections), each tied to its flow and process. tshark dissects;
+// the flow walk reads the same file alongside it. (Its flags: cli/objects-program.ts.)
+//
+// Exit status: 0 every file read; 1 a file is damaged after a good start; 2 tshark is missing,
+// a file is not a capture or cannot be opened, or the arguments are wrong.
+import { TracedumpError } from '../errors';
+import { printError } from '../output/fd-writer';
+import { clock, humanCount } from '../flows/run';
+import { type FlowFormat, type TableColumn, rowWriter } from '../flows/formats';
+import { LineBuffer } from '../read/line-buffer';
+import { ReadError } from '../read/reader';
+import { quoteName } from '../text/quote';
+import { DnsObjects } from './dns-objects';
+import { FlowWalk } from './flow-walk';
+import { HttpObjects } from './http-objects';
+import { OBJECT_FIELDS, type ObjectRecord } from './object-record';
+import { TlsObjects } from './tls-objects';
+import { tsharkPackets, tsharkVersion } from './tshark';
+
+export const EXIT_OBJECTS_DAMAGED = 1;
+export const EXIT_OBJECTS_FAILURE = 2;
+
+export interface ObjectsRequest {
+  files: string[];
+  format: Exclude<FlowFormat, 'zeek'>;
+  idleSec: number;
+  activeSec: number;
+}
+
+/** What the object was: the request line, the question, or the TLS server. */
+function what(r: ObjectRecord): string {
+  if (r.kind === 'http') return `${r.method} ${r.scheme}://${r.host ?? '?'}${r.path}`;
+  if (r.kind === 'dns') return `${r.qtype} ${r.query}`;
+  return `TLS ${r.server_name ?? '?'}${r.alpn ? ` (${(r.alpn as string[]).join(',')})` : ''}`;
+}
+
+function result(r: ObjectRecord): string {
+  if (r.kind === 'http') return r.status === undefined ? '-' : String(r.status);
+  if (r.kind === 'dns') return r.rcode === undefined ? 'no answer' : `${r.rcode} ${((r.answers as string[]) ?? []).join(',')}`;
+  return `${(r.up_records as number[]).length}/${(r.down_records as number[]).length} records`;
+}
+
+export const OBJECT_COLUMNS: TableColumn[] = [
+  { title: 'TIME', value: (r) => clock(r.ts as number) },
+  { title: 'PID', value: (r) => String(r.pid ?? '-'), right: true },
+  { title: 'COMM', value: (r) => String(r.comm ?? '-') },
+  { title: 'KIND', value: (r) => (r.kind === 'http' ? `http/${r.version}` : String(r.kind)) },
+  { title: 'OBJECT', value: what },
+  { title: 'RESULT', value: result },
+  { title: 'TYPE', value: (r) => String(r.resp_content_type ?? '') },
+  { title: 'UP', value: (r) => humanCount(r.kind === 'tls' ? r.up_bytes : r.req_body_bytes), right: true },
+  { title: 'DOWN', value: (r) => humanCount(r.kind === 'tls' ? r.down_bytes : r.resp_body_bytes), right: true },
+  {
+    title: 'TIME TAKEN',
+    value: (r) => {
+      const end = r.kind === 'http' ? r.resp_last_ts : undefined;
+      if (typeof end === 'number') return `${((end - (r.ts as number)) * 1000).toFixed(1)} ms`;
+      if (typeof r.latency === 'number') return `${(r.latency * 1000).toFixed(1)} ms`;
+      return '';
+    },
+    right: true,
+  },
+];
+
+export async function runObjects(r: ObjectsRequest): Promise<number> {
+  try {
+    tsharkVersion();
+  } catch (err) {
+    if (!(err instanceof TracedumpError)) throw err;
+    printError(err.message + (err.hint ? `\n  ${err.hint}` : ''));
+    return EXIT_OBJECTS_FAILURE;
+  }
+  const out = new LineBuffer();
+  const writer = rowWriter(r.format, (s) => out.write(s), {
+    fields: [...OBJECT_FIELDS],
+    types: OBJECT_FIELDS.map(() => 'string'),
+    columns: OBJECT_COLUMNS,
+    sortKey: (row) => row.ts as number,
+  });
+  const emit = (rec: ObjectRecord) => writer.write(rec);
+  let status = 0;
+  for (const file of r.files) {
+    const label = quoteName(file);
+    const http = new HttpObjects(emit);
+    const dns = new DnsObjects(emit);
+    const tls = new TlsObjects(emit, http.decoded);
+    let walk: FlowWalk;
+    try {
+      walk = new FlowWalk(file, r.idleSec, r.activeSec, {
+        packet: (flow, p, fromOrig) => {
+          dns.packet(flow, p);
+          http.packet(flow, fromOrig, p.payloadLen, p.us);
+        },
+        ended: (flow) => {
+          http.ended(flow);
+          dns.ended(flow);
+          tls.ended(flow);
+        },
+      });
+    } catch (err) {
+      if (!(err instanceof ReadError)) throw err;
+      printError(`${label}: ${err.message}`);
+      status = Math.max(status, err.kind === 'truncated' ? EXIT_OBJECTS_DAMAGED : EXIT_OBJECTS_FAILURE);
+      continue;
+    }
+    try {
+      for await (const packet of tsharkPackets(file)) {
+        const at = walk.advanceTo(packet.frame);
+        if (!at) continue;
+        http.frame(packet.layers, packet.frame, at);
+        tls.frame(packet.layers, at);
+        if (out.closed) break;
+      }
+      walk.finish();
+    } catch (err) {
+      if (err instanceof ReadError) {
+        printError(`${label}: ${err.message}`);
+        status = Math.max(status, err.kind === 'notCapture' ? EXIT_OBJECTS_FAILURE : EXIT_OBJECTS_DAMAGED);
+      } else if (err instanceof TracedumpError) {
+        printError(err.message);
+        status = Math.max(status, EXIT_OBJECTS_FAILURE);
+      } else throw err;
+    } finally {
+      walk.close();
+    }
+  }
+  writer.end();
+  out.flush();
+  return status;
+}
