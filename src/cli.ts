@@ -57,6 +57,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
   if (argv[0] === 'flows') return flows(argv.slice(1));
   // `tracedump objects FILE...`: HTTP exchanges, DNS questions, opaque TLS (through tshark)
   if (argv[0] === 'objects') return objects(argv.slice(1));
+  // `tracedump stats FILE|DIR...`: the per-application model
+  if (argv[0] === 'stats') return stats(argv.slice(1));
   const asRead = readArguments(argv);
   if (asRead) return read(asRead);
   const word = helpWord(argv);
@@ -301,4 +303,12 @@ async function objects(args: string[]): Promise<number> {
   const { runObjects } = require('./objects/run') as typeof import('./objects/run');
   const request = parseObjectsArgs(args);
   return typeof request === 'number' ? request : runObjects(request);
+}
+
+/** `tracedump stats ARGS`: its exit status. */
+async function stats(args: string[]): Promise<number> {
+  const { parseStatsArgs } = require('./cli/stats-program') as typeof import('./cli/stats-program');
+  const { runStats } = require('./stats/run') as typeof import('./stats/run');
+  const request = parseStatsArgs(args);
+  return typeof request === 'number' ? request : runStats(request);
 }

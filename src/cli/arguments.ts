@@ -40,3 +40,14 @@ export function seconds(name: string) {
 export function collect(value: string, previous: string[] | undefined): string[] {
   return previous ? [...previous, value] : [value];
 }
+
+/** A positive duration: a number of seconds, or with a unit (500ms, 10s, 5m, 2h, 1d). */
+export function duration(name: string) {
+  const units: Record<string, number> = { ms: 1e-3, s: 1, m: 60, h: 3600, d: 86400 };
+  return (value: string): number => {
+    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(value.trim());
+    const n = m ? Number(m[1]) * units[m[2] ?? 's'] : NaN;
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a duration above 0: seconds, or a number with ms, s, m, h or d (e.g. 10s, 5m)`);
+    return n;
+  };
+}

@@ -35,7 +35,7 @@ export class DnsObjects {
   // questions waiting for their answer, by flow and message id
   private readonly waiting = new Map<Flow, Map<number, Question>>();
 
-  constructor(private readonly emit: (r: ObjectRecord) => void) {}
+  constructor(private readonly emit: (r: ObjectRecord, flow: Flow) => void) {}
 
   packet(flow: Flow, p: FlowPacket): void {
     if (p.proto !== IPPROTO_UDP || !(DNS_PORTS.has(p.sport) || DNS_PORTS.has(p.dport))) return;
@@ -78,7 +78,7 @@ export class DnsObjects {
     } else {
       r.complete = 'no';
     }
-    this.emit(r);
+    this.emit(r, q.flow);
   }
 }
 

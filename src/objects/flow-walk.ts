@@ -21,6 +21,8 @@ export interface FlowWalkHooks {
   packet(flow: Flow, p: FlowPacket, fromOrig: boolean): void;
   /** A flow ended (by its state, a timeout, or the end of the input). */
   ended(flow: Flow): void;
+  /** A section began (pcapng), with its comments: before any packet of it. */
+  section?(comments: string[]): void;
 }
 
 export class FlowWalk {
@@ -60,6 +62,11 @@ export class FlowWalk {
       this.frame++;
       this.add(rec);
     }
+    this.endFlows();
+  }
+
+  /** Ends every open flow now (the end of the input, or the damage that ended it). */
+  endFlows(): void {
     this.table.flush();
   }
 
@@ -67,7 +74,13 @@ export class FlowWalk {
     this.reader.close();
   }
 
+  private sections = 0;
+
   private add(rec: CaptureRecord): WalkedFrame | undefined {
+    if (this.reader.sections !== this.sections) {
+      this.sections = this.reader.sections;
+      this.hooks.section?.(this.reader.sectionComments);
+    }
     const us = rec.sec === undefined ? this.lastUs : rec.sec * 1e6 + Math.floor((rec.nsec ?? 0) / 1000);
     this.lastUs = us;
     this.current = rec;

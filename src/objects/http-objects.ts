@@ -33,7 +33,7 @@ export class HttpObjects {
   /** Flows that had HTTP decoded in them (their TLS is not opaque). */
   readonly decoded = new WeakSet<Flow>();
 
-  constructor(private readonly emit: (r: ObjectRecord) => void) {}
+  constructor(private readonly emit: (r: ObjectRecord, flow: Flow) => void) {}
 
   /** A packet tshark dissected (its frame as the flow walk saw it). */
   frame(layers: Layers, frameNumber: number, at: WalkedFrame): void {
@@ -71,7 +71,7 @@ export class HttpObjects {
     } else if (x.record.resp_body_decoded_bytes === undefined && x.record.resp_body_bytes !== undefined && !x.record.resp_content_encoding) {
       x.record.resp_body_decoded_bytes = x.record.resp_body_bytes;
     }
-    this.emit(x.record);
+    this.emit(x.record, x.flow);
   }
 
   private base(flow: Flow, us: number, version: string): ObjectRecord {

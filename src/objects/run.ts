@@ -11,12 +11,9 @@ import { type FlowFormat, type TableColumn, rowWriter } from '../flows/formats';
 import { LineBuffer } from '../read/line-buffer';
 import { ReadError } from '../read/reader';
 import { quoteName } from '../text/quote';
-import { DnsObjects } from './dns-objects';
-import { FlowWalk } from './flow-walk';
-import { HttpObjects } from './http-objects';
 import { OBJECT_FIELDS, type ObjectRecord } from './object-record';
-import { TlsObjects } from './tls-objects';
-import { tsharkPackets, tsharkVersion } from './tshark';
+import { scanCapture } from './scan';
+import { tsharkVersion } from './tshark';
 
 export const EXIT_OBJECTS_DAMAGED = 1;
 export const EXIT_OBJECTS_FAILURE = 2;
@@ -78,51 +75,18 @@ export async function runObjects(r: ObjectsRequest): Promise<number> {
     columns: OBJECT_COLUMNS,
     sortKey: (row) => row.ts as number,
   });
-  const emit = (rec: ObjectRecord) => writer.write(rec);
   let status = 0;
   for (const file of r.files) {
-    const label = quoteName(file);
-    const http = new HttpObjects(emit);
-    const dns = new DnsObjects(emit);
-    const tls = new TlsObjects(emit, http.decoded);
-    let walk: FlowWalk;
     try {
-      walk = new FlowWalk(file, r.idleSec, r.activeSec, {
-        packet: (flow, p, fromOrig) => {
-          dns.packet(flow, p);
-          http.packet(flow, fromOrig, p.payloadLen, p.us);
-        },
-        ended: (flow) => {
-          http.ended(flow);
-          dns.ended(flow);
-          tls.ended(flow);
-        },
-      });
-    } catch (err) {
-      if (!(err instanceof ReadError)) throw err;
-      printError(`${label}: ${err.message}`);
-      status = Math.max(status, err.kind === 'truncated' ? EXIT_OBJECTS_DAMAGED : EXIT_OBJECTS_FAILURE);
-      continue;
-    }
-    try {
-      for await (const packet of tsharkPackets(file)) {
-        const at = walk.advanceTo(packet.frame);
-        if (!at) continue;
-        http.frame(packet.layers, packet.frame, at);
-        tls.frame(packet.layers, at);
-        if (out.closed) break;
-      }
-      walk.finish();
+      await scanCapture(file, { idleSec: r.idleSec, activeSec: r.activeSec, objects: true }, { object: (rec) => writer.write(rec), stopped: () => out.closed });
     } catch (err) {
       if (err instanceof ReadError) {
-        printError(`${label}: ${err.message}`);
+        printError(`${quoteName(file)}: ${err.message}`);
         status = Math.max(status, err.kind === 'notCapture' ? EXIT_OBJECTS_FAILURE : EXIT_OBJECTS_DAMAGED);
       } else if (err instanceof TracedumpError) {
         printError(err.message);
         status = Math.max(status, EXIT_OBJECTS_FAILURE);
       } else throw err;
-    } finally {
-      walk.close();
     }
   }
   writer.end();

@@ -19,7 +19,7 @@ export class TlsObjects {
   private readonly flows = new Map<Flow, Opaque>();
 
   constructor(
-    private readonly emit: (r: ObjectRecord) => void,
+    private readonly emit: (r: ObjectRecord, flow: Flow) => void,
     /** Flows whose HTTP tshark decoded: not opaque. */
     private readonly decoded: WeakSet<Flow>,
   ) {}
@@ -59,6 +59,6 @@ export class TlsObjects {
     r.up_bytes = o.up.reduce((a, b) => a + b, 0);
     r.down_bytes = o.down.reduce((a, b) => a + b, 0);
     r.complete = 'estimate';
-    this.emit(r);
+    this.emit(r, flow);
   }
 }

@@ -323,6 +323,8 @@ export class CaptureReader {
   littleEndian: boolean;
   /** pcapng sections seen so far (1 for pcap). */
   sections = 0;
+  /** The current section's comments (tracedump's names the command it captured). */
+  sectionComments: string[] = [];
   private frames = 0;
   private interfaces: CaptureInterface[] = [];
   /** pcap: bytes of a record header (16, or 24 in the modified format). */
@@ -528,6 +530,11 @@ export class CaptureReader {
     }
     this.sections++;
     this.interfaces = [];
+    const comments: string[] = [];
+    this.options(b, 24, b.length - 4, (code, v) => {
+      if (code === OPT_COMMENT) comments.push(optionText(v));
+    });
+    this.sectionComments = comments;
   }
 
   private interfaceDescription(b: Buffer, at: number): void {
