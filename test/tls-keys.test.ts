@@ -81,7 +81,9 @@ const server = https.createServer(
   { cert: fs.readFileSync(cert), key: fs.readFileSync(key), minVersion: v, maxVersion: v },
   (req, res) => {
     console.log('req ' + req.url);
-    const body = 'hello ' + req.url + '\n';
+    // ?pad=N: N more bytes after the line (a response of many packets)
+    const pad = Number(/[?&]pad=(\d+)/.exec(req.url)?.[1] ?? 0);
+    const body = 'hello ' + req.url + '\n' + 'x'.repeat(pad);
     res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
     res.end(body);
   },
@@ -389,6 +391,35 @@ for (const version of ['1.2', '1.3'] as const) {
     checkDecrypts(t, { file: out, run: r, paths, version, keylog, what: `node TLS ${version}` });
   });
 }
+
+// A client that keeps logging keys for seconds: every line reaches the file. (A timer meant for
+// --keylog without a capture once read the key log too, and the lines it took never reached the
+// file: a connection here and there could not be decrypted.)
+const PY_SLOW_CLIENT = String.raw`
+import ssl, sys, time, urllib.request
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+for url in sys.argv[1:]:
+    with urllib.request.urlopen(url, context=ctx, timeout=20) as r:
+        print(r.status, r.read().decode().split('\n')[0], flush=True)
+    time.sleep(0.1)
+`;
+
+t.test('python3, 40 connections of 300 kB over 5 s: every key line of the program is in the file', async (t) => {
+  const s = servers['1.3'];
+  const script = path.join(dir, 'slow-client.py');
+  fs.writeFileSync(script, PY_SLOW_CLIENT);
+  const out = path.join(dir, 'py-slow.pcapng');
+  const keylog = path.join(dir, 'py-slow.keys');
+  // 300 kB answers: many packets to write at each tick, while the program logs its next keys
+  const paths = Array.from({ length: 40 }, (_, i) => `/python-slow-${i}?pad=300000`);
+  const r = await td(t, ['-w', out, '--keylog', keylog], [PY, script, ...paths.map(s.url)]);
+  checkRun(t, r, 'python');
+  t.equal(lines(r.stdout).length, 40, 'python got its 40 answers');
+  const keyLines = checkDecrypts(t, { file: out, run: r, paths, version: '1.3', keylog, what: 'python, 40 connections' });
+  t.equal(keyLines.length, 40 * 5, 'five key lines for each of the 40 TLS 1.3 connections');
+});
 
 // ---- 2. a client that ignores key logs --------------------------------------------------------
 

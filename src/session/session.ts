@@ -229,7 +229,9 @@ export async function runSession(options: SessionOptions): Promise<number> {
     top.start();
     timers.push(setInterval(() => top.draw(), 1000));
   }
-  else if (keys) timers.push(setInterval(() => keys.read(), TICK_MS)); // --keylog without a capture
+  // --keylog without a capture: the lines go to the copy only. (With a capture the file takes
+  // them as it writes: a read here would take them away from it.)
+  if (!live && keys) timers.push(setInterval(() => keys.read(), TICK_MS));
   if (cap?.durationSec !== undefined) longTimers.push(setLongTimeout(() => requestStop({ kind: 'duration', seconds: cap.durationSec! }), cap.durationSec * 1000));
   // Sockets that came without a traced call (SCM_RIGHTS, io_uring) are searched for this often.
   const tracee = traced;
