@@ -2,13 +2,14 @@
 # Installs the tools the tests use when they are missing (Debian packages): tcpdump is the
 # oracle, tshark and capinfos read captures back, iproute2 makes test namespaces, strace is the
 # peer, setpriv/setcap/useradd serve the run-as tests, libpcap0.8 compiles -f expressions, man
-# renders the man page, liburing-dev builds the io_uring fixture. Run by `npm test`; without root it only says what is missing (the
-# tests that need root skip then, outside CI).
+# renders the man page, liburing-dev builds the io_uring fixture, chromium opens the stats
+# report. Run by `npm test`; without root it only says what is missing (the tests that need root
+# skip then, outside CI).
 set -uo pipefail
 declare -A need=(
   [tcpdump]=tcpdump [tshark]=tshark [capinfos]=tshark [ip]=iproute2 [strace]=strace
   [setcap]=libcap2-bin [useradd]=passwd [setpriv]=util-linux [unshare]=util-linux [man]=man-db [groff]=groff-base
-  [gcc]=gcc [ss]=iproute2 [script]=bsdutils
+  [gcc]=gcc [ss]=iproute2 [script]=bsdutils [chromium]=chromium
 )
 missing=()
 for cmd in "${!need[@]}"; do

@@ -24,7 +24,8 @@ const ALLOWED: Record<string, string[]> = {
   read: ['packet', 'filter', 'capture', 'output', 'report', 'text'],
   flows: ['packet', 'read', 'output', 'text'],
   objects: ['packet', 'read', 'output', 'text', 'flows'],
-  cli: ['packet', 'filter', 'capture', 'output', 'report', 'text', 'read', 'events', 'tracker', 'tls', 'trace', 'session', 'flows', 'objects'],
+  stats: ['packet', 'read', 'output', 'text', 'flows', 'objects'],
+  cli: ['packet', 'filter', 'capture', 'output', 'report', 'text', 'read', 'events', 'tracker', 'tls', 'trace', 'session', 'flows', 'objects', 'stats'],
 };
 
 /**

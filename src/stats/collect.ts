@@ -67,6 +67,16 @@ export interface CollectOptions {
   idleSec: number;
   activeSec: number;
   destinations: Destinations;
+  /** Keep up to this many flow and object records (for a report's table). */
+  keepRecords?: number;
+}
+
+/** Records kept for a report, and how many there were in all. */
+export interface KeptRecords {
+  flows: FlowRecord[];
+  objects: ObjectRecord[];
+  flowCount: number;
+  objectCount: number;
 }
 
 /** The capture files of the inputs: files as given, directories searched (in name order). */
@@ -107,6 +117,7 @@ export function commandName(comments: string[]): string | undefined {
 
 export class Collector {
   readonly apps = new Map<string, AppData>();
+  readonly kept: KeptRecords = { flows: [], objects: [], flowCount: 0, objectCount: 0 };
 
   constructor(private readonly o: CollectOptions) {}
 
@@ -139,8 +150,18 @@ export class Collector {
         section: (comments) => {
           command = commandName(comments);
         },
-        object: (r, flow) => this.object(appOf(flow, r.comm), r, flow, perFlow),
-        flow: (r, flow) => this.flow(appOf(flow, r.comm), r, flow, perFlow),
+        object: (r, flow) => {
+          const a = appOf(flow, r.comm);
+          this.keep(this.kept.objects, r, a, flow);
+          this.kept.objectCount++;
+          this.object(a, r, flow, perFlow);
+        },
+        flow: (r, flow) => {
+          const a = appOf(flow, r.comm);
+          this.keep(this.kept.flows, r, a, flow);
+          this.kept.flowCount++;
+          this.flow(a, r, flow, perFlow);
+        },
         packet: w
           ? (flow, p, fromOrig) => {
               const a = appOf(flow, undefined);
@@ -153,6 +174,12 @@ export class Collector {
           : undefined,
       },
     );
+  }
+
+  private keep(into: FlowRecord[], r: FlowRecord, a: AppData, flow: Flow): void {
+    if (into.length >= (this.o.keepRecords ?? 0)) return;
+    const d = this.destination(flow, r.host as string | undefined);
+    into.push({ app: a.name, ...r, domain: d.domain, ...(d.org ? { org: d.org } : {}) });
   }
 
   /** Every file read: the gaps between objects. */

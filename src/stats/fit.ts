@@ -23,7 +23,8 @@ export const MIN_FIT_SAMPLE = 8;
 export function fitAll(sorted: ArrayLike<number>): Fit[] {
   const x: number[] = [];
   for (let i = 0; i < sorted.length; i++) if (sorted[i] > 0) x.push(sorted[i]);
-  if (x.length < MIN_FIT_SAMPLE) return [];
+  // too few values, or all the same: no family says more than the value itself
+  if (x.length < MIN_FIT_SAMPLE || x[0] === x[x.length - 1]) return [];
   const fits: Array<Omit<Fit, 'ks' | 'pValue'> & { cdf: (v: number) => number }> = [];
   const n = x.length;
   let sumLog = 0;

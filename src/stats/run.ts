@@ -17,6 +17,9 @@ import { type AppKey, Collector, type GroupKey, captureFiles } from './collect';
 import { Destinations, readOrganisationFile } from './destinations';
 import { type Model, buildModel, compareModels, summaryRows, windowRows } from './model';
 
+/** Flows and objects listed in a report's table at most (the figures count them all). */
+const REPORT_RECORDS = 20_000;
+
 export const EXIT_STATS_DAMAGED = 1;
 export const EXIT_STATS_FAILURE = 2;
 
@@ -125,7 +128,18 @@ export async function runStats(r: StatsRequest): Promise<number> {
     const files = captureFiles(r.inputs);
     if (!files.length) throw new TracedumpError(`stats: no capture file (.pcap, .pcapng) in ${r.inputs.map(quoteName).join(', ')}`, { code: 'EUSAGE' });
     const destinations = new Destinations(r.orgs ? readOrganisationFile(r.orgs) : undefined);
-    const collector = new Collector({ by: r.by, app: r.app, windowSec: r.windowSec, objects, idleSec: r.idleSec, activeSec: r.activeSec, destinations });
+    // a report draws the bytes over time: 1 s windows unless --window says otherwise
+    const windowSec = r.windowSec ?? (r.html ? 1 : undefined);
+    const collector = new Collector({
+      by: r.by,
+      app: r.app,
+      windowSec,
+      objects,
+      idleSec: r.idleSec,
+      activeSec: r.activeSec,
+      destinations,
+      keepRecords: r.html ? REPORT_RECORDS : 0,
+    });
     let status = 0;
     let read = 0;
     for (const file of files) {
@@ -145,9 +159,9 @@ export async function runStats(r: StatsRequest): Promise<number> {
     // nothing read: no file is written (a model or report named is left as it was)
     if (read === 0) return status;
     collector.finish();
-    const model = buildModel(collector.apps.values(), files, r.by, r.windowSec);
+    const model = buildModel(collector.apps.values(), files, r.by, windowSec);
     if (r.model) writeFileAtomic(r.model, `${JSON.stringify(model, null, 1)}\n`);
-    if (r.html) writeFileAtomic(r.html, (require('./report') as typeof import('./report')).renderReport(model));
+    if (r.html) writeFileAtomic(r.html, (require('./report') as typeof import('./report')).renderReport(model, summaryRows(model), collector.kept));
     if (r.windowSec) {
       const fields = ['app', 'window_start', 'window', 'up_bytes', 'down_bytes'];
       const w = rowWriter(r.format, put, { fields, types: fields.map(() => 'string'), columns: WINDOW_COLUMNS });

@@ -40,14 +40,14 @@ export class TcpConversation {
     private readonly server: [string, number],
   ) {}
 
-  /** A packet from `from` at time t with `flags` and `data` bytes of payload. */
-  send(t: number, from: 'c' | 's', flags: number, data = 0): this {
+  /** A packet from `from` at time t with `flags` and a payload (bytes, or a count of 'a's). */
+  send(t: number, from: 'c' | 's', flags: number, data: number | Buffer = 0): this {
     const to = from === 'c' ? 's' : 'c';
     const [src, dst] = from === 'c' ? [this.client, this.server] : [this.server, this.client];
-    const payload = Buffer.alloc(data, 0x61);
+    const payload = typeof data === 'number' ? Buffer.alloc(data, 0x61) : data;
     const ack = flags & A ? this.acked[from] : 0;
     this.packets.push({ t, ip: ip4(src[0], dst[0], 6, tcpSegment(src[1], dst[1], this.seq[from], ack, flags, payload)) });
-    this.seq[from] += data + (flags & S ? 1 : 0) + (flags & F ? 1 : 0);
+    this.seq[from] += payload.length + (flags & S ? 1 : 0) + (flags & F ? 1 : 0);
     this.acked[to] = this.seq[from];
     return this;
   }
