@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { interfaceDescription, processOptions, sectionHeader, writeEnhancedPacket } from '../output/pcapng';
 import type { SllPacket } from '../output/pcap';
+import { tsharkArgs as TSHARK_OBJECTS_ARGS } from '../objects/tshark';
 
 const CONCURRENT = 256;
 const ETH_P_IP = 0x0800;
@@ -196,6 +197,10 @@ export interface FlowsBenchRow {
   /** The same run with V8's old space capped at 64 MiB: it ends well when what is kept is bounded. */
   capped: { ms: number; peakKiB: number; status: number | null };
   tshark: { ms: number; peakKiB: number } | undefined;
+  /** `tracedump objects` and `tracedump stats` on the same file, and the tshark pass objects makes (its JSON, to /dev/null). */
+  objects?: { ms: number; peakKiB: number; status: number | null };
+  stats?: { ms: number; peakKiB: number; status: number | null };
+  tsharkJson?: { ms: number; peakKiB: number };
 }
 
 /** The flows workload at each size (bytes), tshark beside it when installed. */
@@ -210,7 +215,13 @@ export async function flowsBench(cli: string, cliModule: string, dir: string, si
       if (td.status !== 0) throw new Error(`tracedump flows exited ${td.status}`);
       const capped = await measure([process.execPath, '--max-old-space-size=64', cliModule, 'flows', '--json', file]);
       const ts = haveTshark ? await measure(['tshark', '-r', file, '-q', '-z', 'conv,tcp', '-z', 'conv,udp']) : undefined;
-      rows.push({ size: `${(fs.statSync(file).size / 1e6).toFixed(0)} MB`, packets: made.packets, flows: made.flows, tracedump: td, capped, tshark: ts });
+      const row: FlowsBenchRow = { size: `${(fs.statSync(file).size / 1e6).toFixed(0)} MB`, packets: made.packets, flows: made.flows, tracedump: td, capped, tshark: ts };
+      if (haveTshark) {
+        row.objects = await measure([cli, 'objects', '--json', file]);
+        row.stats = await measure([cli, 'stats', '--json', file]);
+        row.tsharkJson = await measure(['tshark', ...TSHARK_OBJECTS_ARGS(file)]);
+      }
+      rows.push(row);
     } finally {
       fs.rmSync(file, { force: true });
     }

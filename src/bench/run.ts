@@ -506,6 +506,17 @@ async function main() {
             ? `tshark -q -z conv,tcp -z conv,udp: ${sec(r.tshark.ms)}, peak RSS ${mib(r.tshark.peakKiB)}; tracedump ${(r.tshark.ms / r.tracedump.ms).toFixed(1)}× faster`
             : 'tshark not installed',
         });
+        const run = (x: { ms: number; peakKiB: number; status: number | null } | undefined) =>
+          !x ? '–' : x.status === 0 ? `${sec(x.ms)}, peak RSS ${mib(x.peakKiB)}` : `failed (${x.status})`;
+        if (r.objects && r.stats && r.tsharkJson)
+          table.push({
+            workload: `tracedump objects and stats on the same ${r.size} pcapng (TLS without keys: an opaque object per connection, DNS)`,
+            rounds: 1,
+            untraced: '–',
+            tracedump: `objects ${run(r.objects)}; stats ${run(r.stats)}`,
+            strace: '–',
+            notes: `the tshark pass objects makes (-T json, its protocols), alone: ${sec(r.tsharkJson.ms)}, peak RSS ${mib(r.tsharkJson.peakKiB)}: objects costs ${(r.objects.ms / r.tsharkJson.ms).toFixed(2)}× it`,
+          });
       }
     }
     if (selected('churn')) {

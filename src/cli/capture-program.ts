@@ -3,7 +3,7 @@
 // what strace has (-p, -u, -o).
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { integer, pidList, seconds } from './arguments';
-import { writeAll } from '../output/fd-writer';
+import { writeAll, writeToReader } from '../output/fd-writer';
 import { version } from '../version';
 
 /** The largest snapshot length (tcpdump's MAXIMUM_SNAPLEN); -s 0 asks for it. */
@@ -73,6 +73,8 @@ Examples:
       the flows of a capture: one line per connection, with its process and server name
   tracedump objects curl.pcapng
       the HTTP requests (decrypted), DNS questions and TLS connections in it (needs tshark)
+  tracedump stats --html report.html runs/
+      per application: distributions of flow and object sizes, durations, destinations
 
 Stopping: Ctrl-C goes to the command as it would without tracedump, and tracedump finishes
 the file when the command exits; a second Ctrl-C stops at once. SIGTERM/SIGHUP, -c and
@@ -84,7 +86,7 @@ Exit status: the command's (128+N if signal N killed it); 0 after -c, --duration
 limit unless the command failed on its own, and when attached; 127: command not found, 126:
 it cannot be executed, 125: tracedump itself failed (nothing was written then).
 
-More: man tracedump, tracedump read --help, tracedump flows --help, tracedump objects --help.`;
+More: man tracedump; tracedump read, flows, objects and stats --help.`;
 
 function snaplen(value: string): number {
   if (value === '0') return MAX_SNAPLEN; // tcpdump: 0 means the largest
@@ -102,6 +104,7 @@ export function buildCaptureProgram(): Command {
         '       tracedump read FILE [expression]   (or tracedump -r FILE)\n' +
         '       tracedump flows FILE...\n' +
         '       tracedump objects FILE...\n' +
+        '       tracedump stats FILE|DIR...\n' +
         '       tracedump -D',
     )
     .description('Run a command and capture the network traffic of it and of every process and thread it starts, and nothing else.')
@@ -146,7 +149,7 @@ export function buildCaptureProgram(): Command {
     .showHelpAfterError('(tracedump --help lists the options)')
     .addHelpText('after', EXAMPLES)
     .configureOutput({
-      writeOut: (s) => writeAll(1, s),
+      writeOut: (s) => writeToReader(1, s),
       writeErr: (s) => writeAll(2, s),
       outputError: (s, write) => write(s.replace(/^error: /, 'tracedump: ')),
     })

@@ -1,7 +1,7 @@
 // `tracedump flows`'s flags (commander): names, meanings, validation and help text, and the
 // arguments turned into a FlowsRequest for flows/run.ts.
 import { Command, CommanderError, Option } from 'commander';
-import { printError, writeAll } from '../output/fd-writer';
+import { printError, writeAll, writeToReader } from '../output/fd-writer';
 import { AGGREGATE_KEYS, type AggregateKey } from '../flows/aggregate';
 import type { FlowFormat } from '../flows/formats';
 import { EXIT_FLOWS_FAILURE, type FlowsRequest } from '../flows/run';
@@ -60,7 +60,7 @@ function buildFlowsProgram(): Command {
     .argument('<file...>', "capture files ('-' for standard input)")
     .addHelpText('after', HELP_AFTER)
     .configureOutput({
-      writeOut: (s) => writeAll(1, s),
+      writeOut: (s) => writeToReader(1, s),
       writeErr: (s) => writeAll(2, s),
       outputError: (s, write) => write(s.replace(/^error: /, 'tracedump flows: ')),
     })

@@ -1,7 +1,7 @@
 // `tracedump objects`'s flags (commander): names, meanings, validation and help text, and the
 // arguments turned into an ObjectsRequest for objects/run.ts.
 import { Command, CommanderError } from 'commander';
-import { printError, writeAll } from '../output/fd-writer';
+import { printError, writeAll, writeToReader } from '../output/fd-writer';
 import { EXIT_OBJECTS_FAILURE, type ObjectsRequest } from '../objects/run';
 import { seconds } from './arguments';
 
@@ -47,7 +47,7 @@ function buildObjectsProgram(): Command {
     .argument('<file...>', 'capture files')
     .addHelpText('after', HELP_AFTER)
     .configureOutput({
-      writeOut: (s) => writeAll(1, s),
+      writeOut: (s) => writeToReader(1, s),
       writeErr: (s) => writeAll(2, s),
       outputError: (s, write) => write(s.replace(/^error: /, 'tracedump objects: ')),
     })

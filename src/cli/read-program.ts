@@ -1,7 +1,7 @@
 // `tracedump read`'s flags (commander): names, meanings, validation and help text, and the
 // arguments turned into a ReadRequest for read/run.ts.
 import { Command, CommanderError, Option } from 'commander';
-import { printError, writeAll } from '../output/fd-writer';
+import { printError, writeAll, writeToReader } from '../output/fd-writer';
 import { TIME_STYLES, type TimeStyle } from '../read/print';
 import { EXIT_READ_FAILURE, type ReadRequest } from '../read/run';
 import { collect, integer, pidList } from './arguments';
@@ -57,7 +57,7 @@ function buildReadProgram(): Command {
     .argument('[file-and-expression...]', "the file ('-' for standard input; not with -r), then a pcap-filter expression")
     .addHelpText('after', HELP_AFTER)
     .configureOutput({
-      writeOut: (s) => writeAll(1, s),
+      writeOut: (s) => writeToReader(1, s),
       writeErr: (s) => writeAll(2, s),
       outputError: (s, write) => write(s.replace(/^error: /, 'tracedump read: ')),
     })

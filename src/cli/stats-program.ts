@@ -1,7 +1,7 @@
 // `tracedump stats`'s flags (commander): names, meanings, validation and help text, and the
 // arguments turned into a StatsRequest for stats/run.ts.
 import { Command, CommanderError, Option } from 'commander';
-import { printError, writeAll } from '../output/fd-writer';
+import { printError, writeAll, writeToReader } from '../output/fd-writer';
 import { GROUP_KEYS, type GroupKey } from '../stats/collect';
 import { EXIT_STATS_FAILURE, type StatsRequest } from '../stats/run';
 import { duration, seconds } from './arguments';
@@ -70,7 +70,7 @@ function buildStatsProgram(): Command {
     .argument('<input...>', 'capture files or directories of them (searched for .pcap and .pcapng)')
     .addHelpText('after', HELP_AFTER)
     .configureOutput({
-      writeOut: (s) => writeAll(1, s),
+      writeOut: (s) => writeToReader(1, s),
       writeErr: (s) => writeAll(2, s),
       outputError: (s, write) => write(s.replace(/^error: /, 'tracedump stats: ')),
     })

@@ -1,10 +1,10 @@
-// TLS connections the file has no keys for: one opaque object each, with the server name and
-// ALPN of its ClientHello and the sizes of its application-data records per direction, the
-// best estimate of the sizes of what went through it (TLS 1.3 also encrypts the end of its
-// handshake in such records: the first few are the server's certificate and Finished).
+// TLS connections the file has no keys for (no HTTP seen in them): one opaque object each, with
+// the server name and ALPN of its ClientHello and its application-data record sizes per
+// direction, the best estimate of the sizes of what went through it (TLS 1.3 also encrypts the
+// end of its handshake in such records: the first few are the server's certificate and Finished).
 import type { Flow } from '../flows/flow';
 import { type ObjectRecord, objectBase } from './object-record';
-import { type Layers, all, field, num, str } from './tshark';
+import { type Layers, all, field, num } from './tshark';
 import type { WalkedFrame } from './flow-walk';
 
 interface Opaque {
@@ -29,9 +29,11 @@ export class TlsObjects {
     for (const tls of all(layers.tls)) {
       for (const rec of all(field(tls, 'tls.record'))) {
         const r = rec as Layers;
-        // an encrypted TLS 1.3 record says only its outer type (opaque_type)
+        // a TLS 1.3 record's outer type is opaque_type. (Whether tshark decrypted it shows in
+        // the HTTP it found in the flow, not here: it names an application protocol by the port
+        // alone too.)
         const type = num(r['tls.record.opaque_type']) ?? num(r['tls.record.content_type']);
-        if (type !== APPLICATION_DATA || str(r['tls.app_data_proto']) !== undefined) continue;
+        if (type !== APPLICATION_DATA) continue;
         const length = num(r['tls.record.length']);
         if (length === undefined) continue;
         let o = this.flows.get(at.flow);

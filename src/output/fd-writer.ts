@@ -18,6 +18,15 @@ export function writeAll(fd: number, data: string | Uint8Array): void {
   }
 }
 
+/** Writes text a reader may stop reading (help piped into head): a closed pipe ends it quietly. */
+export function writeToReader(fd: number, data: string): void {
+  try {
+    writeAll(fd, data);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPIPE') throw err;
+  }
+}
+
 let beforeMessage: (() => void) | undefined;
 
 /** Called before each message (a status line on the terminal clears itself). */

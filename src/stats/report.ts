@@ -144,7 +144,7 @@ const title = (text) => ({ display: true, text });
     datasets.push({ label: app + ' up', data: all.map((t) => (at.has(t) ? w.up[at.get(t)] : 0)), backgroundColor: color(i), stack: app });
     datasets.push({ label: app + ' down', data: all.map((t) => (at.has(t) ? -w.down[at.get(t)] : 0)), backgroundColor: color(i) + '88', stack: app });
   });
-  new Chart(document.getElementById('chart-windows'), { type: 'bar', data: { labels: all.map((t) => '+' + t + ' s'), datasets }, options: { datasets: { bar: { barPercentage: 1, categoryPercentage: 0.9 } }, scales: { x: { stacked: true, title: title('window start, from each application\'s first') }, y: { stacked: true, title: title('bytes (down below 0)'), ticks: { callback: (v) => bytes(v) } } }, plugins: { title: title('IP bytes per window') } } });
+  new Chart(document.getElementById('chart-windows'), { type: 'bar', data: { labels: all.map((t) => '+' + t + ' s'), datasets }, options: { datasets: { bar: { barPercentage: 1, categoryPercentage: 0.9 } }, scales: { x: { stacked: true, title: title('window start, from the first window of each application') }, y: { stacked: true, title: title('bytes (down below 0)'), ticks: { callback: (v) => bytes(v) } } }, plugins: { title: title('IP bytes per window') } } });
 }
 
 // CDFs
