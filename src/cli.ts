@@ -176,6 +176,7 @@ async function capture(opts: CliOptions, command: string[]): Promise<number> {
               output,
               format: format!,
               description: attach ? `tracedump -p ${attach.join(',')}` : `tracedump -- ${command.map(shellQuote).join(' ')}`,
+              comments: opts.captureComment ?? [],
               snaplen: opts.snaplen,
               count: opts.count,
               durationSec: opts.duration,

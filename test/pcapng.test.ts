@@ -300,7 +300,7 @@ t.test('option: code, length, value padded to 32 bits with zeros', async (t) => 
 });
 
 t.test('Section Header Block', async (t) => {
-  const full = sectionHeader({ hardware: 'hw', os: 'os1', userappl: 'app', comment: 'c' });
+  const full = sectionHeader({ hardware: 'hw', os: 'os1', userappl: 'app', comments: ['c'] });
   t.equal(
     spaced(full),
     spaced(
@@ -332,7 +332,7 @@ t.test('Section Header Block', async (t) => {
     'without a comment (length 60); a 4-byte string takes no padding',
   );
   const cmd = "tracedump -- sh -c 'echo é'";
-  const withCmd = sectionHeader({ hardware: 'h', os: 'o', userappl: 'u', comment: cmd });
+  const withCmd = sectionHeader({ hardware: 'h', os: 'o', userappl: 'u', comments: [cmd] });
   const clen = Buffer.byteLength(cmd);
   t.equal(withCmd.readUInt32LE(4), 12 + 16 + 3 * 8 + 4 + pad4(clen) + 4, 'length counts the comment in UTF-8 bytes, padded');
   t.equal(withCmd.readUInt16LE(8 + 16 + 24 + 2), clen, 'comment option length');
@@ -572,7 +572,7 @@ t.test('a file made of the encoders, read by tshark and capinfos', async (t) => 
     return b;
   };
   const bytes = Buffer.concat([
-    sectionHeader({ hardware: 'x86_64', os: 'Linux', userappl: 'tracedump test', comment: 'tracedump -- prog a b' }),
+    sectionHeader({ hardware: 'x86_64', os: 'Linux', userappl: 'tracedump test', comments: ['tracedump -- prog a b'] }),
     nameResolution([
       { address: v4('198.18.0.7'), name: 'web.example' },
       { address: v6('fd00:198:18::7'), name: 'v6.example' },

@@ -29,7 +29,7 @@ function packet(ms: number): SllPacket {
 }
 
 function format() {
-  return pcapngFormat({ snaplen: 65535, section: { hardware: 'x86_64', os: 'Linux', userappl: 'unit', comment: 'unit' }, interfaceName: () => 'lo', exeOf: () => undefined });
+  return pcapngFormat({ snaplen: 65535, section: { hardware: 'x86_64', os: 'Linux', userappl: 'unit', comments: ['unit'] }, interfaceName: () => 'lo', exeOf: () => undefined });
 }
 
 /** The blocks of a pcapng file: type, and the packet's ms (EPB) or the key log text (DSB). */

@@ -2,7 +2,7 @@
 // follow tcpdump's where tcpdump has one (-w -r -s -c -i -f -B -C -G -W -U -D -q), strace's for
 // what strace has (-p, -u, -o).
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { integer, pidList, seconds } from './arguments';
+import { collect, integer, pidList, seconds } from './arguments';
 import { writeAll, writeToReader } from '../output/fd-writer';
 import { version } from '../version';
 
@@ -34,6 +34,7 @@ export interface CliOptions {
   keylog?: string;
   tlsKeys: boolean;
   summaryJson?: string;
+  captureComment?: string[];
   flows?: string;
   flowsIdle: number;
   top?: boolean;
@@ -137,6 +138,7 @@ export function buildCaptureProgram(): Command {
     .addOption(new Option('--events [format]', 'print the socket, fork, exec and exit events of the command (text or json) on stderr').choices(['text', 'json']).preset('text'))
     .option('-o, --output <file>', 'with --events: write the events to file instead of stderr (as strace -o)')
     .option('--summary-json <file>', 'write the end-of-run figures to file as JSON')
+    .option('--capture-comment <text>', "a comment in the pcapng file's section header (as dumpcap's; repeatable)", collect)
     .option('--flows <file>', "with -w: write the capture's flow records to file as JSON lines while it runs (as tracedump flows --json makes them from the file)")
     .option('--top', "a live table on the terminal of the program's flows (or processes), with their server names, bytes and rates, refreshed every second")
     .option('--flows-idle <seconds>', 'with --flows: a flow without a packet this long ends, by the clock (default 120)', seconds('flows-idle'), 120)
@@ -160,7 +162,7 @@ export function buildCaptureProgram(): Command {
 const VALUE_OPTIONS = new Set(
   ['-w', '--write', '--format', '-s', '--snaplen', '-c', '--count', '--duration', '-i', '--interface', '-f', '--filter', '-p', '--pid', '--pname', '-u', '--user']
     .concat(['--keylog', '-C', '--file-size', '-G', '--rotate-seconds', '-W', '--file-count', '--linger', '--kill-after', '-B', '--buffer-size'])
-    .concat(['--kernel-filter', '-o', '--output', '--summary-json', '--flows', '--flows-idle', '--flows-active']),
+    .concat(['--kernel-filter', '-o', '--output', '--summary-json', '--capture-comment', '--flows', '--flows-idle', '--flows-active']),
 );
 
 /**

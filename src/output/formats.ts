@@ -17,6 +17,8 @@ export interface FormatContext {
   snaplen: number;
   /** What was traced, for the file's own comment: the command line or the attached pids. */
   description: string;
+  /** More comments for the file's section header (--capture-comment). */
+  comments?: string[];
   interfaceName(ifindex: number): string | undefined;
   exeOf(pid: number): string | undefined;
 }
@@ -30,7 +32,7 @@ export function makeFormat(name: FormatName, ctx: FormatContext): CaptureFormat 
       hardware: cpu ? `${os.arch()} (${cpu})` : os.arch(),
       os: `${os.type()} ${os.release()}`,
       userappl: `tracedump ${version}`,
-      comment: ctx.description,
+      comments: [ctx.description, ...(ctx.comments ?? [])],
     },
     interfaceName: ctx.interfaceName,
     exeOf: ctx.exeOf,

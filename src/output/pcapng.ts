@@ -111,7 +111,8 @@ export interface SectionInfo {
   hardware: string;
   os: string;
   userappl: string;
-  comment?: string;
+  /** opt_comment values, in order. */
+  comments?: string[];
 }
 
 export function sectionHeader(info: SectionInfo): Buffer {
@@ -121,7 +122,7 @@ export function sectionHeader(info: SectionInfo): Buffer {
   body.writeUInt16LE(0, 6);
   body.writeBigInt64LE(-1n, 8); // section length not given
   const opts = [option(SHB_HARDWARE, info.hardware), option(SHB_OS, info.os), option(SHB_USERAPPL, info.userappl)];
-  if (info.comment) opts.push(option(OPT_COMMENT, info.comment));
+  for (const c of info.comments ?? []) if (c) opts.push(option(OPT_COMMENT, c));
   return block(BLOCK_SHB, body, opts);
 }
 

@@ -30,6 +30,8 @@ export interface CaptureSettings {
   format: FormatName;
   /** What is traced, in words, for the file's own comment (pcapng). */
   description: string;
+  /** --capture-comment: more comments for the file's section header (pcapng). */
+  comments: string[];
   snaplen: number;
   /** Stop after this many packets are written. */
   count?: number;
@@ -118,7 +120,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
     cap &&
     new CaptureOutput({
       path: cap.output,
-      newFormat: () => makeFormat(cap.format, { snaplen: cap.snaplen, description: cap.description, interfaceName, exeOf: (pid): string | undefined => controller.programs.exeOf(pid) }),
+      newFormat: () => makeFormat(cap.format, { snaplen: cap.snaplen, description: cap.description, comments: cap.comments, interfaceName, exeOf: (pid): string | undefined => controller.programs.exeOf(pid) }),
       file: { owner: options.fileOwner, secret: holdForKeys, holdBack: holdForKeys, secrets: keys && takeKeys },
       rotation: cap.rotation,
       totals: () => totals(),
