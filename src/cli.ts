@@ -59,6 +59,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
   if (argv[0] === 'objects') return objects(argv.slice(1));
   // `tracedump stats FILE|DIR...`: the per-application model
   if (argv[0] === 'stats') return stats(argv.slice(1));
+  // `tracedump campaign run|ls|show|export`: labelled captures of many runs, in a catalogue
+  if (argv[0] === 'campaign') return (require('./cli/campaign-program') as typeof import('./cli/campaign-program')).campaign(argv.slice(1), __filename);
   const asRead = readArguments(argv);
   if (asRead) return read(asRead);
   const word = helpWord(argv);

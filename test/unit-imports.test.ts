@@ -25,7 +25,8 @@ const ALLOWED: Record<string, string[]> = {
   flows: ['packet', 'read', 'output', 'text'],
   objects: ['packet', 'read', 'output', 'text', 'flows'],
   stats: ['packet', 'read', 'output', 'text', 'flows', 'objects'],
-  cli: ['packet', 'filter', 'capture', 'output', 'report', 'text', 'read', 'events', 'tracker', 'tls', 'trace', 'session', 'flows', 'objects', 'stats'],
+  campaign: ['packet', 'read', 'output', 'text', 'flows', 'objects', 'stats', 'trace'],
+  cli: ['packet', 'filter', 'capture', 'output', 'report', 'text', 'read', 'events', 'tracker', 'tls', 'trace', 'session', 'flows', 'objects', 'stats', 'campaign'],
 };
 
 /**

@@ -87,7 +87,7 @@ Exit status: the command's (128+N if signal N killed it); 0 after -c, --duration
 limit unless the command failed on its own, and when attached; 127: command not found, 126:
 it cannot be executed, 125: tracedump itself failed (nothing was written then).
 
-More: man tracedump; tracedump read, flows, objects and stats --help.`;
+More: man tracedump; tracedump read, flows, objects, stats and campaign --help.`;
 
 function snaplen(value: string): number {
   if (value === '0') return MAX_SNAPLEN; // tcpdump: 0 means the largest
@@ -106,6 +106,7 @@ export function buildCaptureProgram(): Command {
         '       tracedump flows FILE...\n' +
         '       tracedump objects FILE...\n' +
         '       tracedump stats FILE|DIR...\n' +
+        '       tracedump campaign run PLAN.yaml | ls | show | export\n' +
         '       tracedump -D',
     )
     .description('Run a command and capture the network traffic of it and of every process and thread it starts, and nothing else.')

@@ -147,7 +147,7 @@ export function gapParts(f: RunFigures): string[] {
 export function summaryJson(
   f: RunFigures,
   stop: StopReason,
-  run: { version: string; command?: string[]; attached?: number[]; startedMs: number; endedMs: number; exitStatus: number },
+  run: { version: string; command?: string[]; attached?: number[]; startedMs: number; endedMs: number; exitStatus: number; commandExit?: { code: number | null; signal: string | null } | null },
 ): string {
   const doc = {
     tracedump: run.version,
@@ -158,6 +158,8 @@ export function summaryJson(
     seconds: Math.round(run.endedMs - run.startedMs) / 1000,
     stop: { ...stop, kind: undefined, reason: stop.kind, text: stopText(stop) },
     exit_status: run.exitStatus,
+    // how the launched command itself ended (after a stop too: SIGKILL when it outlived --kill-after)
+    command_exit: run.commandExit ?? null,
     output: f.output ?? null,
     packets_written: f.written,
     bytes_written: f.writtenBytes,

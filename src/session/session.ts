@@ -270,7 +270,8 @@ export async function runSession(options: SessionOptions): Promise<number> {
       printError(`cannot write the flow records to ${quoteName(options.flows!.output.path)}: ${flows.error.message}`);
       exitStatus = EXIT_TRACEDUMP_FAILURE;
     }
-    reportEnd(options, figures(), stop, { startedMs, exitStatus, writeError: file?.error });
+    const commandExit = outcome.exit ? { code: outcome.exit.code ?? null, signal: outcome.exit.signal !== null ? signalName(outcome.exit.signal) : null } : null;
+    reportEnd(options, figures(), stop, { startedMs, exitStatus, writeError: file?.error, commandExit });
     return exitStatus;
   } finally {
     for (const t of timers) clearInterval(t);
@@ -319,11 +320,16 @@ function runFigures(
 }
 
 /** The summary line (stderr), a write failure's message, the --summary-json document. */
-function reportEnd(options: SessionOptions, f: RunFigures, stop: StopReason, run: { startedMs: number; exitStatus: number; writeError?: Error }): void {
+function reportEnd(
+  options: SessionOptions,
+  f: RunFigures,
+  stop: StopReason,
+  run: { startedMs: number; exitStatus: number; writeError?: Error; commandExit: { code: number | null; signal: string | null } | null },
+): void {
   if (options.summaryFd !== undefined && options.capture) writeAll(options.summaryFd, summaryLine(f, stop) + '\n');
   if (run.writeError) printError(run.writeError.message);
   if (options.summaryJson === undefined) return;
-  const doc = summaryJson(f, stop, { version, command: options.commandWords, attached: options.attach, startedMs: run.startedMs, endedMs: Date.now(), exitStatus: run.exitStatus });
+  const doc = summaryJson(f, stop, { version, command: options.commandWords, attached: options.attach, startedMs: run.startedMs, endedMs: Date.now(), exitStatus: run.exitStatus, commandExit: run.commandExit });
   writeSummaryJson(options, doc);
 }
 
