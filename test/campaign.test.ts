@@ -182,7 +182,8 @@ t.test('a crashing and a hanging program are recorded; the campaign goes on', as
     duration: 1s
     grace: 1s
   - label: fine
-    command: [true]
+    command: [sh, -c, 'echo "v=$CAMPAIGN_VAR"']
+    env: { CAMPAIGN_VAR: "from the plan" }
 `,
   );
   const r = campaign(['run', planFile]);
@@ -193,6 +194,7 @@ t.test('a crashing and a hanging program are recorded; the campaign goes on', as
     ['crasher crashed', 'fine exited', 'hanger hung'],
     'the crash, the hang (killed after its grace) and the fine run',
   );
+  t.equal(fs.readFileSync(path.join(dir, 'bad-apps.campaign', 'fine', '001', 'program.stdout'), 'utf8'), 'v=from the plan\n', "the plan's env reaches the program");
 });
 
 t.test('SIGKILL in the middle of a run, then the same command: as if never stopped', async (t) => {
@@ -259,6 +261,64 @@ t.test('a full disk stops the campaign; with room again, the same command finish
     [],
     'the runs done before are the same runs (kept, not redone)',
   );
+});
+
+// A page whose link fills the window: a click anywhere on it follows the link.
+const PAGE_SERVER = `
+const http = require('http');
+const page = '<!doctype html><title>campaign</title><a id="go" href="/clicked" style="display:block;position:fixed;inset:0;font-size:40px">click</a>';
+const s = http.createServer((req, res) => {
+  console.log('GET ' + req.url);
+  res.writeHead(200, { 'content-type': req.url === '/' ? 'text/html' : 'text/plain' });
+  res.end(req.url === '/' ? page : 'clicked\\n');
+});
+s.listen(0, '127.0.0.1', () => console.log('ready ' + s.address().port));
+`;
+
+// the driver: waits for Chromium's window, clicks in its middle, lets the request go, exits
+const DRIVER = `#!/bin/sh
+set -e
+win=$(xdotool search --sync --onlyvisible --name '^campaign' | head -n 1)
+sleep 2
+eval $(xdotool getwindowgeometry --shell "$win")
+xdotool mousemove --window "$win" $((WIDTH / 2)) $((HEIGHT / 2)) click 1
+sleep 3
+`;
+
+t.test('a GUI program under a virtual display, driven by xdotool: the click is in its capture', async (t) => {
+  const dir = workDir(t, 'campaign');
+  fs.writeFileSync(path.join(dir, 'page.js'), PAGE_SERVER);
+  fs.writeFileSync(path.join(dir, 'drive.sh'), DRIVER, { mode: 0o755 });
+  const web = startBg(t, [process.execPath, path.join(dir, 'page.js')], { env: { NODE_OPTIONS: '' } });
+  const [, port] = await web.waitFor(/^ready (\d+)$/m);
+  const planFile = path.join(dir, 'gui.yaml');
+  fs.writeFileSync(
+    planFile,
+    `runs:
+  - label: chromium-click
+    command: [chromium, --no-sandbox, --disable-gpu, --no-first-run, --disable-background-networking, --disable-component-update, --user-data-dir=${dir}/profile, "--window-size=800,600", "http://127.0.0.1:${port}/"]
+    display: { width: 1024, height: 768 }
+    driver: [${dir}/drive.sh]
+    duration: 60s
+    grace: 3s
+`,
+  );
+  const r = campaign(['run', planFile]);
+  t.equal(r.status, 0, `the campaign ran (${r.stderr.slice(-400)})`);
+  t.ok(await web.waitFor(/GET \/clicked/, 5000).catch(() => undefined), "the server got the click's request");
+  const runDir = path.join(dir, 'gui.campaign', 'chromium-click', '001');
+  const meta = JSON.parse(fs.readFileSync(path.join(runDir, 'meta.json'), 'utf8'));
+  t.same([meta.end_reason, meta.driver_status, meta.display], ['driver-ended', 0, { width: 1024, height: 768 }], 'the driver ended the run, having done its part, on a display of the size asked');
+  const objects = fs
+    .readFileSync(path.join(runDir, 'objects.jsonl'), 'utf8')
+    .split('\n')
+    .filter((l) => l)
+    .map((l) => JSON.parse(l));
+  const click = objects.find((o) => o.path === '/clicked');
+  t.ok(click, 'the click\'s request is in the run\'s capture');
+  // (Chromium's network service is a process it starts through /proc/self/exe: its comm is "exe")
+  t.ok(click && /chromium/.test(String(click.exe)) && click.status === 200, `made by Chromium (${click?.exe}, ${click?.comm}), answered 200`);
+  t.ok(objects.some((o) => o.path === '/'), 'after the page itself');
 });
 
 t.test('bad plans fail before anything runs, naming the line and the field', async (t) => {

@@ -3,13 +3,13 @@
 # oracle, tshark and capinfos read captures back, iproute2 makes test namespaces, strace is the
 # peer, setpriv/setcap/useradd serve the run-as tests, libpcap0.8 compiles -f expressions, man
 # renders the man page, liburing-dev builds the io_uring fixture, chromium opens the stats
-# report. Run by `npm test`; without root it only says what is missing (the tests that need root
+# report and is the campaign's GUI program (Xvfb its display, xdotool its driver). Run by `npm test`; without root it only says what is missing (the tests that need root
 # skip then, outside CI).
 set -uo pipefail
 declare -A need=(
   [tcpdump]=tcpdump [tshark]=tshark [capinfos]=tshark [ip]=iproute2 [strace]=strace
   [setcap]=libcap2-bin [useradd]=passwd [setpriv]=util-linux [unshare]=util-linux [man]=man-db [groff]=groff-base
-  [gcc]=gcc [ss]=iproute2 [script]=bsdutils [chromium]=chromium
+  [gcc]=gcc [ss]=iproute2 [script]=bsdutils [chromium]=chromium [Xvfb]=xvfb [xdotool]=xdotool
 )
 missing=()
 for cmd in "${!need[@]}"; do

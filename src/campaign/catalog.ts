@@ -2,7 +2,8 @@
 // directory (better-sqlite3, major 12: 13 needs Node 22). A run goes in whole, in one
 // transaction, keyed by its run id: a run is there once or not at all, whatever stopped the
 // campaign. The schema is docs/campaigns.md's.
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { TracedumpError } from '../errors';
 import type { FlowRecord } from '../flows/flow-record';
 import type { ObjectRecord } from '../objects/object-record';
 import type { Destinations } from '../stats/destinations';
@@ -98,11 +99,29 @@ export interface RunRow {
   objects: number;
 }
 
+/**
+ * better-sqlite3, whose native part npm builds at install: npm 11 builds it only where it is
+ * allowed to run the package's install script (tracedump's package.json allows it; a global
+ * install asks for it).
+ */
+function sqlite(): typeof Database {
+  try {
+    const D = require('better-sqlite3') as typeof Database;
+    new D(':memory:').close(); // loads the native part now: its absence is said here
+    return D;
+  } catch (err) {
+    throw new TracedumpError(`the campaign catalogue needs better-sqlite3's native part, and it cannot be loaded: ${(err as Error).message.split('\n')[0]}`, {
+      code: 'ENOSQLITE',
+      hint: 'build it where tracedump is installed: npm rebuild better-sqlite3 (npm 11 first: npm install-scripts approve better-sqlite3)',
+    });
+  }
+}
+
 export class Catalog {
   private readonly db: Database.Database;
 
   constructor(file: string) {
-    this.db = new Database(file);
+    this.db = new (sqlite())(file);
     // WAL: a reader (campaign ls) never waits for a run being stored; a crash keeps every committed run
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');

@@ -1,12 +1,10 @@
 // A virtual X display of its own for a run (Xvfb): GUI programs and their drivers get DISPLAY.
-// The display number is one no X server holds (no socket, no lock file); the server listens on
-// its Unix socket only.
+// Xvfb picks a free display number itself and writes it to a pipe once it accepts clients
+// (-displayfd, as xvfb-run does); it listens on its Unix socket only.
 import { type ChildProcess, spawn } from 'node:child_process';
-import fs from 'node:fs';
 import { TracedumpError } from '../errors';
 
-const FIRST = 90;
-const LAST = 190;
+const START_TIMEOUT_MS = 15_000;
 
 export class VirtualDisplay {
   private constructor(
@@ -16,34 +14,35 @@ export class VirtualDisplay {
   ) {}
 
   static async start(width: number, height: number): Promise<VirtualDisplay> {
-    for (let n = FIRST; n <= LAST; n++) {
-      if (fs.existsSync(`/tmp/.X11-unix/X${n}`) || fs.existsSync(`/tmp/.X${n}-lock`)) continue;
-      const child = spawn('Xvfb', [`:${n}`, '-screen', '0', `${width}x${height}x24`, '-nolisten', 'tcp', '-noreset'], { stdio: ['ignore', 'ignore', 'pipe'] });
-      let err = '';
-      child.stderr?.on('data', (c: Buffer) => {
-        if (err.length < 4096) err += c.toString();
+    const child = spawn('Xvfb', ['-displayfd', '3', '-screen', '0', `${width}x${height}x24`, '-nolisten', 'tcp', '-noreset'], { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr?.on('data', (c: Buffer) => {
+      if (err.length < 4096) err += c.toString();
+    });
+    const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
+    const number = await new Promise<string | Error>((resolve) => {
+      let text = '';
+      const timer = setTimeout(() => resolve(new Error(`no display after ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
+      const done = (v: string | Error) => {
+        clearTimeout(timer);
+        resolve(v);
+      };
+      (child.stdio[3] as NodeJS.ReadableStream).on('data', (c: Buffer) => {
+        text += c.toString();
+        if (text.includes('\n')) done(text.trim());
       });
-      const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
-      const failed = new Promise<Error>((resolve) => child.on('error', resolve));
-      // ready once its socket exists (bounded wait)
-      for (let i = 0; i < 100; i++) {
-        if (child.exitCode !== null || child.signalCode !== null) break;
-        if (fs.existsSync(`/tmp/.X11-unix/X${n}`)) return new VirtualDisplay(`:${n}`, child, exited);
-        const e = await Promise.race([failed, new Promise<undefined>((r) => setTimeout(() => r(undefined), 100))]);
-        if (e) {
-          const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
-          throw new TracedumpError(missing ? 'a virtual display needs Xvfb, which is not installed' : `cannot start Xvfb: ${e.message}`, {
-            code: 'EDISPLAY',
-            hint: missing ? 'install it: apt-get install xvfb' : undefined,
-          });
-        }
-      }
-      child.kill('SIGKILL');
-      await exited;
-      if (/already active|server already running|Cannot establish/i.test(err)) continue; // taken meanwhile
-      throw new TracedumpError(`Xvfb :${n} did not start: ${err.trim().split('\n').pop() ?? 'no message'}`, { code: 'EDISPLAY' });
-    }
-    throw new TracedumpError(`no free X display number from :${FIRST} to :${LAST}`, { code: 'EDISPLAY' });
+      child.once('error', (e) => done(e));
+      child.once('exit', () => done(new Error(err.trim().split('\n').pop() || 'it exited')));
+    });
+    if (typeof number === 'string' && /^\d+$/.test(number)) return new VirtualDisplay(`:${number}`, child, exited);
+    child.kill('SIGKILL');
+    await exited;
+    const e = number instanceof Error ? number : new Error(`it said "${number}"`);
+    const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new TracedumpError(missing ? 'a virtual display needs Xvfb, which is not installed' : `cannot start Xvfb: ${e.message}`, {
+      code: 'EDISPLAY',
+      hint: missing ? 'install it: apt-get install xvfb' : undefined,
+    });
   }
 
   async stop(): Promise<void> {

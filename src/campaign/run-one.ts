@@ -9,6 +9,7 @@ import path from 'node:path';
 import { constants as osConstants } from 'node:os';
 import { TracedumpError } from '../errors';
 import { version } from '../version';
+import { callerEnvironment } from '../trace/caller';
 import { resolveCommand } from '../trace/resolve-command';
 import { VirtualDisplay } from './display';
 import { type HostInfo, packageOf } from './host';
@@ -42,6 +43,20 @@ function diskFull(err: unknown, where: string): never {
   if (e.code === 'ENOSPC' || e.code === 'EDQUOT')
     throw new CampaignStop(`the disk is full (${where})`, { code: e.code, path: where, hint: 'free some space and run the same command again: finished runs are kept, this one is redone' });
   throw err;
+}
+
+/**
+ * The environment the campaign's caller gave (what a run's tracedump and its program, driver,
+ * before and after commands start from): not this Node's own, which lacks NODE_OPTIONS and the
+ * like and carries the launcher's hand-over of the caller's environment.
+ */
+function callerEnv(): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const b of callerEnvironment().toBuffers()) {
+    const eq = b.indexOf(0x3d);
+    if (eq > 0) out[b.toString('utf8', 0, eq)] = b.toString('utf8', eq + 1);
+  }
+  return out;
 }
 
 /** Signals of a program's own failure (a shell reports a child's as exit 128+N). */
@@ -112,7 +127,7 @@ export async function runOne(ctx: RunContext, spec: RunSpec, repeat: number, fin
   const started = new Date();
   const file = (name: string) => path.join(dir, name);
   const command = argvOf(spec.command);
-  const env: NodeJS.ProcessEnv = { ...process.env, ...spec.env };
+  const env: NodeJS.ProcessEnv = { ...callerEnv(), ...spec.env };
   let display: VirtualDisplay | undefined;
   const meta: Partial<RunMeta> = {};
   let endReason = 'exited';

@@ -118,7 +118,7 @@ async function run(planFile: string, o: Flags, cliModule: string): Promise<numbe
   const { CampaignStop } = require('../campaign/run-one') as typeof import('../campaign/run-one');
   let r: Awaited<ReturnType<typeof runCampaign>>;
   try {
-    r = await runCampaign(plan, { tracedump: [process.execPath, cliModule], progressFd: 2 });
+    r = await runCampaign(plan, { tracedump: tracedumpCommand(cliModule), progressFd: 2 });
   } catch (err) {
     if (!(err instanceof CampaignStop)) throw err;
     printError(`campaign stopped: ${err.message}${err.hint ? `\n  ${err.hint}` : ''}`);
@@ -131,6 +131,16 @@ async function run(planFile: string, o: Flags, cliModule: string): Promise<numbe
   }
   printError(`campaign: ${r.total} runs done (${r.done} now, ${r.skipped} before) in ${plan.output}`);
   return 0;
+}
+
+/**
+ * How a campaign starts each run's tracedump: through the launcher, as a user would (it hands
+ * the run's environment to the command and keeps NODE_OPTIONS and the like from tracedump's
+ * own Node); the CLI module itself where there is no launcher.
+ */
+function tracedumpCommand(cliModule: string): string[] {
+  const launcher = path.join(path.dirname(cliModule), '..', 'bin', 'tracedump');
+  return fs.existsSync(launcher) ? [launcher] : [process.execPath, cliModule];
 }
 
 function openCatalog(dir: string): import('../campaign/catalog').Catalog {
