@@ -29,6 +29,50 @@ _tracedump_flows() {
   fi
 }
 
+_tracedump_objects() {
+  local cur=$1 prev=$2
+  case $prev in
+    --idle|--active) return ;;
+  esac
+  if [[ $cur == -* ]]; then
+    COMPREPLY=($(compgen -W '--json --csv --idle --active -h --help' -- "$cur"))
+  else
+    _filedir '@(pcap|pcapng|cap|ntar)'
+  fi
+}
+
+_tracedump_stats() {
+  local cur=$1 prev=$2
+  case $prev in
+    --by) COMPREPLY=($(compgen -W 'domain org type proto' -- "$cur")); return ;;
+    --app) COMPREPLY=($(compgen -W 'command comm' -- "$cur")); return ;;
+    --model|--html|--orgs) _filedir; return ;;
+    --window|--idle|--active) return ;;
+  esac
+  if [[ $cur == -* ]]; then
+    COMPREPLY=($(compgen -W '--json --csv --by --app --window --model --compare --html --orgs --idle --active -h --help' -- "$cur"))
+  else
+    _filedir
+  fi
+}
+
+_tracedump_campaign() {
+  local cur=$1 prev=$2 n=$3
+  case $prev in
+    -o|--output) _filedir -d; return ;;
+    --label|--catalog|--to) return ;;
+  esac
+  if [[ $cur == -* ]]; then
+    COMPREPLY=($(compgen -W '-o --output --label --flows --objects --json --csv --catalog --to -h --help' -- "$cur"))
+  elif ((n == 2)); then
+    COMPREPLY=($(compgen -W 'run ls show export push' -- "$cur"))
+  elif [[ ${COMP_WORDS[2]} == run ]]; then
+    _filedir '@(yaml|yml)'
+  else
+    _filedir -d
+  fi
+}
+
 _tracedump() {
   local cur prev words cword
   _init_completion || return
@@ -41,11 +85,17 @@ _tracedump() {
         if ((i == 1)); then _tracedump_read "$cur" "$prev"; return; fi ;;
       flows)
         if ((i == 1)); then _tracedump_flows "$cur" "$prev"; return; fi ;;
+      objects)
+        if ((i == 1)); then _tracedump_objects "$cur" "$prev"; return; fi ;;
+      stats)
+        if ((i == 1)); then _tracedump_stats "$cur" "$prev"; return; fi ;;
+      campaign)
+        if ((i == 1)); then _tracedump_campaign "$cur" "$prev" "$cword"; return; fi ;;
       -r|--read)
         _tracedump_read "$cur" "$prev"; return ;;
       --)
         _command_offset $((i + 1)); return ;;
-      -w|--write|-s|--snaplen|-c|--count|--duration|-i|--interface|-f|--filter|-p|--pid|--pname|-u|--user|--keylog|-C|--file-size|-G|--rotate-seconds|-W|--file-count|--linger|--kill-after|-B|--buffer-size|--kernel-filter|-o|--output|--summary-json|--flows|--flows-idle|--flows-active|--format)
+      -w|--write|-s|--snaplen|-c|--count|--duration|-i|--interface|-f|--filter|-p|--pid|--pname|-u|--user|--keylog|-C|--file-size|-G|--rotate-seconds|-W|--file-count|--linger|--kill-after|-B|--buffer-size|--kernel-filter|-o|--output|--summary-json|--capture-comment|--flows|--flows-idle|--flows-active|--format)
         ((i++)) ;;
       -*) ;;
       *)
@@ -62,13 +112,13 @@ _tracedump() {
     -p|--pid) COMPREPLY=($(compgen -W "$(ps -e -o pid= 2>/dev/null)" -- "$cur")); return ;;
     --pname) COMPREPLY=($(compgen -W "$(ps -e -o comm= 2>/dev/null | sort -u)" -- "$cur")); return ;;
     -u|--user) COMPREPLY=($(compgen -u -- "$cur")); return ;;
-    -s|--snaplen|-c|--count|--duration|-f|--filter|-C|--file-size|-G|--rotate-seconds|-W|--file-count|--linger|--kill-after|-B|--buffer-size|--flows-idle|--flows-active) return ;;
+    -s|--snaplen|-c|--count|--duration|-f|--filter|-C|--file-size|-G|--rotate-seconds|-W|--file-count|--linger|--kill-after|-B|--buffer-size|--flows-idle|--flows-active|--capture-comment) return ;;
   esac
 
   if [[ $cur == -* ]]; then
-    COMPREPLY=($(compgen -W '-w --write --format -s --snaplen -c --count --duration -i --interface -f --filter -p --pid --pname -u --user --keylog --no-tls-keys -C --file-size -G --rotate-seconds -W --file-count --linger --kill-after -B --buffer-size -U --packet-buffered --kernel-filter --events -o --output --summary-json --flows --flows-idle --flows-active --top -q --quiet -D --list-interfaces -r --read -V --version -h --help' -- "$cur"))
+    COMPREPLY=($(compgen -W '-w --write --format -s --snaplen -c --count --duration -i --interface -f --filter -p --pid --pname -u --user --keylog --no-tls-keys -C --file-size -G --rotate-seconds -W --file-count --linger --kill-after -B --buffer-size -U --packet-buffered --kernel-filter --events -o --output --summary-json --capture-comment --flows --flows-idle --flows-active --top -q --quiet -D --list-interfaces -r --read -V --version -h --help' -- "$cur"))
   elif ((cword == 1)); then
-    COMPREPLY=($(compgen -W 'read flows help completion' -- "$cur"))
+    COMPREPLY=($(compgen -W 'read flows objects stats campaign help completion' -- "$cur"))
     COMPREPLY+=($(compgen -c -- "$cur"))
   else
     COMPREPLY=($(compgen -c -- "$cur"))

@@ -197,6 +197,33 @@ t.test('a crashing and a hanging program are recorded; the campaign goes on', as
   t.equal(fs.readFileSync(path.join(dir, 'bad-apps.campaign', 'fine', '001', 'program.stdout'), 'utf8'), 'v=from the plan\n', "the plan's env reaches the program");
 });
 
+t.test('parallel: 3: runs at once keep their labels', async (t) => {
+  const dir = workDir(t, 'campaign');
+  const s = await servers(t, dir);
+  const planFile = path.join(dir, 'parallel.yaml');
+  // each program sleeps a little after its exchange: the three labels overlap in time
+  fs.writeFileSync(planFile, plan(s).replace('parallel: 1', 'parallel: 3').replace(/repeat: 3/, 'repeat: 2').replace(/command: curl -s -o \/dev\/null (\S+)/, 'command: "curl -s -o /dev/null $1; sleep 1"'));
+  const r = campaign(['run', planFile]);
+  t.equal(r.status, 0, `the campaign runs (${r.stderr.slice(-300)})`);
+  const out = path.join(dir, 'parallel.campaign');
+  const cat = catalogue(out);
+  t.equal(cat.runs.length, 6, 'six runs');
+  const comms: Record<string, string> = { 'curl-https': 'curl', 'curl-http': 'curl', 'python-dns-udp': 'python3' };
+  t.same(
+    cat.flows.filter((f) => f.comm !== comms[f.label]).map((f) => `${f.label}: ${f.comm}`),
+    [],
+    "every flow carries its own run's label and program",
+  );
+  const metas = cat.runs.map((x) => JSON.parse(fs.readFileSync(path.join(out, x.label, String(x.repeat).padStart(3, '0'), 'meta.json'), 'utf8')));
+  const spans = metas.map((m) => [Date.parse(m.started), Date.parse(m.ended)]);
+  const overlapping = spans.some(([a0, a1], i) => spans.some(([b0, b1], j) => i !== j && a0 < b1 && b0 < a1));
+  t.ok(overlapping, 'runs did overlap in time');
+  for (const run of cat.runs) {
+    const flows = spawnSync(CLI, ['flows', '--json', path.join(out, run.label, String(run.repeat).padStart(3, '0'), 'capture.pcapng')], { encoding: 'utf8' }).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    t.ok(flows.length > 0 && flows.every((f) => f.comm === comms[run.label]), `${run.label} #${run.repeat}: its capture holds its own program's flows only`);
+  }
+});
+
 t.test('SIGKILL in the middle of a run, then the same command: as if never stopped', async (t) => {
   const dir = workDir(t, 'campaign');
   const s = await servers(t, dir);

@@ -19,6 +19,8 @@ done
 ldconfig -p 2>/dev/null | grep -q 'libpcap\.so\.0\.8' || missing+=(libpcap0.8)
 # liburing's headers: the io_uring fixture (test/fixtures/uring.c) is built with them
 [ -e /usr/include/liburing.h ] || missing+=(liburing-dev)
+# a PostgreSQL server: the campaign catalogue's tests start a cluster of their own
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 [ ${#missing[@]} -eq 0 ] && exit 0
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
 if [ "$(id -u)" -ne 0 ]; then

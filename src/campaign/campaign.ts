@@ -22,6 +22,8 @@ export interface CampaignOptions {
   tracedump: string[];
   /** Progress on this fd (a status line on a terminal, plain lines otherwise). */
   progressFd: number;
+  /** --catalog postgres://...: each run also goes there as it is stored. */
+  postgres?: string;
 }
 
 export interface CampaignResult {
@@ -144,6 +146,25 @@ async function campaignLocked(plan: Plan, o: CampaignOptions): Promise<CampaignR
       skipped++;
     } else todo.push(p);
   }
+  // PostgreSQL as well: each run as it is stored; a failure there is said, and the campaign goes
+  // on (the SQLite catalogue has the run: campaign push sends what is missing)
+  let pgc: import('./postgres').PostgresCatalog | undefined;
+  let pgMissing = 0;
+  if (o.postgres) {
+    const { PostgresCatalog } = require('./postgres') as typeof import('./postgres');
+    pgc = await PostgresCatalog.open(o.postgres);
+  }
+  const toPostgres = async (meta: RunMeta) => {
+    const row = catalog.runRow(meta.run_id);
+    if (!pgc || !row) return;
+    try {
+      await pgc.pushRun(catalog, row);
+    } catch (err) {
+      pgMissing++;
+      printError(`campaign: run ${meta.label} #${meta.repeat} is not in PostgreSQL: ${(err as Error).message}`);
+    }
+  };
+  if (pgc) for (const row of catalog.runRows()) await toPostgres({ run_id: row.run_id, label: row.label, repeat: row.repeat } as RunMeta);
   const progress = new Progress(o.progressFd, planned.length, skipped);
   let stopping = false;
   const stops = new Set<() => void>();
@@ -166,6 +187,7 @@ async function campaignLocked(plan: Plan, o: CampaignOptions): Promise<CampaignR
         try {
           const meta = await runOne({ ...ctx, onStarted: (s) => stops.add((stop = s)) }, p.spec, p.repeat, p.dir);
           store(meta, p.dir);
+          await toPostgres(meta);
           done++;
           progress.end(p, meta);
         } catch (err) {
@@ -186,8 +208,10 @@ async function campaignLocked(plan: Plan, o: CampaignOptions): Promise<CampaignR
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     progress.close();
+    await pgc?.close();
     catalog.close();
   }
+  if (pgMissing) printError(`campaign: ${pgMissing} runs are not in PostgreSQL yet: tracedump campaign push ${plan.output} --to URL sends them`);
   if (stopping && !stopped) stopped = 'the campaign was interrupted';
   return { done, skipped, total: planned.length, ...(stopped ? { stopped } : {}) };
 }

@@ -70,14 +70,22 @@ CREATE INDEX IF NOT EXISTS objects_label_ts ON objects(label, ts);
 CREATE INDEX IF NOT EXISTS objects_run ON objects(run_id);
 `;
 
-const FLOW_COLUMNS = [
+/** The flows table's columns, in order (PostgreSQL's copy has the same). */
+export const FLOW_COLUMNS = [
   'run_id', 'label', 'ts', 'uid', 'community_id', 'orig_h', 'orig_p', 'resp_h', 'resp_p', 'proto', 'service', 'duration',
   'orig_bytes', 'resp_bytes', 'conn_state', 'history', 'orig_pkts', 'orig_ip_bytes', 'resp_pkts', 'resp_ip_bytes',
   'pid', 'comm', 'exe', 'app_dir', 'up_bytes', 'down_bytes', 'server_name', 'server_name_source', 'tls_version', 'domain', 'org', 'record',
 ] as const;
-const OBJECT_COLUMNS = [
+/** The objects table's columns, in order. */
+export const OBJECT_COLUMNS = [
   'run_id', 'label', 'ts', 'uid', 'kind', 'method', 'host', 'path', 'status', 'resp_content_type', 'resp_body_bytes',
   'resp_body_decoded_bytes', 'query', 'rcode', 'server_name', 'record',
+] as const;
+
+/** The runs table's columns, in order. */
+export const RUN_COLUMNS = [
+  'run_id', 'label', 'repeat', 'dir', 'plan_hash', 'command', 'exe', 'package', 'package_version', 'started', 'ended', 'seconds',
+  'exit_status', 'end_reason', 'packets', 'bytes', 'drops', 'sockets', 'processes', 'capture_sha256', 'meta',
 ] as const;
 
 const insert = (table: string, cols: readonly string[]) => `INSERT INTO ${table} (${cols.join(', ')}) VALUES (${cols.map((c) => `@${c}`).join(', ')})`;
@@ -134,9 +142,7 @@ export class Catalog {
 
   /** One run with its flows and objects, in one transaction (again: nothing changes). */
   addRun(meta: RunMeta, flows: FlowRecord[], objects: ObjectRecord[], destinations: Destinations): void {
-    const run = this.db.prepare(
-      insert('runs', ['run_id', 'label', 'repeat', 'dir', 'plan_hash', 'command', 'exe', 'package', 'package_version', 'started', 'ended', 'seconds', 'exit_status', 'end_reason', 'packets', 'bytes', 'drops', 'sockets', 'processes', 'capture_sha256', 'meta']),
-    );
+    const run = this.db.prepare(insert('runs', RUN_COLUMNS));
     const flow = this.db.prepare(insert('flows', FLOW_COLUMNS));
     const object = this.db.prepare(insert('objects', OBJECT_COLUMNS));
     this.db.transaction(() => {
@@ -201,6 +207,22 @@ export class Catalog {
     const where = labels.length ? `WHERE label IN (${labels.map(() => '?').join(', ')})` : '';
     for (const row of this.db.prepare(`SELECT run_id, label, record FROM ${table} ${where} ORDER BY label, ts`).iterate(...labels) as IterableIterator<{ run_id: string; label: string; record: string }>)
       yield { run_id: row.run_id, label: row.label, ...(JSON.parse(row.record) as Record<string, unknown>) };
+  }
+
+  /** One run's row as stored. */
+  runRow(runId: string): Record<string, string | number | null> | undefined {
+    return this.db.prepare(`SELECT ${RUN_COLUMNS.join(', ')} FROM runs WHERE run_id = ?`).get(runId) as Record<string, string | number | null> | undefined;
+  }
+
+  /** Every run's row as stored (for a push elsewhere), in label and repeat order. */
+  runRows(): Record<string, string | number | null>[] {
+    return this.db.prepare(`SELECT ${RUN_COLUMNS.join(', ')} FROM runs ORDER BY label, repeat`).all() as Record<string, string | number | null>[];
+  }
+
+  /** A run's flow or object rows as stored, column values in the table's order. */
+  *rowsOf(table: 'flows' | 'objects', runId: string): IterableIterator<Array<string | number | null>> {
+    const cols = table === 'flows' ? FLOW_COLUMNS : OBJECT_COLUMNS;
+    yield* this.db.prepare(`SELECT ${cols.join(', ')} FROM ${table} WHERE run_id = ?`).raw().iterate(runId) as IterableIterator<Array<string | number | null>>;
   }
 
   close(): void {

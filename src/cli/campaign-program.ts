@@ -37,6 +37,7 @@ Commands:
   campaign ls DIR [--label L]       list the runs with their figures
   campaign show DIR RUN_ID          one run's meta.json (an id prefix will do)
   campaign export DIR --flows|--objects [--label L]... [--json|--csv]
+  campaign push DIR --to postgres://USER@HOST:PORT/DB   the catalogue into PostgreSQL (again: what is missing)
 
 Examples:
   sudo tracedump campaign run apps.yaml
@@ -49,11 +50,13 @@ Exit status: 0 every run done; 1 interrupted or the disk full (run it again); 2 
 
 function program(): Command {
   return new Command('tracedump campaign')
-    .usage('run PLAN.yaml [-o DIR] | ls DIR | show DIR RUN_ID | export DIR --flows|--objects')
+    .usage('run PLAN.yaml [-o DIR] [--catalog URL] | ls DIR | show DIR RUN_ID | export DIR --flows|--objects | push DIR --to URL')
     .description('Labelled captures of many applications, unattended, with their metadata, in a catalogue.')
     .helpOption('-h, --help', 'show this help')
     .option('-o, --output <dir>', "run: where the runs go (instead of the plan's output:)")
     .option('--label <label>', 'ls, export: only these labels (repeatable)', collect)
+    .option('--catalog <url>', 'run: also put each run in this PostgreSQL catalogue (postgres://USER@HOST:PORT/DB)')
+    .option('--to <url>', 'push: the PostgreSQL catalogue to put the campaign in')
     .option('--flows', 'export: the flow records')
     .option('--objects', 'export: the objects')
     .option('--json', 'export, ls: JSON lines')
@@ -72,6 +75,8 @@ function program(): Command {
 
 interface Flags {
   output?: string;
+  catalog?: string;
+  to?: string;
   label?: string[];
   flows?: boolean;
   objects?: boolean;
@@ -100,8 +105,10 @@ export async function campaign(argv: string[], cliModule: string): Promise<numbe
         return show(target, runId);
       case 'export':
         return exportRecords(target, o);
+      case 'push':
+        return await push(target, o);
       default:
-        throw new TracedumpError(`campaign: no action "${action}"`, { code: 'EUSAGE', hint: 'run, ls, show or export (tracedump campaign --help)' });
+        throw new TracedumpError(`campaign: no action "${action}"`, { code: 'EUSAGE', hint: 'run, ls, show, export or push (tracedump campaign --help)' });
     }
   } catch (err) {
     if (!(err instanceof TracedumpError)) throw err;
@@ -118,7 +125,7 @@ async function run(planFile: string, o: Flags, cliModule: string): Promise<numbe
   const { CampaignStop } = require('../campaign/run-one') as typeof import('../campaign/run-one');
   let r: Awaited<ReturnType<typeof runCampaign>>;
   try {
-    r = await runCampaign(plan, { tracedump: tracedumpCommand(cliModule), progressFd: 2 });
+    r = await runCampaign(plan, { tracedump: tracedumpCommand(cliModule), progressFd: 2, postgres: o.catalog });
   } catch (err) {
     if (!(err instanceof CampaignStop)) throw err;
     printError(`campaign stopped: ${err.message}${err.hint ? `\n  ${err.hint}` : ''}`);
@@ -189,6 +196,19 @@ function show(dir: string, runId: string | undefined): number {
     const r = catalog.run(runId);
     if (!r) throw new TracedumpError(`campaign show: no run, or more than one, has an id starting "${runId}" in ${dir}`, { code: 'EUSAGE', hint: 'tracedump campaign ls lists them' });
     writeToReader(1, `${JSON.stringify(r.meta, null, 2)}\n`);
+    return 0;
+  } finally {
+    catalog.close();
+  }
+}
+
+async function push(dir: string, o: Flags): Promise<number> {
+  if (!o.to) throw new TracedumpError('campaign push: where to? --to postgres://USER@HOST:PORT/DB', { code: 'EUSAGE' });
+  const { pushCatalog } = require('../campaign/postgres') as typeof import('../campaign/postgres');
+  const catalog = openCatalog(dir);
+  try {
+    const r = await pushCatalog(catalog, o.to, (run, pushed) => writeAll(2, `campaign push: run ${run.label} #${run.repeat} ${pushed ? 'stored' : 'there already'}\n`));
+    printError(`campaign push: ${r.pushed} runs stored, ${r.already} there already`);
     return 0;
   } finally {
     catalog.close();
