@@ -18,6 +18,7 @@ export const GROUP_KEYS: GroupKey[] = ['domain', 'org', 'type', 'proto'];
 /** What names an application: the run's label or command (default), or each process's name. */
 export type AppKey = 'command' | 'comm';
 
+/** The metrics, in the order tables and models list them. */
 export const METRICS = ['flow_bytes_up', 'flow_bytes_down', 'flow_duration', 'objects_per_flow', 'object_size', 'object_gap'] as const;
 
 export interface DestinationTotals extends Destination {

@@ -1,8 +1,6 @@
 // Empirical distributions: the summary a table shows (count, mean, min, quantiles, max), the
 // quantile table and histogram a model keeps, and the distance between two distributions.
 
-/** The quantiles every summary gives. */
-export const SUMMARY_QUANTILES = [5, 25, 50, 75, 95, 99] as const;
 
 export interface Summary {
   count: number;
@@ -16,6 +14,9 @@ export interface Summary {
   p99: number;
   max: number;
 }
+
+/** A summary's fields in the order tables show them. */
+export const SUMMARY_FIELDS: readonly (keyof Summary)[] = ['count', 'mean', 'min', 'p5', 'p25', 'p50', 'p75', 'p95', 'p99', 'max'];
 
 /** Values collected one at a time (growing storage: 8 bytes a value). */
 export class Sample {

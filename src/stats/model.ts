@@ -2,7 +2,7 @@
 // samples from (quantile tables, histograms with their bin edges, fitted families with their
 // goodness of fit), and how two models differ.
 import { version } from '../version';
-import type { AppData, DestinationTotals, GroupKey } from './collect';
+import { type AppData, type DestinationTotals, type GroupKey, METRICS } from './collect';
 import { type Histogram, type Summary, histogram, quantileTable, quantileTableDistance, summarize } from './distribution';
 import { type Fit, fitAll } from './fit';
 
@@ -84,11 +84,10 @@ export function buildModel(apps: Iterable<AppData>, inputs: string[], by: GroupK
 
 const round = (t: number) => Math.round(t * 1e6) / 1e6;
 
-const ORDER = ['flow_bytes_up', 'flow_bytes_down', 'flow_duration', 'objects_per_flow', 'object_size', 'object_gap'];
+/** The metrics in collect.ts's order; object_size[TYPE] after object_size. */
 function metricOrder(name: string): number {
-  const base = name.replace(/\[.*$/, '');
-  const i = ORDER.indexOf(base);
-  return i < 0 ? ORDER.length : i;
+  const i = (METRICS as readonly string[]).indexOf(name.replace(/\[.*$/, ''));
+  return i < 0 ? METRICS.length : i;
 }
 
 /** The model's summaries as table rows. */

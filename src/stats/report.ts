@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { version } from '../version';
 import type { KeptRecords } from './collect';
+import { SUMMARY_FIELDS } from './distribution';
 import type { Model, SummaryRow } from './model';
 
 /** Chart.js (MIT), the UMD build: one script, no module loader. */
@@ -19,7 +20,6 @@ const esc = (s: unknown) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;',
 /** JSON that may sit inside a <script> element. */
 const scriptJson = (v: unknown) => JSON.stringify(v).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
 
-const SUMMARY_FIELDS = ['count', 'mean', 'min', 'p5', 'p25', 'p50', 'p75', 'p95', 'p99', 'max'] as const;
 
 function shown(v: number): string {
   if (!Number.isFinite(v)) return '-';

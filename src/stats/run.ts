@@ -14,6 +14,7 @@ import { LineBuffer } from '../read/line-buffer';
 import { ReadError } from '../read/reader';
 import { quoteName } from '../text/quote';
 import { type AppKey, Collector, type GroupKey, captureFiles } from './collect';
+import { SUMMARY_FIELDS } from './distribution';
 import { Destinations, readOrganisationFile } from './destinations';
 import { type Model, buildModel, compareModels, summaryRows, windowRows } from './model';
 
@@ -49,7 +50,6 @@ function num(v: unknown): string {
   return Number(v.toPrecision(3)).toString();
 }
 
-const SUMMARY_FIELDS = ['count', 'mean', 'min', 'p5', 'p25', 'p50', 'p75', 'p95', 'p99', 'max'];
 
 function summaryColumns(by: boolean): TableColumn[] {
   return [
