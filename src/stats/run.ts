@@ -6,7 +6,8 @@
 // capture, a model file unreadable, or bad arguments.
 import fs from 'node:fs';
 import { TracedumpError } from '../errors';
-import { printError } from '../output/fd-writer';
+import { printError, writeAll } from '../output/fd-writer';
+import { OutputTarget } from '../output/output-target';
 import { type FlowFormat, type TableColumn, rowWriter } from '../flows/formats';
 import { humanCount } from '../flows/run';
 import { tsharkVersion } from '../objects/tshark';
@@ -92,15 +93,18 @@ function readModel(file: string): Model {
   return m as Model;
 }
 
-/** Writes a file whole or not at all (a reader never sees half of it). */
-function writeFileAtomic(file: string, text: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
+/** Writes a file the user named whole or not at all (OutputTarget: a temporary name, renamed). */
+function writeOutput(file: string, text: string): void {
+  const out = OutputTarget.open(file, { mode: 0o644 });
   try {
-    fs.writeFileSync(tmp, text, { mode: 0o644 });
-    fs.renameSync(tmp, file);
-  } catch (err) {
-    fs.rmSync(tmp, { force: true });
-    throw new TracedumpError(`cannot write ${file}: ${(err as Error).message}`, { code: 'EWRITE', path: file });
+    try {
+      writeAll(out.fd, text);
+    } catch (err) {
+      throw new TracedumpError(`cannot write ${file}: ${(err as Error).message}`, { code: 'EWRITE', path: file });
+    }
+    out.commit();
+  } finally {
+    out.close();
   }
 }
 
@@ -160,8 +164,8 @@ export async function runStats(r: StatsRequest): Promise<number> {
     if (read === 0) return status;
     collector.finish();
     const model = buildModel(collector.apps.values(), files, r.by, windowSec);
-    if (r.model) writeFileAtomic(r.model, `${JSON.stringify(model, null, 1)}\n`);
-    if (r.html) writeFileAtomic(r.html, (require('./report') as typeof import('./report')).renderReport(model, summaryRows(model), collector.kept));
+    if (r.model) writeOutput(r.model, `${JSON.stringify(model, null, 1)}\n`);
+    if (r.html) writeOutput(r.html, (require('./report') as typeof import('./report')).renderReport(model, summaryRows(model), collector.kept));
     if (r.windowSec) {
       const fields = ['app', 'window_start', 'window', 'up_bytes', 'down_bytes'];
       const w = rowWriter(r.format, put, { fields, types: fields.map(() => 'string'), columns: WINDOW_COLUMNS });
