@@ -136,6 +136,14 @@ export class Flow {
     this.history.flipped();
   }
 
+  /**
+   * Whether a packet (sent by the originator or not) went up, from the program: by its side of
+   * the flow when the file says, else as the originator's.
+   */
+  fromApp(fromOrig: boolean): boolean {
+    return this.appRole === undefined ? fromOrig : (this.appRole === 0) === fromOrig;
+  }
+
   /** Whether a packet went from the originator. */
   fromOrig(p: FlowPacket): boolean {
     return p.first === this.origFirst;

@@ -38,9 +38,7 @@ export class TlsObjects {
         if (length === undefined) continue;
         let o = this.flows.get(at.flow);
         if (!o) this.flows.set(at.flow, (o = { first: at.us, up: [], down: [] }));
-        // up: from the program (its side of the flow when the file says; else the originator's)
-        const up = at.flow.appRole === undefined ? at.fromOrig : (at.flow.appRole === 0) === at.fromOrig;
-        (up ? o.up : o.down).push(length);
+        (at.flow.fromApp(at.fromOrig) ? o.up : o.down).push(length);
       }
     }
   }

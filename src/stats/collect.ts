@@ -169,7 +169,7 @@ export class Collector {
               const start = Math.floor(p.us / 1e6 / w) * w;
               let win = a.windows.get(start);
               if (!win) a.windows.set(start, (win = { up: 0, down: 0 }));
-              if (isUp(flow, fromOrig)) win.up += p.ipLen;
+              if (flow.fromApp(fromOrig)) win.up += p.ipLen;
               else win.down += p.ipLen;
             }
           : undefined,
@@ -229,8 +229,10 @@ export class Collector {
     let t = a.destinations.get(key);
     if (!t) a.destinations.set(key, (t = { ...d, flows: 0, up: 0, down: 0 }));
     t.flows++;
-    t.up += r.app_dir === undefined ? Number(r.orig_ip_bytes) : r.app_dir === 'orig' ? Number(r.orig_ip_bytes) : Number(r.resp_ip_bytes);
-    t.down += r.app_dir === undefined ? Number(r.resp_ip_bytes) : r.app_dir === 'orig' ? Number(r.resp_ip_bytes) : Number(r.orig_ip_bytes);
+    // from the program's side (the originator's when the file does not say)
+    const appAnswered = r.app_dir === 'resp';
+    t.up += Number(appAnswered ? r.resp_ip_bytes : r.orig_ip_bytes);
+    t.down += Number(appAnswered ? r.orig_ip_bytes : r.resp_ip_bytes);
   }
 
   private object(a: AppData, r: ObjectRecord, flow: Flow, perFlow: Map<string, number>): void {
@@ -248,9 +250,4 @@ export class Collector {
     if (!times) a.objectTimes.set(g, (times = new Sample()));
     times.add(r.ts as number);
   }
-}
-
-/** Whether a packet went up (from the program): its side of the flow when the file says, else the originator's. */
-export function isUp(flow: Flow, fromOrig: boolean): boolean {
-  return flow.appRole === undefined ? fromOrig : (flow.appRole === 0) === fromOrig;
 }
