@@ -9,14 +9,11 @@ import { printError } from '../output/fd-writer';
 import { clock, humanCount } from '../flows/run';
 import { type FlowFormat, type TableColumn, rowWriter } from '../flows/formats';
 import { LineBuffer } from '../read/line-buffer';
-import { ReadError } from '../read/reader';
-import { quoteName } from '../text/quote';
 import { OBJECT_FIELDS, type ObjectRecord } from './object-record';
-import { scanCapture } from './scan';
+import { SCAN_FAILED, scanCapture, scanFailure } from './scan';
 import { tsharkVersion } from './tshark';
 
-export const EXIT_OBJECTS_DAMAGED = 1;
-export const EXIT_OBJECTS_FAILURE = 2;
+export const EXIT_OBJECTS_FAILURE = SCAN_FAILED;
 
 export interface ObjectsRequest {
   files: string[];
@@ -80,13 +77,7 @@ export async function runObjects(r: ObjectsRequest): Promise<number> {
     try {
       await scanCapture(file, { idleSec: r.idleSec, activeSec: r.activeSec, objects: true }, { object: (rec) => writer.write(rec), stopped: () => out.closed });
     } catch (err) {
-      if (err instanceof ReadError) {
-        printError(`${quoteName(file)}: ${err.message}`);
-        status = Math.max(status, err.kind === 'notCapture' ? EXIT_OBJECTS_FAILURE : EXIT_OBJECTS_DAMAGED);
-      } else if (err instanceof TracedumpError) {
-        printError(err.message);
-        status = Math.max(status, EXIT_OBJECTS_FAILURE);
-      } else throw err;
+      status = Math.max(status, scanFailure(file, err));
     }
   }
   writer.end();

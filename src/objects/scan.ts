@@ -5,7 +5,10 @@
 import type { Flow } from '../flows/flow';
 import type { FlowPacket } from '../flows/flow-packet';
 import type { FlowRecord } from '../flows/flow-record';
+import { TracedumpError } from '../errors';
+import { printError } from '../output/fd-writer';
 import { ReadError } from '../read/reader';
+import { quoteName } from '../text/quote';
 import { DnsObjects } from './dns-objects';
 import { FlowWalk } from './flow-walk';
 import { HttpObjects } from './http-objects';
@@ -29,6 +32,23 @@ export interface ScanHooks {
   section?(comments: string[]): void;
   /** Whether to stop early (the output was closed). */
   stopped?(): boolean;
+}
+
+/** A file a scan could not read (damaged: 1; not a capture, or tshark failed: 2), said on stderr. */
+const SCAN_DAMAGED = 1;
+export const SCAN_FAILED = 2;
+
+/** Says why `file` could not be read (or read whole) and returns its exit status; rethrows anything else. */
+export function scanFailure(file: string, err: unknown): number {
+  if (err instanceof ReadError) {
+    printError(`${quoteName(file)}: ${err.message}`);
+    return err.kind === 'notCapture' ? SCAN_FAILED : SCAN_DAMAGED;
+  }
+  if (err instanceof TracedumpError) {
+    printError(err.message);
+    return SCAN_FAILED;
+  }
+  throw err;
 }
 
 /** Reads `file` (throws ReadError for a damaged or foreign file, TracedumpError when tshark fails). */

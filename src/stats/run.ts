@@ -10,9 +10,9 @@ import { printError, writeAll } from '../output/fd-writer';
 import { OutputTarget } from '../output/output-target';
 import { type FlowFormat, type TableColumn, rowWriter } from '../flows/formats';
 import { humanCount } from '../flows/run';
+import { SCAN_FAILED, scanFailure } from '../objects/scan';
 import { tsharkVersion } from '../objects/tshark';
 import { LineBuffer } from '../read/line-buffer';
-import { ReadError } from '../read/reader';
 import { quoteName } from '../text/quote';
 import { type AppKey, Collector, type GroupKey, captureFiles } from './collect';
 import { SUMMARY_FIELDS } from './distribution';
@@ -22,8 +22,7 @@ import { type Model, buildModel, compareModels, summaryRows, windowRows } from '
 /** Flows and objects listed in a report's table at most (the figures count them all). */
 const REPORT_RECORDS = 20_000;
 
-export const EXIT_STATS_DAMAGED = 1;
-export const EXIT_STATS_FAILURE = 2;
+export const EXIT_STATS_FAILURE = SCAN_FAILED;
 
 export interface StatsRequest {
   inputs: string[];
@@ -151,13 +150,7 @@ export async function runStats(r: StatsRequest): Promise<number> {
         await collector.file(file);
         read++;
       } catch (err) {
-        if (err instanceof ReadError) {
-          printError(`${quoteName(file)}: ${err.message}`);
-          status = Math.max(status, err.kind === 'notCapture' ? EXIT_STATS_FAILURE : EXIT_STATS_DAMAGED);
-        } else if (err instanceof TracedumpError) {
-          printError(err.message);
-          status = Math.max(status, EXIT_STATS_FAILURE);
-        } else throw err;
+        status = Math.max(status, scanFailure(file, err));
       }
     }
     // nothing read: no file is written (a model or report named is left as it was)
