@@ -154,17 +154,16 @@ async function campaignLocked(plan: Plan, o: CampaignOptions): Promise<CampaignR
     const { PostgresCatalog } = require('./postgres') as typeof import('./postgres');
     pgc = await PostgresCatalog.open(o.postgres);
   }
-  const toPostgres = async (meta: RunMeta) => {
-    const row = catalog.runRow(meta.run_id);
+  const toPostgres = async (row: Record<string, string | number | null> | undefined) => {
     if (!pgc || !row) return;
     try {
       await pgc.pushRun(catalog, row);
     } catch (err) {
       pgMissing++;
-      printError(`campaign: run ${meta.label} #${meta.repeat} is not in PostgreSQL: ${(err as Error).message}`);
+      printError(`campaign: run ${row.label} #${row.repeat} is not in PostgreSQL: ${(err as Error).message}`);
     }
   };
-  if (pgc) for (const row of catalog.runRows()) await toPostgres({ run_id: row.run_id, label: row.label, repeat: row.repeat } as RunMeta);
+  if (pgc) for (const row of catalog.runRows()) await toPostgres(row);
   const progress = new Progress(o.progressFd, planned.length, skipped);
   let stopping = false;
   const stops = new Set<() => void>();
@@ -187,7 +186,7 @@ async function campaignLocked(plan: Plan, o: CampaignOptions): Promise<CampaignR
         try {
           const meta = await runOne({ ...ctx, onStarted: (s) => stops.add((stop = s)) }, p.spec, p.repeat, p.dir);
           store(meta, p.dir);
-          await toPostgres(meta);
+          await toPostgres(catalog.runRow(meta.run_id));
           done++;
           progress.end(p, meta);
         } catch (err) {

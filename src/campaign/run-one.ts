@@ -73,6 +73,11 @@ interface Exit {
   signal: NodeJS.Signals | null;
 }
 
+/** An exit as a shell's status: the code, or 128 + the signal's number. */
+function shellStatus(e: Exit): number {
+  return e.code ?? 128 + (e.signal ? (osConstants.signals[e.signal] ?? 0) : 0);
+}
+
 function waitExit(child: ChildProcess): Promise<Exit> {
   return new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) return resolve({ code: child.exitCode, signal: child.signalCode });
@@ -87,8 +92,7 @@ async function helper(cmd: CommandSpec, log: string, cwd: string | undefined, en
   try {
     const argv = argvOf(cmd);
     const child = spawn(argv[0], argv.slice(1), { cwd, env, stdio: ['ignore', fd, fd] });
-    const exit = await waitExit(child);
-    return exit.code ?? 128 + (exit.signal ? (osConstants.signals[exit.signal] ?? 0) : 0);
+    return shellStatus(await waitExit(child));
   } finally {
     fs.closeSync(fd);
   }
@@ -201,7 +205,7 @@ export async function runOne(ctx: RunContext, spec: RunSpec, repeat: number, fin
       clearTimeout(watchdog);
       if (driverExit) {
         const d = await driverExit;
-        meta.driver_status = d.code ?? 128 + (d.signal ? (osConstants.signals[d.signal] ?? 0) : 0);
+        meta.driver_status = shellStatus(d);
       }
       try {
         summary = JSON.parse(fs.readFileSync(file('.summary.json'), 'utf8')) as Summary;
@@ -216,15 +220,15 @@ export async function runOne(ctx: RunContext, spec: RunSpec, repeat: number, fin
       endText = summary?.stop?.text ?? '';
       if (ctx.stopping() && !watchdogFired) throw new CampaignStop('the campaign was interrupted', { code: 'EINTR' });
       // the capture could not be written whole: a run of it would be a lie
-      const said = fs.readFileSync(file('program.stderr'), 'utf8');
-      if (summary?.stop?.reason === 'write-failed' || (!summary && /No space left on device|ENOSPC/.test(said)))
+      const stderr = fs.readFileSync(file('program.stderr'), 'utf8');
+      if (summary?.stop?.reason === 'write-failed' || (!summary && /No space left on device|ENOSPC/.test(stderr)))
         diskFull(Object.assign(new Error('ENOSPC'), { code: 'ENOSPC' }), file('capture.pcapng'));
       if (watchdogFired) {
         endReason = 'hung';
         endText = `tracedump did not end ${WATCHDOG_SLACK_MS / 1000} s after duration + grace, and was killed`;
       } else if (!summary) {
         endReason = 'tracedump-failed';
-        const said = fs.readFileSync(file('program.stderr'), 'utf8').trim().split('\n').filter((l) => l.startsWith('tracedump:'));
+        const said = stderr.trim().split('\n').filter((l) => l.startsWith('tracedump:'));
         endText = said.pop() ?? `tracedump exited with ${exit.code ?? exit.signal}`;
       } else if (driverEnded) {
         endReason = 'driver-ended';
