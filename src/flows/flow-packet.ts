@@ -19,6 +19,7 @@ import {
   sllDirection,
 } from '../packet/link';
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, icmpCounterpart } from '../packet/protocols';
+import type { CaptureRecord } from '../read/reader';
 
 export interface PacketProcess {
   pid: number | null;
@@ -99,6 +100,17 @@ export class FlowPacketReader {
   private readonly p = new FlowPacket();
   private readonly ip = {} as IpHeader;
   private readonly keyBytes = Buffer.alloc(2 + 2 * (16 + 2));
+  // the time of the last record that had one (a Simple Packet Block has none: it takes this)
+  private lastUs = 0;
+
+  /** The flow view of a capture file's record, read in place where the reader allows it. */
+  readRecord(rec: CaptureRecord, process: () => PacketProcess = noProcess): FlowPacket | undefined {
+    const us = rec.sec === undefined ? this.lastUs : rec.sec * 1e6 + Math.floor((rec.nsec ?? 0) / 1000);
+    this.lastUs = us;
+    return rec.dataBuffer !== undefined && rec.dataOffset !== undefined
+      ? this.readAt(rec.iface.linktype, rec.dataBuffer, rec.dataOffset, rec.dataOffset + rec.caplen, us, rec.flags, process)
+      : this.read(rec.iface.linktype, rec.data, us, rec.flags, process);
+  }
 
   /**
    * The flow view of a frame, or undefined when it is not a whole-enough IPv4/IPv6 packet of a

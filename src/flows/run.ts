@@ -148,7 +148,6 @@ export async function runFlows(r: FlowsRequest): Promise<number> {
     ({ record }) => output.record(record),
   );
   let status = 0;
-  let lastUs = 0;
   const packets = new FlowPacketReader();
   // the process of the packet being read (asked at most once per flow)
   let current: CaptureRecord | undefined;
@@ -167,13 +166,8 @@ export async function runFlows(r: FlowsRequest): Promise<number> {
     try {
       for (let rec = reader.next(); rec && !out.closed; rec = reader.next()) {
         if (matches && !matches.test(rec.iface, rec.data, rec.origLen)) continue;
-        const us = rec.sec === undefined ? lastUs : rec.sec * 1e6 + Math.floor((rec.nsec ?? 0) / 1000);
-        lastUs = us;
         current = rec;
-        const p =
-          rec.dataBuffer !== undefined && rec.dataOffset !== undefined
-            ? packets.readAt(rec.iface.linktype, rec.dataBuffer, rec.dataOffset, rec.dataOffset + rec.caplen, us, rec.flags, processOfCurrent)
-            : packets.read(rec.iface.linktype, rec.data, us, rec.flags, processOfCurrent);
+        const p = packets.readRecord(rec, processOfCurrent);
         if (p) table.add(p);
         else table.otherPackets++;
       }

@@ -30,7 +30,6 @@ export class FlowWalk {
   private readonly packets = new FlowPacketReader();
   private readonly table: FlowTable;
   private frame = 0;
-  private lastUs = 0;
   private current: CaptureRecord | undefined;
   private readonly processOfCurrent = () => (this.current ? processInfo(this.current) : NO_PROCESS);
   private last: WalkedFrame | undefined;
@@ -81,14 +80,12 @@ export class FlowWalk {
       this.sections = this.reader.sections;
       this.hooks.section?.(this.reader.sectionComments);
     }
-    const us = rec.sec === undefined ? this.lastUs : rec.sec * 1e6 + Math.floor((rec.nsec ?? 0) / 1000);
-    this.lastUs = us;
     this.current = rec;
-    const p = this.packets.read(rec.iface.linktype, rec.data, us, rec.flags, this.processOfCurrent);
+    const p = this.packets.readRecord(rec, this.processOfCurrent);
     if (!p) return undefined;
     const flow = this.table.add(p);
     const fromOrig = flow.fromOrig(p);
     this.hooks.packet(flow, p, fromOrig);
-    return { flow, fromOrig, us };
+    return { flow, fromOrig, us: p.us };
   }
 }
