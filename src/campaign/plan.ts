@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAMLMap } from 'yaml';
 import { TracedumpError } from '../errors';
+import { DURATION_FORMS, parseDuration } from '../text/duration';
 import { resolveCommand } from '../trace/resolve-command';
 
 export interface CaptureSpec {
@@ -201,15 +202,13 @@ class Checker {
     return this.bad(n, field, `must be a whole number from ${min} to ${max} (got ${JSON.stringify(isScalar(n) ? n.value : 'a ' + n.constructor.name)})`);
   }
 
-  /** A duration: seconds, or a number with ms, s, m, h. */
+  /** A duration: seconds (a YAML number), or text as `--duration`-like options take it ("30 s" too). */
   private seconds(n: Node | undefined, field: string): number | undefined {
     if (n === undefined) return undefined;
     const v = isScalar(n) ? n.value : undefined;
     if (typeof v === 'number' && v > 0) return v;
-    const m = typeof v === 'string' ? /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/.exec(v.trim()) : null;
-    const units: Record<string, number> = { ms: 1e-3, s: 1, m: 60, h: 3600 };
-    if (m && Number(m[1]) > 0) return Number(m[1]) * units[m[2] ?? 's'];
-    return this.bad(n, field, `must be a duration above 0: seconds, or a number with ms, s, m or h (got ${JSON.stringify(v)})`);
+    const s = typeof v === 'string' ? parseDuration(v.trim().replace(/^(\d+(?:\.\d+)?)\s+(?=[a-z]+$)/, '$1')) : undefined;
+    return s ?? this.bad(n, field, `must be a duration above 0: ${DURATION_FORMS} (got ${JSON.stringify(v)})`);
   }
 
   private env(n: Node | undefined, field: string): Record<string, string> {

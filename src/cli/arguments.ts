@@ -1,6 +1,7 @@
 // Validation of flag values, one definition for every command (capture and read): a value is
 // refused with the same words wherever the flag appears.
 import { InvalidArgumentError } from 'commander';
+import { DURATION_FORMS, parseDuration } from '../text/duration';
 
 /** The largest pid Linux gives (pid_max's ceiling, 2^22). */
 export const MAX_PID = 4194304;
@@ -43,11 +44,9 @@ export function collect(value: string, previous: string[] | undefined): string[]
 
 /** A positive duration: a number of seconds, or with a unit (500ms, 10s, 5m, 2h, 1d). */
 export function duration(name: string) {
-  const units: Record<string, number> = { ms: 1e-3, s: 1, m: 60, h: 3600, d: 86400 };
   return (value: string): number => {
-    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(value.trim());
-    const n = m ? Number(m[1]) * units[m[2] ?? 's'] : NaN;
-    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a duration above 0: seconds, or a number with ms, s, m, h or d (e.g. 10s, 5m)`);
+    const n = parseDuration(value);
+    if (n === undefined) throw new InvalidArgumentError(`${name} must be a duration above 0: ${DURATION_FORMS}`);
     return n;
   };
 }
