@@ -212,8 +212,13 @@ export class Flow {
   serverName(): { name: string; source: string } | undefined {
     const seen = this.inspector?.result;
     if (seen?.serverName) return { name: seen.serverName, source: seen.source as string };
-    const dns = this.names[this.appRole === 1 ? 0 : 1];
+    const dns = this.serverDns();
     return dns && { name: dns.name, source: 'dns' };
+  }
+
+  /** The program's own DNS answer for the other end (the responder's, unless the program answered). */
+  serverDns(): DnsName | undefined {
+    return this.names[this.appRole === 1 ? 0 : 1];
   }
 
   uid(): string {
@@ -273,7 +278,7 @@ export class Flow {
       r.server_name = named.name;
       r.server_name_source = named.source;
     }
-    const dns = this.names[this.appRole === 1 ? 0 : 1];
+    const dns = this.serverDns();
     if (dns) r.dns_chain = dns.chain;
     const seen = this.inspector?.result;
     if (seen?.tlsVersion) r.tls_version = seen.tlsVersion;

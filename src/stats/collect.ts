@@ -153,15 +153,17 @@ export class Collector {
         },
         object: (r, flow) => {
           const a = appOf(flow, r.comm);
-          this.keep(this.kept.objects, r, a, flow);
+          const d = this.destination(flow, r.host as string | undefined);
+          this.keep(this.kept.objects, r, a, d);
           this.kept.objectCount++;
-          this.object(a, r, flow, perFlow);
+          this.object(a, r, d, perFlow);
         },
         flow: (r, flow) => {
           const a = appOf(flow, r.comm);
-          this.keep(this.kept.flows, r, a, flow);
+          const d = this.destination(flow);
+          this.keep(this.kept.flows, r, a, d);
           this.kept.flowCount++;
-          this.flow(a, r, flow, perFlow);
+          this.flow(a, r, d, perFlow);
         },
         packet: w
           ? (flow, p, fromOrig) => {
@@ -177,9 +179,8 @@ export class Collector {
     );
   }
 
-  private keep(into: FlowRecord[], r: FlowRecord, a: AppData, flow: Flow): void {
+  private keep(into: FlowRecord[], r: FlowRecord, a: AppData, d: Destination): void {
     if (into.length >= (this.o.keepRecords ?? 0)) return;
-    const d = this.destination(flow, r.host as string | undefined);
     into.push({ app: a.name, ...r, domain: d.domain, ...(d.org ? { org: d.org } : {}) });
   }
 
@@ -188,21 +189,20 @@ export class Collector {
     for (const a of this.apps.values()) a.finishGaps();
   }
 
+  /** The flow's server (an object's Host where the flow names none), once per record. */
   private destination(flow: Flow, host?: string): Destination {
-    const named = flow.serverName();
-    const chain = flow.names[flow.appRole === 1 ? 0 : 1]?.chain;
     const peer = flow.appRole === 1 ? flow.origAddr : flow.respAddr;
-    return this.o.destinations.of(named?.name ?? host, chain, formatAddress(peer));
+    return this.o.destinations.of(flow.serverName()?.name ?? host, flow.serverDns()?.chain, formatAddress(peer));
   }
 
-  private group(flow: Flow, proto: string, type: string | undefined, host?: string): string {
+  private group(d: Destination, proto: string, type: string | undefined): string {
     switch (this.o.by) {
       case undefined:
         return '';
       case 'domain':
-        return this.destination(flow, host).domain;
+        return d.domain;
       case 'org':
-        return this.destination(flow, host).org ?? '(unknown)';
+        return d.org ?? '(unknown)';
       case 'type':
         return type ?? '-';
       case 'proto':
@@ -210,10 +210,10 @@ export class Collector {
     }
   }
 
-  private flow(a: AppData, r: FlowRecord, flow: Flow, perFlow: Map<string, number>): void {
+  private flow(a: AppData, r: FlowRecord, d: Destination, perFlow: Map<string, number>): void {
     a.flows++;
     const proto = typeof r.service === 'string' ? `${r.proto}/${r.service}` : String(r.proto);
-    const g = this.group(flow, proto, undefined);
+    const g = this.group(d, proto, undefined);
     const up = r.app_dir === undefined ? r.orig_bytes : r.up_bytes;
     const down = r.app_dir === undefined ? r.resp_bytes : r.down_bytes;
     a.sample(g, 'flow_bytes_up').add(typeof up === 'number' ? up : 0);
@@ -224,7 +224,6 @@ export class Collector {
       a.sample(g, 'objects_per_flow').add(objects);
       perFlow.delete(r.uid as string);
     }
-    const d = this.destination(flow);
     const key = `${d.domain}\u0000${d.org ?? ''}`;
     let t = a.destinations.get(key);
     if (!t) a.destinations.set(key, (t = { ...d, flows: 0, up: 0, down: 0 }));
@@ -235,11 +234,11 @@ export class Collector {
     t.down += Number(appAnswered ? r.orig_ip_bytes : r.resp_ip_bytes);
   }
 
-  private object(a: AppData, r: ObjectRecord, flow: Flow, perFlow: Map<string, number>): void {
+  private object(a: AppData, r: ObjectRecord, d: Destination, perFlow: Map<string, number>): void {
     if (r.kind !== 'http') return;
     a.objects++;
     const type = typeof r.resp_content_type === 'string' ? r.resp_content_type.split(';')[0].trim().toLowerCase() : undefined;
-    const g = this.group(flow, `http/${r.version}`, type, r.host as string | undefined);
+    const g = this.group(d, `http/${r.version}`, type);
     if (typeof r.resp_body_bytes === 'number') {
       a.sample(g, 'object_size').add(r.resp_body_bytes);
       if (type) a.sample(g, `object_size[${type}]`).add(r.resp_body_bytes);
