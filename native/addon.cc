@@ -546,7 +546,7 @@ double realtime_ms() {
 // listening (the inodes of TCP listeners), finishing, before, after}: all sockets of those protocols (default TCP, UDP, UDP-Lite) in this
 // network namespace, and the realtime clock (ms, the packets' clock) just before and after the
 // dump. finishing (with TCP): a Buffer of 40-byte records of the TCP connections still
-// finishing without a socket: family (4|6) at 0, local port at 2, remote port at 4 (uint16
+// finishing without a socket: family (4|6) at 0, TCP state at 1, local port at 2, remote port at 4 (uint16
 // LE), local address at 8, remote at 24 (4 or 16 bytes).
 Napi::Value LiveSockets(const Napi::CallbackInfo& info) {
   std::vector<int> protocols = {IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE};
@@ -581,6 +581,7 @@ Napi::Value LiveSockets(const Napi::CallbackInfo& info) {
     uint8_t* rec = fin.Data() + 40 * i;
     const FinishingFlow& f = finishing[i];
     rec[0] = f.family == AF_INET ? 4 : 6;
+    rec[1] = f.state;
     memcpy(rec + 2, &f.local_port, 2);
     memcpy(rec + 4, &f.remote_port, 2);
     memcpy(rec + 8, f.local, 16);

@@ -57,6 +57,7 @@ int dump(int fd, int family, int protocol, std::vector<LiveSocket>* out,
         FinishingFlow f;
         memset(&f, 0, sizeof f);
         f.family = m->idiag_family;
+        f.state = m->idiag_state;
         const size_t n = m->idiag_family == AF_INET ? 4 : 16;
         memcpy(f.local, m->id.idiag_src, n);
         memcpy(f.remote, m->id.idiag_dst, n);

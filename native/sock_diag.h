@@ -21,6 +21,7 @@ struct LiveSocket {
 // it. family AF_INET or AF_INET6 (addresses as the kernel has them: 4 bytes, or 16).
 struct FinishingFlow {
   int family;
+  uint8_t state;  // TCP_FIN_WAIT1, TCP_TIME_WAIT... (linux/tcp_states.h numbering)
   uint8_t local[16];
   uint16_t local_port;
   uint8_t remote[16];

@@ -243,8 +243,8 @@ export interface LiveSockets {
   listening: Float64Array;
   /**
    * With TCP: the connections still finishing without a socket (orphans, TIME_WAIT), 40-byte
-   * records: family (4|6) at 0, local port at 2, remote port at 4 (uint16 LE), local address
-   * at 8, remote at 24.
+   * records: family (4|6) at 0, TCP state at 1 (6: TIME_WAIT), local port at 2, remote port at
+   * 4 (uint16 LE), local address at 8, remote at 24.
    */
   finishing: Buffer;
   before: number;

@@ -2,7 +2,8 @@
 // 10. curl to a port with no listener: its SYN and the RST/ACK are both in the file (and
 //     nothing else); curl to a served port: in `tshark -r`, the SYN comes first and the final
 //     ACK of the FIN/ACK exchange last; datagrams to a closed UDP port: the ICMP/ICMPv6 port
-//     unreachable errors quoting them are in the file.
+//     unreachable errors quoting them are in the file; with --linger 30, capture ends once
+//     the connection is done (TIME_WAIT or gone), long before 30 s, its last ACK kept.
 import { spawnSync } from 'node:child_process';
 import t from 'tap';
 import { captureScenario, FLOWS, PY, checkCapture, portFilter, noLeftovers, type SockRec } from './helpers/capture';
@@ -115,5 +116,25 @@ for (const host of ['127.0.0.1', '::1']) {
     t.equal(r.td.packets.length, 4, 'two datagrams and two errors, nothing else');
   });
 }
+
+t.test('--linger 30: capture ends once the connections are done, their last ACKs kept', async (t) => {
+  const { ports, out, oracle, run, startedMs, endedMs } = await captureScenario(t, {
+    servers: [['serve-tcp', '127.0.0.1', 0]],
+    tdArgs: ['--linger', '30'],
+    command: ([port]) => ['curl', '-s', '--max-time', '10', `http://127.0.0.1:${port}/`],
+  });
+  t.equal(run.status, 0, 'curl succeeded');
+  // a bound far from the linger's 30 s: what is checked is that it ends when done, not how fast
+  t.ok(run.elapsedMs < 15_000, `tracedump ended ${run.elapsedMs} ms after it started, not 30 s after curl`);
+  checkCapture(t, {
+    tdFile: out,
+    oracleFile: oracle.file,
+    oracleStats: oracle.stats,
+    run,
+    traced: [portRecord('127.0.0.1', ports[0], startedMs, endedMs)],
+    others: [],
+    tcpConnections: 1,
+  });
+});
 
 noLeftovers(t);

@@ -127,7 +127,7 @@ export function buildCaptureProgram(): Command {
     .option('-C, --file-size <MB>', 'start a new file once the current one is larger than MB million bytes (FILE, FILE1, FILE2...)', integer('file size', 1, 1_000_000))
     .option('-G, --rotate-seconds <seconds>', 'start a new file every this many seconds; strftime(3) conversions in -w FILE name them', integer('rotation period', 1, 31_536_000))
     .option('-W, --file-count <n>', 'with -C: keep at most n files, overwritten in turn; with -G: stop after n files', integer('file count', 1, 1_000_000))
-    .option('--linger <seconds>', 'keep capturing this long after the last traced process exits', seconds('linger'), 1)
+    .option('--linger <seconds>', 'after the last traced process exits, keep capturing until its connections are done, this long at most', seconds('linger'), 1)
     .option('--kill-after <seconds>', 'after -c/--duration/SIGTERM, SIGKILL the command if it is still running after this long', seconds('kill-after'), 5)
     .option('-B, --buffer-size <KiB>', 'kernel capture ring size in KiB', integer('buffer size', 8192, 4194304), 65536)
     .option('-U, --packet-buffered', 'flush the file after every batch of packets (default: at least every second)')

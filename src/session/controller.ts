@@ -18,7 +18,8 @@ import { DEFAULT_GRACE, EndpointTable, type SharedPort } from '../tracker/endpoi
 import { ProgramTable } from '../tracker/programs';
 import { loopbackSendTailMs } from '../tracker/send-windows';
 import { holdersOf } from '../tracker/socket-holders';
-import { Sweeper } from '../tracker/sweeper';
+import { Sweeper, finishingFlows } from '../tracker/sweeper';
+import { IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE } from '../packet/protocols';
 import { readProcFile } from '../proc-file';
 
 // Classic filter mode: the least time between two rebuilds of the exact program (below the
@@ -174,6 +175,18 @@ export class Controller {
       this.writeOut(now);
     }
     if (file?.error) this.o.requestStop({ kind: 'write-failed', message: file.error.message });
+  }
+
+  /**
+   * Once every process of the program is gone: whether it can still exchange a packet (one of
+   * its sockets is held by another process, or a TCP connection of its own is finishing in a
+   * state other than TIME_WAIT). A sock_diag dump each call.
+   */
+  programStillExchanging(): boolean {
+    const snap = native().liveSockets([IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE]);
+    const inodes = new Set<number>();
+    for (let i = 0; i < snap.sockets.length; i += 3) inodes.add(snap.sockets[i]);
+    return this.table.stillExchanging(inodes, finishingFlows(snap.finishing, true));
   }
 
   /** The capture is over (the ring handed over): every socket judged alive or gone, every packet decided. */

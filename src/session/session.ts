@@ -252,7 +252,8 @@ export async function runSession(options: SessionOptions): Promise<number> {
     if (live && file && cap) {
       // Detached: the program's traffic goes on, ours stops now. Exited: its last packets
       // (FIN/ACK, TIME_WAIT answers) are still on their way.
-      if (!outcome.detached && stopRequested?.kind !== 'count') await linger(cap.lingerMs, (end) => (endLinger = end));
+      if (!outcome.detached && stopRequested?.kind !== 'count')
+        await linger(cap.lingerMs, () => !controller.programStillExchanging(), (end) => (endLinger = end));
       live.close(); // hands over the last packets synchronously
       controller.finish();
       file.close(totals());
@@ -353,14 +354,33 @@ function writeSummaryJson(options: SessionOptions, doc: string): void {
   }
 }
 
-/** Waits ms (any length), or until the function handed to `onEnd` is called (a stop asked for). */
-function linger(ms: number, onEnd: (end: () => void) => void): Promise<void> {
+/** How often the linger asks whether the program can still exchange a packet. */
+const LINGER_POLL_MS = 25;
+/**
+ * Once it cannot, how long the capture still takes packets: those the kernel already sent are
+ * on their way into the ring (on loopback, the received copy passes through a softirq later).
+ */
+const LINGER_SETTLE_MS = 50;
+
+/**
+ * After the program's last process: waits until it can exchange no packet any more (quiet()
+ * true, and still true LINGER_SETTLE_MS later), for ms at most (any length), or until the
+ * function handed to `onEnd` is called (a stop asked for).
+ */
+function linger(ms: number, quiet: () => boolean, onEnd: (end: () => void) => void): Promise<void> {
   return new Promise((resolve) => {
-    const t = setLongTimeout(resolve, ms);
-    onEnd(() => {
+    let quietSince: number | undefined;
+    const finish = () => {
+      clearInterval(poll);
       t.clear();
       resolve();
-    });
+    };
+    const poll = setInterval(() => {
+      if (!quiet()) quietSince = undefined;
+      else if (Date.now() - (quietSince ??= Date.now()) >= LINGER_SETTLE_MS) finish();
+    }, LINGER_POLL_MS);
+    const t = setLongTimeout(finish, ms);
+    onEnd(finish);
   });
 }
 

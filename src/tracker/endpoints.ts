@@ -269,6 +269,19 @@ export class EndpointTable {
   // destination and time instead.
   private failedConnects: FailedConnect[] = [];
   private readonly sockets = new Map<number, SocketState>();
+
+  /**
+   * Whether the program may still exchange packets once all its processes are gone: one of
+   * its sockets is alive (another process holds it), or one of its TCP connections is still
+   * finishing (`exchanging`: the kernel's connections other than TIME_WAIT, as flow keys).
+   */
+  stillExchanging(liveInodes: Set<number>, exchanging: Set<string>): boolean {
+    for (const [inode, s] of this.sockets) {
+      if (liveInodes.has(inode)) return true;
+      if (s.tcpFlows.some((k) => exchanging.has(k))) return true;
+    }
+    return false;
+  }
   private readonly heldByProto = new Map<number, number>();
 
   /** The highest rule generation among the events applied (classic filter mode). */

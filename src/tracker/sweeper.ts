@@ -106,8 +106,14 @@ export class Sweeper {
 
 const V4_MAPPED = '\0'.repeat(10) + '\xff\xff';
 
-/** The finishing TCP connections of a dump (native.ts LiveSockets) as flow keys. */
-function finishingFlows(records: Buffer | undefined): Set<string> {
+/** TCP_TIME_WAIT (linux/tcp_states.h): nothing is left to send but an ACK to a FIN sent again. */
+const TCP_TIME_WAIT = 6;
+
+/**
+ * The finishing TCP connections of a dump (native.ts LiveSockets) as flow keys; with
+ * `exchanging`, only those still exchanging packets (not in TIME_WAIT).
+ */
+export function finishingFlows(records: Buffer | undefined, exchanging = false): Set<string> {
   const out = new Set<string>();
   if (!records) return out;
   const address = (at: number, family: number) => {
@@ -117,6 +123,7 @@ function finishingFlows(records: Buffer | undefined): Set<string> {
   };
   for (let i = 0; i + 40 <= records.length; i += 40) {
     const family = records[i];
+    if (exchanging && records[i + 1] === TCP_TIME_WAIT) continue;
     out.add(tcpFlowKey(address(i + 8, family), records.readUInt16LE(i + 2), address(i + 24, family), records.readUInt16LE(i + 4)));
   }
   return out;
