@@ -642,8 +642,8 @@ t.test('attach to a process with threads that then forks: every thread, children
   const tdEnd = Date.now();
   checkRun(t, run);
   t.ok(
-    tdEnd - famEnd >= 700 && tdEnd - famEnd < 8000,
-    `tracedump ended by itself ${tdEnd - famEnd} ms after the process exited (--linger 1)`,
+    tdEnd - famEnd < 8000,
+    `tracedump ended by itself ${tdEnd - famEnd} ms after the process exited (its connections done, --linger 1 at most)`,
   );
   t.equal((await noise.exited).code, 0, 'the untraced noise client succeeded');
   const stats = await oracle.stop();

@@ -1,6 +1,7 @@
 // Capture fidelity when a port the program released is reused, against an oracle tcpdump:
 // 11. the traced program binds UDP port P, exchanges datagrams, closes, and binds TCP local
-//     port L to connect to a server, then closes and exits; while tracedump still lingers
+//     port L to connect to a server, then closes and exits, leaving one connection to a server
+//     that never closes unfinished (FIN_WAIT2); while tracedump still lingers for it
 //     (--linger 3), an untraced process binds the same UDP port P and connects from the same
 //     local port L to the same server (the same 4-tuple): none of the later packets may be
 //     in the file, every packet of the traced program must be.
@@ -16,31 +17,36 @@ for (const host of ['127.0.0.1', '::1']) {
       servers: [
         ['serve-udp', host, 0],
         ['serve-tcp', host, 0],
+        ['serve-tcp', host, 0, 0, 'hold'],
       ],
       freePorts: [
         { host, kind: 'udp' },
         { host, kind: 'tcp' },
       ],
       tdArgs: ['--linger', '3', '--events=json'],
-      command: (ports) => [PY, FLOWS, 'reuse', host, ...ports.map(String)],
+      command: ([udp, tcp, hold, lu, lt]) => [PY, FLOWS, 'reuse', host, ...[udp, tcp, lu, lt, hold].map(String)],
       // the traced program has exited (tracedump lingers): the untraced process reuses
-      others: { when: (e) => e.kind === 'exit' && e.pid === e.tid, start: (ports, record) => [runFlows(t, ['reuse', host, ...ports], { record })] },
+      others: {
+        when: (e) => e.kind === 'exit' && e.pid === e.tid,
+        start: ([udp, tcp, , lu, lt], record) => [runFlows(t, ['reuse', host, udp, tcp, lu, lt], { record })],
+      },
     });
     const { run, traced, others } = sc;
-    const [, , lu, lt] = sc.ports;
+    const [, , hold, lu, lt] = sc.ports;
     const tracedExitAt = sc.othersStartedMs;
     const endAt = sc.endedMs;
     const reused = sc.othersDone[0] ?? { code: null, err: 'not started' };
     t.equal(run.status, 0, `the traced program succeeded (${run.stderr.slice(-300)})`);
     t.equal(reused.code, 0, `the untraced process reused the ports (${reused.err})`);
     t.same(
-      traced.map((r) => [r.proto, r.local.port]),
+      traced.map((r) => [r.proto, r.local.port]).slice(0, 2),
       [
         ['udp', lu],
         ['tcp', lt],
       ],
       'the traced program used UDP port P and TCP local port L',
     );
+    t.same(traced.slice(2).map((r) => r.remote?.port), [hold], 'and left a connection to the hold server open');
     t.same(
       others.map((r) => [r.proto, r.local.port]),
       [
@@ -60,15 +66,16 @@ for (const host of ['127.0.0.1', '::1']) {
       run,
       traced,
       others,
-      tcpConnections: 1,
+      tcpConnections: 2,
+      unfinishedTo: [hold],
       udpSent: 3,
       udpReceived: 3,
     });
     const reuseStart = Math.min(...others.map((o) => o.t0));
     t.same(
-      r.td.packets.filter((p) => p.ms >= reuseStart).map((p) => `${p.proto} ${p.sport}>${p.dport} @${(p.ms - reuseStart).toFixed(3)}ms`),
+      r.td.packets.filter((p) => p.ms >= reuseStart && p.sport !== hold && p.dport !== hold).map((p) => `${p.proto} ${p.sport}>${p.dport} @${(p.ms - reuseStart).toFixed(3)}ms`),
       [],
-      'no packet in the file from after the reuse began',
+      'no packet in the file from after the reuse began (but the held connection\'s FIN and ACK)',
     );
     t.ok(r.other.length >= 16, `the oracle saw the untraced process's packets (${r.other.length})`);
   });

@@ -4,6 +4,7 @@
 // pcapng option; a file name with a newline.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
@@ -130,9 +131,22 @@ t.test('durations past what Node timers hold: --duration, --kill-after, --linger
   const k = await kill.done;
   t.ok(k.ms >= 3000, `the command ran its 3 s (${k.ms} ms)`);
   t.equal(k.status, 0, 'it exited 0 on its own after the planned stop');
-  // --linger 1e12: still capturing after the command exited, until told to stop
+  // --linger 1e12: still capturing after the command exited, while its connection to a server
+  // that never closes is not done, until told to stop
+  const held: net.Socket[] = [];
+  const server = net.createServer({ allowHalfOpen: true }, (c) => {
+    held.push(c);
+    c.resume();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    for (const c of held) c.destroy();
+    server.close();
+  });
+  const port = (server.address() as net.AddressInfo).port;
   const lingerFile = path.join(dir, 'd3.pcap');
-  const linger = start(['-w', lingerFile, '--linger', '1e12', '--', 'true']);
+  const leave = `import os, socket\nsocket.create_connection(('127.0.0.1', ${port}))\nos._exit(0)\n`;
+  const linger = start(['-w', lingerFile, '--linger', '1e12', '--', PY, '-c', leave]);
   await sleep(1500);
   t.ok(fs.existsSync(lingerFile), 'the capture is under way');
   let ended = false;
