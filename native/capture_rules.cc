@@ -41,10 +41,13 @@ std::vector<uint8_t> bytes(const void* p, size_t n) {
 }
 
 
-// A pending key whose last call ended stays in the kernel map this long: a program that
-// connects to (or sends from fresh sockets to) the same destination again and again then
-// costs no map update and delete per call, one of them while the tracee is held. The kernel
-// filter is a superset anyway: the controller judges every packet by the exact endpoints.
+// A pending key whose last call ended leaves the kernel map at once, the first time: while it
+// is there, everyone's packets to or from that destination reach the ring (a transfer to the
+// same server beside the program's own fills it for nothing). A destination called again
+// within this long is one the program calls again and again (a connect storm, fresh sockets
+// to one DNS server): its key then stays this long after each call, so that each call costs no
+// map update and delete, one of them while the tracee is held. The kernel filter is a superset
+// either way: the controller judges every packet by the exact endpoints.
 constexpr uint64_t kPendingLingerNs = 1'000'000'000;
 
 // Instrumentation: how many flow and bind keys the maps hold, for the stop timings.
@@ -166,7 +169,18 @@ void CaptureRules::add_pending(const SocketCallInfo& c, int delta, std::vector<R
     }
     if (n <= 0) {
       pending_count_.erase(k);
-      if (pending_.valid()) lingering_[k] = monotonic_ns() + kPendingLingerNs;
+      if (pending_.valid()) {
+        const uint64_t now = monotonic_ns();
+        auto last = released_.find(k);
+        const bool again = last != released_.end() && now - last->second < kPendingLingerNs;
+        released_[k] = now;
+        if (again) {
+          lingering_[k] = now + kPendingLingerNs;
+        } else {
+          stop_stats::Timed timed(stop_stats::kMapDelete, static_cast<uint32_t>(pending_count_.size()));
+          bpf::map_delete(pending_.get(), &k);
+        }
+      }
     }
     if (delta > 0 && added) added->push_back({RuleKind::kPending, wire_proto(c.socket.protocol), {}, d});
   }
@@ -192,6 +206,8 @@ int CaptureRules::expire_pending(bool all) {
     it = lingering_.erase(it);
     removed++;
   }
+  for (auto it = released_.begin(); it != released_.end();)
+    it = all || now - it->second >= kPendingLingerNs ? released_.erase(it) : std::next(it);
   return removed;
 }
 

@@ -90,5 +90,8 @@ class CaptureRules : public SocketHook {
   std::map<EndpointKey, int> pending_count_;
   // Pending keys no call holds any more, still in the map until the time given (ns).
   std::map<EndpointKey, uint64_t> lingering_;
+  // When each pending key's last call ended (ns), kept for the linger: a key called again
+  // within it lingers (see kPendingLingerNs).
+  std::map<EndpointKey, uint64_t> released_;
   uint64_t failed_ = 0;
 };

@@ -15,6 +15,7 @@ import type { RotationOptions } from './output/rotation';
 import { type CliOptions, buildCaptureProgram, normalizeArgs, readArguments } from './cli/capture-program';
 import { interfaceIndexes, interfaceLines, listInterfaces } from './capture/interfaces';
 import { compileFilter } from './capture/pcap-filter';
+import { defaultRingKiB } from './capture/ring-size';
 import { resolveCommand } from './trace/resolve-command';
 import { callerEnvironment, callerFds, rawArguments } from './trace/caller';
 import type { Environment } from './environment';
@@ -183,7 +184,7 @@ async function capture(opts: CliOptions, command: string[]): Promise<number> {
               count: opts.count,
               durationSec: opts.duration,
               lingerMs: opts.linger * 1000,
-              ringBytes: opts.bufferSize * 1024,
+              ringBytes: (opts.bufferSize ?? defaultRingKiB()) * 1024,
               flushEveryBatch: !!opts.packetBuffered || output === '-',
               killAfterMs: opts.killAfter * 1000,
               filter: opts.kernelFilter,

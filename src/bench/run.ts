@@ -4,7 +4,7 @@
 // or a count from the same run, so it holds on a noisy machine. Ends with one summary table
 // (stdout) and the same as JSON in bench/results/.
 //
-//   BENCH_ONLY=<workload argv0>[,...]  run only these workloads (connect, many, micro, ...)
+//   BENCH_ONLY=<workload>[,...]  run only these workloads (connect, many, bulk, bulk-beside, micro, ...)
 //   BENCH_ROUNDS=N                     rounds for every workload (default: 5, slow ones 3)
 //   BENCH_CHURN_MINUTES=M              the paced memory run's length (default 3; documented: 60)
 import { spawn, spawnSync } from 'node:child_process';
@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { buildExactClassic } from '../filter/classic-program';
 import { encodeClassic } from '../filter/classic';
 import { runClassic } from '../filter/classic-interpreter';
+import { defaultRingKiB } from '../capture/ring-size';
 import { native } from '../native';
 import { type Percentiles, type StopStatsReport, percentiles } from '../stop-stats';
 import { flowsBench } from './flows-bench';
@@ -153,10 +154,34 @@ function tcpdumpRun(bin: string, w: string[], pcap: string, port: number): strin
   return ['sh', '-c', script, bin, ...w];
 }
 
-type Mode = 'untraced' | 'tracedump' | 'tracedump-classic' | 'strace' | 'tcpdump' | 'tracedump-attach' | 'strace-attach' | 'seccomp-allow' | 'tracedump-flows';
+// sh: the harness of a real machine's bulk transfer: an untraced tcpdump (-s 256, on lo) and
+// untraced noise (20 MiB transfers in a loop to the same server) run beside the workload.
+function besideRun(bin: string, inner: string[], port: number): string[] {
+  const log = `/tmp/tracedump-bench-beside.${process.pid}`;
+  const script =
+    `tcpdump -i lo -s 256 -w /dev/null 2>${log} & d=$!; ` +
+    `for i in $(seq 100); do grep -q listening ${log} && break; sleep 0.05; done; ` +
+    `(while :; do "${bin}" bulk 20 ${port} >/dev/null 2>&1; done) & n=$!; ` +
+    `"$0" "$@"; s=$?; kill $n; wait $n 2>/dev/null; kill -INT $d; wait $d; rm -f ${log}; exit $s`;
+  return ['sh', '-c', script, ...inner];
+}
+
+// sh: tcpdump capturing the workload's port with the ring tracedump takes by default.
+function tcpdumpSameRing(bin: string, w: string[], pcap: string, port: number): string[] {
+  const log = `/tmp/tracedump-bench-tcpdump-ring.${process.pid}`;
+  const script =
+    `tcpdump -i any -B ${defaultRingKiB()} -s 262144 -w ${pcap} 'port ${port}' 2>${log} & t=$!; ` +
+    `for i in $(seq 100); do grep -q listening ${log} && break; sleep 0.05; done; ` +
+    `"$0" "$@"; s=$?; sleep 0.3; kill -INT $t; wait $t; cat ${log} >&2; rm -f ${log}; exit $s`;
+  return ['sh', '-c', script, bin, ...w];
+}
+
+type Mode = 'untraced' | 'tracedump-beside' | 'tcpdump-beside' | 'tracedump' | 'tracedump-classic' | 'strace' | 'tcpdump' | 'tracedump-attach' | 'strace-attach' | 'seccomp-allow' | 'tracedump-flows';
 
 interface Workload {
   name: string;
+  /** What BENCH_ONLY names it by (default its argv[0]). */
+  key?: string;
   argv: string[];
   /** Which mode fills the table's tracedump and strace columns; `extra` go to the notes. */
   tracedump: Mode;
@@ -224,7 +249,13 @@ function summarizeMode(w: Workload, mode: Mode, runs: Run[], base: ModeResult | 
     cell += `; ${(mib / (res.medianMs / 1000)).toFixed(0)} MiB/s`;
     // the capture's own CPU: the run's (every process it started) less the untraced workload's
     if (base && mode !== 'untraced') cell += `, own CPU ${((res.cpuMs - base.cpuMs) / 1000).toFixed(2)} s`;
-    if (mode.startsWith('tracedump')) {
+    if (mode === 'tracedump-beside' || mode === 'tcpdump-beside') {
+      // the harness (tcpdump, noise) is in the time: only the losses are the point
+      const drops = runs.map((r) => Number((mode === 'tcpdump-beside' ? /(\d+) packets? dropped by kernel/ : /(\d+) dropped by the kernel/).exec(r.stderr)?.[1] ?? NaN));
+      cell = `drops ${drops.join('/')} (${drops.filter((d) => d > 0).length} of ${drops.length} runs lost packets)`;
+      if (mode === 'tcpdump-beside') cell = `\`-B ${defaultRingKiB()} -s 0\` (tracedump's default ring), port filter (the noise included): ${cell}`;
+      else cell = `default ring (${defaultRingKiB() / 1024} MiB): ${cell}`;
+    } else if (mode.startsWith('tracedump')) {
       const pkts = median(runs.map((r) => Number(/(\d+) packets/.exec(r.stderr)?.[1] ?? NaN)));
       cell += `, ${((pkts / res.medianMs) * 1000).toFixed(0)} packets/s written`;
       cell += `, drops ${runs.map((r) => /(\d+) dropped by the kernel/.exec(r.stderr)?.[1] ?? '?').join('/')}`;
@@ -380,6 +411,8 @@ async function main() {
     ...(hasStrace ? { strace: (w: string[]) => ['strace', '-f', '--seccomp-bpf', '-e', 'trace=network', '-o', '/dev/null', bin, ...w] } : {}),
     // The capture ceiling: tcpdump with a static port filter beside the workload.
     ...(hasTcpdump ? { tcpdump: (w: string[]) => tcpdumpRun(bin, w, pcap, port) } : {}),
+    'tracedump-beside': (w) => besideRun(bin, [CLI, '-w', pcap, '--linger', '0', '--', bin, ...w], port),
+    ...(hasTcpdump ? { 'tcpdump-beside': (w: string[]) => besideRun(bin, tcpdumpSameRing(bin, w, pcap, port), port) } : {}),
     // Attach mode: the workload waits for its tracer, then times its loop.
     'tracedump-attach': (w) => attachRun(bin, w, `${CLI} -q -w ${pcap} --linger 0 -p`),
     ...(hasStrace ? { 'strace-attach': (w: string[]) => attachRun(bin, w, 'strace -f -e trace=network -o /dev/null -p') } : {}),
@@ -413,14 +446,23 @@ async function main() {
     { name: '2,000 DNS-like exchanges, each from a fresh UDP socket', argv: ['dns', '2000', String(port + 1)], tracedump: 'tracedump', strace: 'strace', rounds: R(5), stats: true },
     { name: '20,000 `io_uring_enter()` with 300 files open (io_uring users stop there)', argv: ['uring', '20000'], tracedump: 'tracedump', strace: 'strace', rounds: R(3), note: 'strace traces network calls only: it does not stop here' },
     { name: '200 MiB over one loopback TCP connection', argv: ['bulk', '200', P], tracedump: 'tracedump', extra: ['tcpdump', 'tracedump-flows'], rounds: R(5) },
+    {
+      name: '200 MiB over loopback beside an untraced tcpdump and noise',
+      key: 'bulk-beside',
+      argv: ['bulk', '200', P],
+      tracedump: 'tracedump',
+      extra: ['tracedump-beside', 'tcpdump-beside'],
+      rounds: R(10),
+    },
     { name: '2 GiB over one loopback TCP connection', argv: ['bulk', '2048', P], tracedump: 'tracedump', extra: ['tcpdump'], rounds: R(3) },
   ];
-  const selected = (argv0: string) => !ONLY || ONLY.includes(argv0);
+  const selectedKey = (key: string) => !ONLY || ONLY.includes(key);
+  const selected = (w: Workload) => selectedKey(w.key ?? w.argv[0]);
   const table: TableRow[] = [];
   const raw: Array<Omit<ModeResult, 'runs' | 'summary'> & { workload: string; runs: Array<Omit<Run, 'stderr'>> }> = [];
   let micro: MicroResult | undefined;
   try {
-    for (const w of workloads.filter((x) => selected(x.argv[0]))) {
+    for (const w of workloads.filter(selected)) {
       const active = (['untraced', w.tracedump, w.strace, ...(w.extra ?? [])] as Array<Mode | undefined>).filter(
         (m): m is Mode => !!m && !!modes[m],
       );
@@ -446,7 +488,7 @@ async function main() {
       const notes: string[] = [];
       for (const m of w.extra ?? []) {
         const r = res[m];
-        if (r) notes.push(`${m === 'tracedump-classic' ? 'classic filter' : m === 'seccomp-allow' ? 'an allow-all seccomp filter alone (no tracer)' : m === 'tracedump-flows' ? 'with --flows' : m}: ${r.summary}`);
+        if (r) notes.push(`${m === 'tracedump-classic' ? 'classic filter' : m === 'seccomp-allow' ? 'an allow-all seccomp filter alone (no tracer)' : m === 'tracedump-flows' ? 'with --flows' : m === 'tracedump-beside' ? 'tracedump with an untraced `tcpdump -s 256` on lo and untraced noise (20 MiB transfers to the same server) beside it' : m === 'tcpdump-beside' ? 'tcpdump in the same harness' : m}: ${r.summary}`);
       }
       if (w.argv[0] === 'many') {
         const td = res.tracedump;
@@ -492,7 +534,7 @@ async function main() {
         notes: notes.join('; '),
       });
     }
-    if (selected('flows')) {
+    if (selectedKey('flows')) {
       for (const r of await flowsBench(CLI, path.join(ROOT, 'dist', 'cli.js'), os.tmpdir(), [100e6, 1.05e9])) {
         const sec = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
         const mib = (k: number) => `${(k / 1024).toFixed(0)} MiB`;
@@ -519,7 +561,7 @@ async function main() {
           });
       }
     }
-    if (selected('churn')) {
+    if (selectedKey('churn')) {
       const mib = (k: number) => `${(k / 1024).toFixed(0)} MiB`;
       const fast = await churnRss(bin, pcap, ['100000', String(port + 2), '2000', '10000']);
       const at = (n: number) => fast.find((x) => x.made === n)?.rssKiB ?? NaN;
@@ -542,7 +584,7 @@ async function main() {
         notes: 'flat once the first minute of TIME_WAIT is held (~1,800 connections)',
       });
     }
-    if (selected('micro') || selected('many')) {
+    if (selectedKey('micro') || selectedKey('many')) {
       micro = { ebpf: ebpfMicro(10_000, 1_000), classic: classicMicro([100, 1000, 3000, 10_000]) };
       const e = micro.ebpf;
       table.push({
@@ -566,6 +608,7 @@ async function main() {
   } finally {
     stop();
     fs.rmSync(pcap, { force: true });
+    fs.rmSync(`${pcap}.flows.jsonl`, { force: true });
     fs.rmSync(statsFile, { force: true });
     fs.rmSync(bin, { force: true });
   }

@@ -3,6 +3,7 @@
 // what strace has (-p, -u, -o).
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { collect, integer, pidList, seconds } from './arguments';
+import { defaultRingKiB } from '../capture/ring-size';
 import { writeAll, writeToReader } from '../output/fd-writer';
 import { version } from '../version';
 
@@ -17,7 +18,7 @@ export interface CliOptions {
   count?: number;
   duration?: number;
   linger: number;
-  bufferSize: number;
+  bufferSize?: number;
   packetBuffered?: boolean;
   killAfter: number;
   quiet?: boolean;
@@ -129,7 +130,7 @@ export function buildCaptureProgram(): Command {
     .option('-W, --file-count <n>', 'with -C: keep at most n files, overwritten in turn; with -G: stop after n files', integer('file count', 1, 1_000_000))
     .option('--linger <seconds>', 'after the last traced process exits, keep capturing until its connections are done, this long at most', seconds('linger'), 1)
     .option('--kill-after <seconds>', 'after -c/--duration/SIGTERM, SIGKILL the command if it is still running after this long', seconds('kill-after'), 5)
-    .option('-B, --buffer-size <KiB>', 'kernel capture ring size in KiB', integer('buffer size', 8192, 4194304), 65536)
+    .option('-B, --buffer-size <KiB>', `kernel capture ring size in KiB (default a 64th of the memory, 64 to 1024 MiB: ${defaultRingKiB()} here)`, integer('buffer size', 8192, 4194304))
     .option('-U, --packet-buffered', 'flush the file after every batch of packets (default: at least every second)')
     .addOption(
       new Option('--kernel-filter <mode>', 'kernel filter: eBPF rule maps, the classic BPF fallback, or eBPF where allowed')

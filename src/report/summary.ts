@@ -42,6 +42,9 @@ export interface RunFigures {
   sockets: number;
   processes: number;
   kernelDrops: number;
+  /** Packets the kernel filter passed to the ring, and of those, the ones judged not the program's. */
+  filterPassed: number;
+  notTheProgram: number;
   filter?: string;
   /** Rules the kernel filter could not hold (packets of those sockets may be missing). */
   refusedRules: number;
@@ -170,6 +173,10 @@ export function summaryJson(
     sockets: f.sockets,
     processes: f.processes,
     kernel_filter: f.filter ?? null,
+    // what the kernel filter let through and the controller then judged someone else's (a
+    // destination in a connect's moment, a socket's grace): the cost of a wider filter
+    packets_past_kernel_filter: f.filterPassed,
+    packets_not_the_programs: f.notTheProgram,
     refused_rules: f.refusedRules,
     packets_left_out_undecided: f.undecided,
     sockets_found_late: f.gaps?.found ?? 0,

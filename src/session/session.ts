@@ -311,6 +311,8 @@ function runFigures(
     sockets: c.table.socketsSeen,
     processes: c.processesSeen,
     kernelDrops: r.live?.stats().drops ?? 0,
+    filterPassed: counters.seen,
+    notTheProgram: counters.rejected,
     filter: r.live?.filterMode,
     refusedRules: r.live?.rules.failed() ?? 0,
     undecided: counters.undecided,
