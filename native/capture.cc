@@ -157,6 +157,7 @@ void Capture::read_kernel_stats() {
   std::lock_guard<std::mutex> lock(mutex_);  // the kernel resets its counters on every read
   stats_.packets += st.tp_packets;
   stats_.drops += st.tp_drops;
+  placed_ += st.tp_packets - st.tp_drops;  // (a TPACKET_V3 tp_packets counts the drops too)
 }
 
 CaptureStats Capture::stats() {
@@ -224,6 +225,10 @@ bool Capture::process_ready_blocks() {
     }
     next_block_ = (next_block_ + 1) % options_.block_count;
     any = true;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      handed_ += n;
+    }
     if (!fits || kept == 0) {
       if (!fits) {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -306,11 +311,16 @@ void Capture::run() {
     }
     poll(fds, 2, 100);
   }
-  // Stopping: the block being filled is retired by the kernel within retire_ms; wait for it
-  // so that the last packets are not left in the ring.
-  for (int quiet = 0, rounds = 0; quiet < 2 && rounds < 20; rounds++) {
-    usleep(options_.retire_ms * 1000 + 5000);
-    quiet = process_ready_blocks() ? 0 : quiet + 1;
+  // Stopping: packets the kernel has put in the block it is still filling come out when it
+  // retires that block (within retire_ms). Waited for only when there are some: the kernel's
+  // count of packets placed in the ring says whether every one has been handed over.
+  for (int rounds = 0; rounds < 100; rounds++) {
+    process_ready_blocks();
+    read_kernel_stats();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (placed_ <= handed_) break;
+    }
+    usleep(5000);
   }
-  read_kernel_stats();
 }

@@ -115,7 +115,7 @@ class Capture {
 
   void release_block(uint32_t block);
 
-  std::mutex mutex_;  // guards lent_, lent_count_, copied_bytes_ and stats_
+  std::mutex mutex_;  // guards lent_, lent_count_, copied_bytes_, stats_, placed_ and handed_
   size_t copied_bytes_ = 0;  // bytes of copied batches the controller holds
   std::condition_variable room_;  // a block came back (or stop)
   std::vector<uint8_t> lent_;     // per block: handed to the controller, not back yet
@@ -127,4 +127,6 @@ class Capture {
   bool boosted_ = false;
   int boost_nice_ = -10;
   CaptureStats stats_;
+  uint64_t placed_ = 0;  // packets the kernel put in the ring (its statistics)
+  uint64_t handed_ = 0;  // packets of the blocks handed over (or given back unwanted)
 };

@@ -253,7 +253,13 @@ export async function runSession(options: SessionOptions): Promise<number> {
       // Detached: the program's traffic goes on, ours stops now. Exited: its last packets
       // (FIN/ACK, TIME_WAIT answers) are still on their way.
       if (!outcome.detached && stopRequested?.kind !== 'count')
-        await linger(cap.lingerMs, () => !controller.programStillExchanging(), (end) => (endLinger = end));
+        await linger(
+          cap.lingerMs,
+          // a program that never had a socket has no packet on its way either
+          controller.table.socketsSeen === 0 ? 0 : LINGER_SETTLE_MS,
+          () => !controller.programStillExchanging(),
+          (end) => (endLinger = end),
+        );
       live.close(); // hands over the last packets synchronously
       controller.finish();
       file.close(totals());
@@ -357,32 +363,37 @@ function writeSummaryJson(options: SessionOptions, doc: string): void {
 }
 
 /** How often the linger asks whether the program can still exchange a packet. */
-const LINGER_POLL_MS = 25;
+const LINGER_POLL_MS = 10;
 /**
- * Once it cannot, how long the capture still takes packets: those the kernel already sent are
- * on their way into the ring (on loopback, the received copy passes through a softirq later).
+ * Once it cannot, how long the capture still takes packets: those the kernel already sent may
+ * still be on their way to the tap (a queued transmit; on loopback, the received copy passes
+ * through a softirq, late under load).
  */
-const LINGER_SETTLE_MS = 50;
+const LINGER_SETTLE_MS = 20;
 
 /**
  * After the program's last process: waits until it can exchange no packet any more (quiet()
- * true, and still true LINGER_SETTLE_MS later), for ms at most (any length), or until the
+ * true at once and still true settleMs later), for ms at most (any length), or until the
  * function handed to `onEnd` is called (a stop asked for).
  */
-function linger(ms: number, quiet: () => boolean, onEnd: (end: () => void) => void): Promise<void> {
+function linger(ms: number, settleMs: number, quiet: () => boolean, onEnd: (end: () => void) => void): Promise<void> {
   return new Promise((resolve) => {
     let quietSince: number | undefined;
+    let done = false;
     const finish = () => {
+      done = true;
       clearInterval(poll);
       t.clear();
       resolve();
     };
-    const poll = setInterval(() => {
+    const check = () => {
       if (!quiet()) quietSince = undefined;
-      else if (Date.now() - (quietSince ??= Date.now()) >= LINGER_SETTLE_MS) finish();
-    }, LINGER_POLL_MS);
+      else if (Date.now() - (quietSince ??= Date.now()) >= settleMs) finish();
+    };
+    const poll = setInterval(check, LINGER_POLL_MS);
     const t = setLongTimeout(finish, ms);
     onEnd(finish);
+    if (!done) check();
   });
 }
 
