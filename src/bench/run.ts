@@ -4,7 +4,7 @@
 // or a count from the same run, so it holds on a noisy machine. Ends with one summary table
 // (stdout) and the same as JSON in bench/results/.
 //
-//   BENCH_ONLY=<workload>[,...]  run only these workloads (connect, many, bulk, bulk-beside, micro, ...)
+//   BENCH_ONLY=<workload>[,...]  run only these workloads (connect, many, bulk, bulk-beside, startup, micro, ...)
 //   BENCH_ROUNDS=N                     rounds for every workload (default: 5, slow ones 3)
 //   BENCH_CHURN_MINUTES=M              the paced memory run's length (default 3; documented: 60)
 import { spawn, spawnSync } from 'node:child_process';
@@ -19,6 +19,7 @@ import { defaultRingKiB } from '../capture/ring-size';
 import { native } from '../native';
 import { type Percentiles, type StopStatsReport, percentiles } from '../stop-stats';
 import { flowsBench } from './flows-bench';
+import { type StartupSeries, startupBench } from './startup-bench';
 
 const ROOT = path.join(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'bin', 'tracedump');
@@ -533,6 +534,28 @@ async function main() {
         strace: (w.strace && res[w.strace]?.summary) ?? '–',
         notes: notes.join('; '),
       });
+    }
+    if (selectedKey('startup')) {
+      const rounds = ROUNDS_ENV ?? 20;
+      for (const row of await startupBench(CLI, pcap, port + 3, ROOT, rounds)) {
+        const [base, td, st] = row.series;
+        const cell = (s: StartupSeries | undefined) => {
+          if (!s) return '–';
+          const m = median(s.ms);
+          return `${fmtMs(m)} ms (${fmtMs(Math.min(...s.ms))}–${fmtMs(Math.max(...s.ms))}), ${m - median(base.ms) >= 0 ? '+' : '−'}${fmtMs(Math.abs(m - median(base.ms)))} ms`;
+        };
+        table.push({
+          workload: row.what === 'true' ? '`tracedump -w FILE -- true`, the whole run' : 'curl of a local page, the whole run',
+          rounds,
+          untraced: `${base.label}: ${fmtMs(median(base.ms))} ms (${fmtMs(Math.min(...base.ms))}–${fmtMs(Math.max(...base.ms))})`,
+          tracedump: cell(td),
+          strace: cell(st),
+          notes:
+            row.what === 'true'
+              ? `the target: Node's start-up + 100 ms at most (the untraced column is Node's start-up; \`true\` alone takes about 1 ms); ring ${defaultRingKiB() / 1024} MiB`
+              : 'the target: curl alone + 200 ms at most',
+        });
+      }
     }
     if (selectedKey('flows')) {
       for (const r of await flowsBench(CLI, path.join(ROOT, 'dist', 'cli.js'), os.tmpdir(), [100e6, 1.05e9])) {
