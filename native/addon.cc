@@ -487,6 +487,7 @@ class CaptureHandle : public Napi::ObjectWrap<CaptureHandle> {
     o.Set("packets", static_cast<double>(s.packets));
     o.Set("drops", static_cast<double>(s.drops));
     o.Set("stalls", static_cast<double>(s.stalls));
+    o.Set("waiting", static_cast<double>(s.waiting));
     return o;
   }
 

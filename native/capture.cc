@@ -162,7 +162,9 @@ void Capture::read_kernel_stats() {
 CaptureStats Capture::stats() {
   read_kernel_stats();
   std::lock_guard<std::mutex> lock(mutex_);
-  return stats_;
+  CaptureStats s = stats_;
+  s.waiting = placed_ > handed_ ? placed_ - handed_ : 0;
+  return s;
 }
 
 // Hands over every block the kernel has retired; returns whether any was.

@@ -77,6 +77,7 @@ struct CaptureStats {
   uint64_t packets = 0;  // packets the kernel passed through the filter
   uint64_t drops = 0;    // packets lost because the ring was full
   uint64_t stalls = 0;   // times the reader found every block lent to the controller
+  uint64_t waiting = 0;  // packets in the ring not handed over yet (in the block being filled)
 };
 
 class Capture {

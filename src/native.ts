@@ -207,7 +207,8 @@ export interface NativeCapture {
   start(): void;
   /** Delivers the packets still in the ring (synchronously), then stops. */
   stop(): void;
-  stats(): { packets: number; drops: number; stalls: number };
+  /** waiting: packets in the ring not handed over yet (the block the kernel is filling). */
+  stats(): { packets: number; drops: number; stalls: number; waiting: number };
 }
 
 export interface NativeTracer {

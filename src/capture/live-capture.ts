@@ -135,7 +135,7 @@ export class LiveCapture {
     return this.rules.offerClassic(prog, generation);
   }
 
-  stats(): { packets: number; drops: number; stalls: number } {
+  stats(): { packets: number; drops: number; stalls: number; waiting: number } {
     return this.capture.stats();
   }
 

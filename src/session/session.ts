@@ -257,7 +257,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
           cap.lingerMs,
           // a program that never had a socket has no packet on its way either
           controller.table.socketsSeen === 0 ? 0 : LINGER_SETTLE_MS,
-          () => !controller.programStillExchanging(),
+          () => !controller.programStillExchanging() && live.stats().waiting === 0,
           (end) => (endLinger = end),
         );
       live.close(); // hands over the last packets synchronously
@@ -372,8 +372,10 @@ const LINGER_POLL_MS = 10;
 const LINGER_SETTLE_MS = 20;
 
 /**
- * After the program's last process: waits until it can exchange no packet any more (quiet()
- * true at once and still true settleMs later), for ms at most (any length), or until the
+ * After the program's last process: waits until it can exchange no packet any more (quiet():
+ * no connection still finishing, no socket held by another process, no packet in the ring not
+ * yet handed over; true at once and still true
+ * settleMs later), for ms at most (any length), or until the
  * function handed to `onEnd` is called (a stop asked for).
  */
 function linger(ms: number, settleMs: number, quiet: () => boolean, onEnd: (end: () => void) => void): Promise<void> {
