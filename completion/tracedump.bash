@@ -73,6 +73,16 @@ _tracedump_campaign() {
   fi
 }
 
+_tracedump_extcap() {
+  local cur=$1 prev=$2 n=$3
+  if [[ $prev == --dir ]]; then _filedir -d; return; fi
+  if [[ $cur == -* ]]; then
+    COMPREPLY=($(compgen -W '--system --dir -h --help' -- "$cur"))
+  elif ((n == 2)); then
+    COMPREPLY=($(compgen -W 'install uninstall' -- "$cur"))
+  fi
+}
+
 _tracedump() {
   local cur prev words cword
   _init_completion || return
@@ -91,6 +101,8 @@ _tracedump() {
         if ((i == 1)); then _tracedump_stats "$cur" "$prev"; return; fi ;;
       campaign)
         if ((i == 1)); then _tracedump_campaign "$cur" "$prev" "$cword"; return; fi ;;
+      extcap)
+        if ((i == 1)); then _tracedump_extcap "$cur" "$prev" "$cword"; return; fi ;;
       -r|--read)
         _tracedump_read "$cur" "$prev"; return ;;
       --)
@@ -118,7 +130,7 @@ _tracedump() {
   if [[ $cur == -* ]]; then
     COMPREPLY=($(compgen -W '-w --write --format -s --snaplen -c --count --duration -i --interface -f --filter -p --pid --pname -u --user --keylog --no-tls-keys -C --file-size -G --rotate-seconds -W --file-count --linger --kill-after -B --buffer-size -U --packet-buffered --kernel-filter --events -o --output --summary-json --capture-comment --flows --flows-idle --flows-active --top -q --quiet -D --list-interfaces -r --read -V --version -h --help' -- "$cur"))
   elif ((cword == 1)); then
-    COMPREPLY=($(compgen -W 'read flows objects stats campaign help completion' -- "$cur"))
+    COMPREPLY=($(compgen -W 'read flows objects stats campaign extcap help completion' -- "$cur"))
     COMPREPLY+=($(compgen -c -- "$cur"))
   else
     COMPREPLY=($(compgen -c -- "$cur"))

@@ -1,6 +1,7 @@
 // The command line: the only reader of argv, where tracedump's exit status is decided and the
 // process exits (bin/tracedump runs this module).
 import './report/stats-signal'; // first: SIGUSR1 must never reach Node's inspector
+import * as path from 'node:path';
 import { isatty } from 'node:tty';
 import { CommanderError } from 'commander';
 import { EXIT_TRACEDUMP_FAILURE, TracedumpError } from './errors';
@@ -22,6 +23,9 @@ import type { Environment } from './environment';
 import { quoteName } from './text/quote';
 import { bashCompletion } from './cli/completion';
 import { native } from './native';
+import { isExtcapCall } from './extcap/protocol';
+
+const extcapModule = () => require('./cli/extcap-program') as typeof import('./cli/extcap-program');
 
 // A word as a shell would need it quoted (for the command line recorded in the file).
 function shellQuote(w: string): string {
@@ -60,6 +64,9 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
   if (argv[0] === 'objects') return objects(argv.slice(1));
   // `tracedump stats FILE|DIR...`: the per-application model
   if (argv[0] === 'stats') return stats(argv.slice(1));
+  // Wireshark's extcap calls, and `tracedump extcap install`: capture from inside Wireshark
+  if (argv[0] === 'extcap') return extcapModule().extcapCommand(argv.slice(1), path.join(__dirname, '..', 'bin', 'tracedump'));
+  if (isExtcapCall(argv)) return extcapModule().extcap(argv, (args) => main(args), `file://${path.join(__dirname, '..', 'README.md')}`);
   // `tracedump campaign run|ls|show|export`: labelled captures of many runs, in a catalogue
   if (argv[0] === 'campaign') return (require('./cli/campaign-program') as typeof import('./cli/campaign-program')).campaign(argv.slice(1), __filename);
   const asRead = readArguments(argv);

@@ -26,7 +26,8 @@ const ALLOWED: Record<string, string[]> = {
   objects: ['packet', 'read', 'output', 'text', 'flows'],
   stats: ['packet', 'read', 'output', 'text', 'flows', 'objects'],
   campaign: ['packet', 'read', 'output', 'text', 'flows', 'objects', 'stats', 'trace'],
-  cli: ['packet', 'filter', 'capture', 'output', 'report', 'text', 'read', 'events', 'tracker', 'tls', 'trace', 'session', 'flows', 'objects', 'stats', 'campaign'],
+  extcap: [],
+  cli: ['packet', 'filter', 'capture', 'output', 'report', 'text', 'read', 'events', 'tracker', 'tls', 'trace', 'session', 'flows', 'objects', 'stats', 'campaign', 'extcap'],
 };
 
 /**

@@ -88,7 +88,7 @@ Exit status: the command's (128+N if signal N killed it); 0 after -c, --duration
 limit unless the command failed on its own, and when attached; 127: command not found, 126:
 it cannot be executed, 125: tracedump itself failed (nothing was written then).
 
-More: man tracedump; tracedump read, flows, objects, stats and campaign --help.`;
+More: man tracedump; tracedump read, flows, objects, stats, campaign and extcap --help.`;
 
 function snaplen(value: string): number {
   if (value === '0') return MAX_SNAPLEN; // tcpdump: 0 means the largest
@@ -108,6 +108,7 @@ export function buildCaptureProgram(): Command {
         '       tracedump objects FILE...\n' +
         '       tracedump stats FILE|DIR...\n' +
         '       tracedump campaign run PLAN.yaml | ls | show | export\n' +
+        '       tracedump extcap install   (then the interface tracedump in Wireshark)\n' +
         '       tracedump -D',
     )
     .description('Run a command and capture the network traffic of it and of every process and thread it starts, and nothing else.')
