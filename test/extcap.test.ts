@@ -70,7 +70,7 @@ t.test('the extcap protocol', async (t) => {
   t.equal(ifs.status, 0, '--extcap-interfaces exits 0');
   const lines = ifs.stdout.trim().split('\n');
   t.match(lines[0], /^extcap \{version=\d+\.\d+\.\d+\}\{help=file:\/\/\S+README\.md\}$/, 'the extcap line: version and help');
-  t.same(fields(lines[1]), { value: 'tracedump', display: 'tracedump: the packets of one program' }, 'one interface, tracedump');
+  t.same(fields(lines[1]), { value: 'tracedump', display: 'Packets of one program' }, 'one interface, tracedump');
   t.equal(lines.length, 2, 'nothing else');
 
   const dlts = td(['--extcap-interface', 'tracedump', '--extcap-dlts']);
@@ -130,7 +130,7 @@ t.test('tracedump extcap install: tshark -D lists the interface', async (t) => {
   t.match(inst.stdout, /needs root/, 'the privileges explained');
   t.equal(fs.realpathSync(entry), fs.realpathSync(CLI), 'a link to this tracedump');
   const listed = spawnSync('tshark', ['-D'], { encoding: 'utf8', env: { ...process.env, ...env } });
-  t.match(listed.stdout, /\d+\. tracedump \(tracedump: the packets of one program\)/, 'tshark -D lists it');
+  t.match(listed.stdout, /\d+\. tracedump \(Packets of one program\)/, 'tshark -D lists it');
   const again = td(['extcap', 'install'], env);
   t.equal(again.status, 0, 'installing again replaces the link');
   const un = td(['extcap', 'uninstall'], env);

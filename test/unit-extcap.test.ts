@@ -48,6 +48,6 @@ t.test('launch or attach, never both', async (t) => {
 
 t.test('the dialog: braces and newlines in a process line cannot break a field', async (t) => {
   const text = configText([{ pid: 7, display: '7 evil {display=x}\nvalue {arg=0}' }]);
-  const line = text.split('\n').find((l) => l.startsWith('value '))!;
+  const line = text.split('\n').find((l) => l.startsWith('value {arg=3}{value=7}'))!;
   t.equal(line, 'value {arg=3}{value=7}{display=7 evil (display=x) value (arg=0)}');
 });

@@ -19,7 +19,7 @@ function field(v: string): string {
 export function interfacesText(helpUrl: string): string {
   return [
     `extcap {version=${version}}{help=${field(helpUrl)}}`,
-    `interface {value=${EXTCAP_INTERFACE}}{display=tracedump: the packets of one program}`,
+    `interface {value=${EXTCAP_INTERFACE}}{display=Packets of one program}`,
     '',
   ].join('\n');
 }
@@ -59,6 +59,8 @@ export function configText(processes: ProcessChoice[]): string {
       "{tooltip=The command's working directory (default: Wireshark's)}",
     `arg {number=${n.pid}}{call=--pid}{display=Running process}{type=selector}{reload=true}{placeholder=Reload the list}{group=Or attach}` +
       '{tooltip=Attach to this running process (and its threads and children) instead of launching a command; it keeps running when capture stops}',
+    // first and chosen until one picks a process: none (a selector always has a value)
+    `value {arg=${n.pid}}{value=}{display=none: launch the command}{default=true}`,
     ...processes.map((p) => `value {arg=${n.pid}}{value=${p.pid}}{display=${field(p.display)}}`),
     `arg {number=${n.pname}}{call=--pname}{display=Processes named}{type=string}{group=Or attach}` +
       '{tooltip=Attach to every running process with this name}',
@@ -73,7 +75,10 @@ export function configText(processes: ProcessChoice[]): string {
 
 /** --extcap-reload-option pid: the processes again. */
 export function reloadText(processes: ProcessChoice[]): string {
-  return processes.map((p) => `value {arg=${CONFIG_ARGS.pid}}{value=${p.pid}}{display=${field(p.display)}}\n`).join('');
+  return (
+    `value {arg=${CONFIG_ARGS.pid}}{value=}{display=none: launch the command}{default=true}\n` +
+    processes.map((p) => `value {arg=${CONFIG_ARGS.pid}}{value=${p.pid}}{display=${field(p.display)}}\n`).join('')
+  );
 }
 
 /** What Wireshark asked for. */
