@@ -790,7 +790,9 @@ t.test('stops: SIGINT, SIGTERM, SIGHUP, -c N detach; a stopped process stays sto
   });
 
   await t.test('SIGCONT while attached: the process goes on and is captured', async (t) => {
-    const client = startClient(t, fx, srv, { secs: 3, status: 3 });
+    // its 6 s run on the wall clock outlasts tracedump's start (up to a second for the ring on
+    // a VM whose fresh memory is slow to touch) and the 2 s of capture
+    const client = startClient(t, fx, srv, { secs: 6, status: 3 });
     await client.waitFor(/^started/m);
     process.kill(client.pid, 'SIGSTOP');
     for (let i = 0; i < 100 && !tasks(client.pid).every((x) => x.state.startsWith('T')); i++) await sleep(10);

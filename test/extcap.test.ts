@@ -86,10 +86,17 @@ t.test('the extcap protocol', async (t) => {
   t.same(args.filter((a) => !fields(a).call?.startsWith('--') || !fields(a).display), [], 'every arg has its --call and a display name');
   const calls = args.map((a) => fields(a).call);
   t.same(calls, ['--command', '--user', '--cwd', '--pid', '--pname', '--snaplen', '--no-tls-keys'], 'launch (command, user, directory), attach (process, name), snaplen, TLS keys');
+  // a {validation=} is a regular expression Wireshark matches the field against as it is typed
+  const validations = args.map((a) => fields(a)).filter((f) => f.validation !== undefined);
+  t.same(validations.map((f) => f.call), ['--user'], 'the user field is validated');
+  const userRe = new RegExp(validations[0].validation);
+  t.same(['alice', 'www-data', '_apt', '1000', 'svc$'].filter((u) => !userRe.test(u)), [], 'user names and uids pass');
+  t.same(['Alice', 'a b', '-x', ''].filter((u) => userRe.test(u)), [], 'others do not');
   const pidArg = fields(args[calls.indexOf('--pid')]);
   t.equal(pidArg.type, 'selector');
   t.equal(pidArg.reload, 'true', 'the process list can be reloaded');
   t.ok(values.every((v) => fields(v).arg === pidArg.number), 'the values are the processes');
+  t.same(fields(values[0]), { arg: pidArg.number, value: '', display: 'none: launch the command', default: 'true' }, 'the first, chosen by default: none');
   t.ok(
     values.some((v) => fields(v).value === String(sleeper.pid) && /sleep 60/.test(fields(v).display)),
     `the running test process is offered (pid ${sleeper.pid}, "sleep 60")`,
@@ -219,6 +226,39 @@ t.test('tshark -i tracedump -a duration:3, attached: capture ends, the process r
   t.ok(pids.length >= 20, `its packets are in the file (${pids.length})`);
   t.ok(pids.every((c) => c.startsWith(`pid=${client.pid} `)), 'all of them its own');
   await client.kill();
+});
+
+t.test('Wireshark closes the fifo: the capture ends, the command is stopped, nothing left behind', async (t) => {
+  const dir = workDir(t, 'extcap-fifo');
+  const fifo = path.join(dir, 'fifo');
+  t.equal(spawnSync('mkfifo', [fifo]).status, 0);
+  const srv = await startServer(t, ['serve-tcp', '127.0.0.1', 0]);
+  const command = `${PY} ${FLOWS} tcp-get 127.0.0.1 ${srv.port} 100000`;
+  const ext = startBg(t, [CLI, '--capture', '--extcap-interface', 'tracedump', '--fifo', fifo, '--command', command], { env: { FLOWS_GAP_MS: '20' } });
+  // the reader: takes the first 4 KiB (the section header, the interfaces, packets), then closes
+  // (non-blocking: a read finds nothing, or EOF, until tracedump has opened its end)
+  const fd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  const buf = Buffer.alloc(4096);
+  let got = 0;
+  for (const deadline = Date.now() + 30_000; got < buf.length && Date.now() < deadline; ) {
+    let n = 0;
+    try {
+      n = fs.readSync(fd, buf, got, buf.length - got, null);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+    }
+    got += n;
+    if (n === 0) await new Promise((r) => setTimeout(r, 20));
+  }
+  fs.closeSync(fd);
+  t.equal(got, 4096, 'pcapng came through the fifo');
+  t.equal(buf.readUInt32LE(0), 0x0a0d0d0a, 'a section header block first');
+  const start = Date.now();
+  const r = await ext.exited;
+  t.ok(Date.now() - start < 15_000, `tracedump ended ${Date.now() - start} ms after the fifo closed`);
+  t.not(r.code, null, `it exited (status ${r.code}: ${ext.err().trim().split('\n').pop()})`);
+  const left = spawnSync('pgrep', ['-f', `tcp-get 127.0.0.1 ${srv.port} 100000`], { encoding: 'utf8' }).stdout.trim();
+  t.equal(left, '', 'the command was stopped with it');
 });
 
 noLeftovers(t);

@@ -47,13 +47,19 @@ export const CONFIG_ARGS = {
   noTlsKeys: 6,
 } as const;
 
+/**
+ * What the dialog accepts as a user (Wireshark marks the field until it matches): a name as
+ * useradd(8) allows one, or a number.
+ */
+export const USER_PATTERN = '^([a-z_][a-z0-9_.-]*[$]?|[0-9]+)$';
+
 /** --extcap-config: the dialog (launch a command, or attach; capture settings). */
 export function configText(processes: ProcessChoice[]): string {
   const n = CONFIG_ARGS;
   const lines = [
     `arg {number=${n.command}}{call=--command}{display=Command}{type=string}{group=Launch a command}` +
       '{tooltip=The command line to run and capture, as a shell would read it (sh -c): every process and thread it starts is followed}',
-    `arg {number=${n.user}}{call=--user}{display=Run as user}{type=string}{group=Launch a command}` +
+    `arg {number=${n.user}}{call=--user}{display=Run as user}{type=string}{validation=${USER_PATTERN}}{group=Launch a command}` +
       '{tooltip=Run the command as this user (default: root, or the user who ran sudo)}',
     `arg {number=${n.cwd}}{call=--cwd}{display=Working directory}{type=string}{group=Launch a command}` +
       "{tooltip=The command's working directory (default: Wireshark's)}",
