@@ -547,15 +547,22 @@ async function main() {
           return `${fmtMs(m)} ms (${fmtMs(Math.min(...s.ms))}–${fmtMs(Math.max(...s.ms))}), ${m - median(base.ms) >= 0 ? '+' : '−'}${fmtMs(Math.abs(m - median(base.ms)))} ms`;
         };
         table.push({
-          workload: row.what === 'true' ? '`tracedump -w FILE -- true`, the whole run' : 'curl of a local page, the whole run',
+          workload:
+            row.what === 'true'
+              ? '`tracedump -w FILE -- true`, the whole run'
+              : row.what === 'cold'
+                ? '`tracedump -w FILE -- true`, each run after 3 s idle'
+                : 'curl of a local page, the whole run',
           rounds,
           untraced: `${base.label}: ${fmtMs(median(base.ms))} ms (${fmtMs(Math.min(...base.ms))}–${fmtMs(Math.max(...base.ms))})`,
           tracedump: cell(td),
-          strace: cell(st),
+          strace: row.what === 'cold' ? '–' : cell(st),
           notes:
             row.what === 'true'
               ? `the target: Node's start-up + 100 ms at most (the untraced column is Node's start-up; \`true\` alone takes about 1 ms); ring ${defaultRingKiB() / 1024} MiB`
-              : 'the target: curl alone + 200 ms at most',
+              : row.what === 'cold'
+                ? `with \`-B 65536\`: ${cell(st)}; the difference is allocating the default ring (${defaultRingKiB() / 1024} MiB) from memory the machine has to back again`
+                : 'the target: curl alone + 200 ms at most',
         });
       }
     }
