@@ -174,21 +174,36 @@ void CaptureRules::add_pending(const SocketCallInfo& c, int delta, std::vector<R
         auto last = released_.find(k);
         const bool again = last != released_.end() && now - last->second < kPendingLingerNs;
         released_[k] = now;
-        if (again) {
+        if (again)
           lingering_[k] = now + kPendingLingerNs;
-        } else {
-          stop_stats::Timed timed(stop_stats::kMapDelete, static_cast<uint32_t>(pending_count_.size()));
-          bpf::map_delete(pending_.get(), &k);
-        }
+        else
+          unpend_.push_back(k);  // out once the tracee runs on (after_resume), not while held
       }
     }
     if (delta > 0 && added) added->push_back({RuleKind::kPending, wire_proto(c.socket.protocol), {}, d});
   }
 }
 
+void CaptureRules::after_resume() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  flush_unpend();
+}
+
+// mutex_ held
+void CaptureRules::flush_unpend() {
+  for (const EndpointKey& k : unpend_) {
+    // called again meanwhile (another thread's call): still wanted
+    if (pending_count_.count(k) || lingering_.count(k)) continue;
+    stop_stats::Timed timed(stop_stats::kMapDelete, static_cast<uint32_t>(pending_count_.size()));
+    bpf::map_delete(pending_.get(), &k);
+  }
+  unpend_.clear();
+}
+
 int CaptureRules::expire_pending(bool all) {
   std::lock_guard<std::mutex> lock(mutex_);
   const uint64_t now = monotonic_ns();
+  flush_unpend();  // (calls ended by a tracee's death take no after_resume)
   if (all) {  // with the calls left in flight (a detach mid-call)
     for (auto& [key, n] : pending_count_) lingering_[key] = now;
     pending_count_.clear();

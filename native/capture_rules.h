@@ -59,6 +59,8 @@ class CaptureRules : public SocketHook {
   // Takes out the pending keys whose linger has ended (see kPendingLingerNs), or with `all`
   // every pending key (tracing has ended: no call is in flight any more); returns how many.
   int expire_pending(bool all = false);
+  // Takes out the pending keys whose last call just ended (see kPendingLingerNs).
+  void after_resume() override;
   // Adds the rules of a socket that already exists (attach mode, inherited sockets).
   void adopt(const SocketInfo& socket, std::vector<RuleSpec>* added) override;
   size_t rule_count();
@@ -80,6 +82,7 @@ class CaptureRules : public SocketHook {
   void drop_binds(uint64_t inode);
 
   void changed();  // a rule was added (mutex held)
+  void flush_unpend();  // takes the keys of unpend_ out of the map (mutex held)
 
   UniqueFd flows_, binds_, pending_;
   std::shared_ptr<ClassicSwitch> classic_;
@@ -93,5 +96,7 @@ class CaptureRules : public SocketHook {
   // When each pending key's last call ended (ns), kept for the linger: a key called again
   // within it lingers (see kPendingLingerNs).
   std::map<EndpointKey, uint64_t> released_;
+  // Pending keys to take out of the map once the tracee is resumed (after_resume).
+  std::vector<EndpointKey> unpend_;
   uint64_t failed_ = 0;
 };

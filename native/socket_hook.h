@@ -49,6 +49,8 @@ class SocketHook {
   // `after` is the socket as inspected after the call; result is the return value or -errno.
   virtual void after_call(const SocketCallInfo& call, int64_t result, const SocketInfo& after,
                           std::vector<RuleSpec>* added) = 0;
+  // Just after the tracee was resumed from an exit stop: work the stop need not hold it for.
+  virtual void after_resume() {}
   // A socket that existed before tracing began (attach mode): its rules as they stand.
   virtual void adopt(const SocketInfo& socket, std::vector<RuleSpec>* added) = 0;
   // A number that grows with every rule added; events carry it so the controller knows

@@ -1001,13 +1001,17 @@ void Tracer::on_syscall_exit(Tracee& t, const int64_t* known_result) {
   std::vector<RuleSpec> rules;
   if (rules_can_follow(c, result, after)) {
     resume(t, 0);
-    if (hook_) hook_->after_call(c, result, after, &rules);
+    if (hook_) {
+      hook_->after_call(c, result, after, &rules);
+      hook_->after_resume();
+    }
     return emit_socket_event(EventKind::kSocket, c, after, true, result, std::move(rules));
   }
   if (hook_) hook_->after_call(c, result, after, &rules);
-  // Interrupted by a signal: the call is re-entered afterwards (and stops again there).
-  if (is_restart(result)) return resume(t, 0);
   resume(t, 0);
+  if (hook_) hook_->after_resume();
+  // Interrupted by a signal: the call is re-entered afterwards (and stops again there).
+  if (is_restart(result)) return;
   emit_socket_event(EventKind::kSocket, c, after, true, result, std::move(rules));
 }
 
