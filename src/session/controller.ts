@@ -180,10 +180,13 @@ export class Controller {
   /**
    * Once every process of the program is gone: whether it can still exchange a packet (one of
    * its sockets is held by another process, or a TCP connection of its own is finishing in a
-   * state other than TIME_WAIT). A sock_diag dump each call.
+   * state other than TIME_WAIT). A sock_diag dump each call, of the protocols the program has
+   * sockets of (as the sweeper's: a TCP dump walks the kernel's whole connection hash).
    */
   programStillExchanging(): boolean {
-    const snap = native().liveSockets([IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE]);
+    const protocols = [IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE].filter((p) => this.table.holds(p));
+    if (protocols.length === 0) return false;
+    const snap = native().liveSockets(protocols);
     const inodes = new Set<number>();
     for (let i = 0; i < snap.sockets.length; i += 3) inodes.add(snap.sockets[i]);
     return this.table.stillExchanging(inodes, finishingFlows(snap.finishing, true));
