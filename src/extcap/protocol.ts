@@ -65,9 +65,7 @@ export function configText(processes: ProcessChoice[]): string {
       "{tooltip=The command's working directory (default: Wireshark's)}",
     `arg {number=${n.pid}}{call=--pid}{display=Running process}{type=selector}{reload=true}{placeholder=Reload the list}{group=Or attach}` +
       '{tooltip=Attach to this running process (and its threads and children) instead of launching a command; it keeps running when capture stops}',
-    // first and chosen until one picks a process: none (a selector always has a value)
-    `value {arg=${n.pid}}{value=}{display=none: launch the command}{default=true}`,
-    ...processes.map((p) => `value {arg=${n.pid}}{value=${p.pid}}{display=${field(p.display)}}`),
+    ...processValues(processes),
     `arg {number=${n.pname}}{call=--pname}{display=Processes named}{type=string}{group=Or attach}` +
       '{tooltip=Attach to every running process with this name}',
     `arg {number=${n.snaplen}}{call=--snaplen}{display=Snapshot length}{type=unsigned}{range=0,262144}{default=262144}{group=Capture}` +
@@ -79,12 +77,18 @@ export function configText(processes: ProcessChoice[]): string {
   return lines.join('\n');
 }
 
+/** The choices of the process selector: none first (a selector always has a value: it is chosen until one picks a process), then the processes. */
+function processValues(processes: ProcessChoice[]): string[] {
+  const arg = CONFIG_ARGS.pid;
+  return [
+    `value {arg=${arg}}{value=}{display=none: launch the command}{default=true}`,
+    ...processes.map((p) => `value {arg=${arg}}{value=${p.pid}}{display=${field(p.display)}}`),
+  ];
+}
+
 /** --extcap-reload-option pid: the processes again. */
 export function reloadText(processes: ProcessChoice[]): string {
-  return (
-    `value {arg=${CONFIG_ARGS.pid}}{value=}{display=none: launch the command}{default=true}\n` +
-    processes.map((p) => `value {arg=${CONFIG_ARGS.pid}}{value=${p.pid}}{display=${field(p.display)}}\n`).join('')
-  );
+  return processValues(processes).map((l) => `${l}\n`).join('');
 }
 
 /** What Wireshark asked for. */
