@@ -4,7 +4,7 @@ import './report/stats-signal'; // first: SIGUSR1 must never reach Node's inspec
 import * as path from 'node:path';
 import { isatty } from 'node:tty';
 import { CommanderError } from 'commander';
-import { EXIT_TRACEDUMP_FAILURE, TracedumpError } from './errors';
+import { EXIT_TRACEDUMP_FAILURE, TracedumpError, errorText } from './errors';
 import { printError, writeAll } from './output/fd-writer';
 import { runSession } from './session/session';
 import { checkTraceable, describeProcess, pidsByName, refuseAncestor, tracedumpAncestors } from './trace/attached';
@@ -90,7 +90,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     return await capture(opts, program.args);
   } catch (err) {
     if (err instanceof TracedumpError) {
-      printError(err.message + (err.hint ? `\n  ${err.hint}` : ''));
+      printError(errorText(err));
       return err.exitStatus;
     }
     printError(`internal error: ${(err as Error).stack ?? err}`);

@@ -38,6 +38,11 @@ export class TracedumpError extends Error {
   }
 }
 
+/** The error as tracedump says it: its message, then on a line of its own what to do about it. */
+export function errorText(err: TracedumpError): string {
+  return err.message + (err.hint ? `\n  ${err.hint}` : '');
+}
+
 /** Wraps an error thrown by the addon (which carries syscall/errno/code) into a TracedumpError. */
 export function fromNative(err: unknown, details: ErrorDetails = {}): TracedumpError {
   if (err instanceof TracedumpError) return err;

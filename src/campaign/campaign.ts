@@ -8,7 +8,7 @@ import { isatty } from 'node:tty';
 import type { FlowRecord } from '../flows/flow-record';
 import type { ObjectRecord } from '../objects/object-record';
 import { tsharkVersion } from '../objects/tshark';
-import { TracedumpError } from '../errors';
+import { TracedumpError, errorText } from '../errors';
 import { printError, writeAll } from '../output/fd-writer';
 import { Destinations } from '../stats/destinations';
 import { CATALOG_FILE, Catalog } from './catalog';
@@ -194,7 +194,7 @@ async function campaignLocked(plan: Plan, o: CampaignOptions): Promise<CampaignR
             stopped ??= (err as Error).message;
             throw err;
           }
-          stopped ??= err.message + (err.hint ? `\n  ${err.hint}` : '');
+          stopped ??= errorText(err);
         } finally {
           if (stop) stops.delete(stop);
         }

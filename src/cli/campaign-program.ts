@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { TracedumpError } from '../errors';
+import { TracedumpError, errorText } from '../errors';
 import { printError, writeAll, writeToReader } from '../output/fd-writer';
 import { rowWriter } from '../flows/formats';
 import { humanCount } from '../flows/run';
@@ -112,7 +112,7 @@ export async function campaign(argv: string[], cliModule: string): Promise<numbe
     }
   } catch (err) {
     if (!(err instanceof TracedumpError)) throw err;
-    printError(err.message + (err.hint ? `\n  ${err.hint}` : ''));
+    printError(errorText(err));
     return EXIT_CAMPAIGN_FAILURE;
   }
 }
@@ -128,7 +128,7 @@ async function run(planFile: string, o: Flags, cliModule: string): Promise<numbe
     r = await runCampaign(plan, { tracedump: tracedumpCommand(cliModule), progressFd: 2, postgres: o.catalog });
   } catch (err) {
     if (!(err instanceof CampaignStop)) throw err;
-    printError(`campaign stopped: ${err.message}${err.hint ? `\n  ${err.hint}` : ''}`);
+    printError(`campaign stopped: ${errorText(err)}`);
     return EXIT_CAMPAIGN_UNFINISHED;
   }
   const left = r.total - r.done - r.skipped;

@@ -4,7 +4,7 @@
 // `tracedump extcap install|uninstall` puts the entry into Wireshark's extcap folder.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { EXIT_TRACEDUMP_FAILURE, TracedumpError } from '../errors';
+import { EXIT_TRACEDUMP_FAILURE, TracedumpError, errorText } from '../errors';
 import { printError, writeAll } from '../output/fd-writer';
 import {
   type ProcessChoice,
@@ -82,7 +82,7 @@ export async function extcap(argv: string[], capture: (args: string[]) => Promis
     }
   } catch (err) {
     if (err instanceof TracedumpError) {
-      printError(err.message + (err.hint ? `\n  ${err.hint}` : ''));
+      printError(errorText(err));
       return err.exitStatus;
     }
     throw err;
@@ -124,7 +124,7 @@ export function extcapCommand(args: string[], launcher: string): number {
     return 0;
   } catch (err) {
     if (err instanceof TracedumpError) {
-      printError(err.message + (err.hint ? `\n  ${err.hint}` : ''));
+      printError(errorText(err));
       return err.exitStatus;
     }
     throw err;

@@ -5,7 +5,7 @@
 // packets before it are written); 2 a file is not a capture, cannot be opened, or the
 // arguments are wrong.
 import { printError } from '../output/fd-writer';
-import { TracedumpError } from '../errors';
+import { TracedumpError, errorText } from '../errors';
 import { ExpressionFilter } from '../read/expression-filter';
 import { LineBuffer } from '../read/line-buffer';
 import { processInfo } from '../read/print';
@@ -138,7 +138,7 @@ export async function runFlows(r: FlowsRequest): Promise<number> {
     matches = r.expression === undefined ? undefined : new ExpressionFilter(r.expression);
   } catch (err) {
     if (!(err instanceof TracedumpError)) throw err;
-    printError(err.message + (err.hint ? `\n  ${err.hint}` : ''));
+    printError(errorText(err));
     return EXIT_FLOWS_FAILURE;
   }
   const out = new LineBuffer();
@@ -174,7 +174,7 @@ export async function runFlows(r: FlowsRequest): Promise<number> {
     } catch (err) {
       if (err instanceof TracedumpError) {
         // the expression cannot be used on this file's link type
-        printError(err.message + (err.hint ? `\n  ${err.hint}` : ''));
+        printError(errorText(err));
         reader.close();
         return EXIT_FLOWS_FAILURE;
       }

@@ -4,7 +4,7 @@
 //
 // Exit status: 0 every file read; 1 a file is damaged after a good start; 2 tshark is missing,
 // a file is not a capture or cannot be opened, or the arguments are wrong.
-import { TracedumpError } from '../errors';
+import { TracedumpError, errorText } from '../errors';
 import { printError } from '../output/fd-writer';
 import { clock, humanCount } from '../flows/run';
 import { type FlowFormat, type TableColumn, rowWriter } from '../flows/formats';
@@ -62,7 +62,7 @@ export async function runObjects(r: ObjectsRequest): Promise<number> {
     tsharkVersion();
   } catch (err) {
     if (!(err instanceof TracedumpError)) throw err;
-    printError(err.message + (err.hint ? `\n  ${err.hint}` : ''));
+    printError(errorText(err));
     return EXIT_OBJECTS_FAILURE;
   }
   const out = new LineBuffer();

@@ -6,7 +6,7 @@
 // middle of a record, a block that cannot be right) — the whole packets before it are printed
 // first; 2 it is not a capture file, cannot be opened, or the arguments are wrong.
 import { printError } from '../output/fd-writer';
-import { TracedumpError } from '../errors';
+import { TracedumpError, errorText } from '../errors';
 import { quoteName } from '../text/quote';
 import { decode } from './decode';
 import { ExpressionFilter } from './expression-filter';
@@ -38,7 +38,7 @@ export async function runRead(r: ReadRequest): Promise<number> {
     matches = expression === undefined ? undefined : new ExpressionFilter(expression);
   } catch (err) {
     if (!(err instanceof TracedumpError)) throw err;
-    printError(err.message + (err.hint ? `\n  ${err.hint}` : ''));
+    printError(errorText(err));
     return EXIT_READ_FAILURE;
   }
   const out = new LineBuffer();
@@ -76,7 +76,7 @@ export async function runRead(r: ReadRequest): Promise<number> {
   } catch (err) {
     if (err instanceof TracedumpError) {
       out.flush();
-      printError(err.message + (err.hint ? `\n  ${err.hint}` : ''));
+      printError(errorText(err));
       reader.close();
       return EXIT_READ_FAILURE;
     }

@@ -5,7 +5,7 @@
 // Exit status: 0 all read; 1 a file is damaged after a good start; 2 no capture, a file not a
 // capture, a model file unreadable, or bad arguments.
 import fs from 'node:fs';
-import { TracedumpError } from '../errors';
+import { TracedumpError, errorText } from '../errors';
 import { printError, writeAll } from '../output/fd-writer';
 import { OutputTarget } from '../output/output-target';
 import { type FlowFormat, type TableColumn, rowWriter } from '../flows/formats';
@@ -175,7 +175,7 @@ export async function runStats(r: StatsRequest): Promise<number> {
   } catch (err) {
     if (!(err instanceof TracedumpError)) throw err;
     out.flush();
-    printError(err.message + (err.hint ? `\n  ${err.hint}` : ''));
+    printError(errorText(err));
     return EXIT_STATS_FAILURE;
   }
 }
