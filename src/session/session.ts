@@ -374,9 +374,8 @@ const LINGER_SETTLE_MS = 20;
 /**
  * After the program's last process: waits until it can exchange no packet any more (quiet():
  * no connection still finishing, no socket held by another process, no packet in the ring not
- * yet handed over; true at once and still true
- * settleMs later), for ms at most (any length), or until the
- * function handed to `onEnd` is called (a stop asked for).
+ * yet handed over; true at once and still true settleMs later), for ms at most (any length),
+ * or until the function handed to `onEnd` is called (a stop asked for).
  */
 function linger(ms: number, settleMs: number, quiet: () => boolean, onEnd: (end: () => void) => void): Promise<void> {
   return new Promise((resolve) => {
