@@ -29,6 +29,7 @@
 #include "users.h"
 #include "file_guard.h"
 #include "pcap_filter.h"
+#include "fast_path.h"
 #endif
 
 namespace {
@@ -352,6 +353,101 @@ class FileGuardHandle : public Napi::ObjectWrap<FileGuardHandle> {
     return info.Env().Undefined();
   }
   std::unique_ptr<FileGuard> guard_;
+};
+
+// new NativePath('pcap' | 'pcapng'): see fast_path.h. run() takes its limits and returns its
+// figures through typed arrays the caller keeps (no object made per call).
+class NativePathHandle : public Napi::ObjectWrap<NativePathHandle> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NativePath",
+                       {InstanceMethod<&NativePathHandle::Remember>("remember"),
+                        InstanceMethod<&NativePathHandle::ForgetAll>("forgetAll"),
+                        InstanceMethod<&NativePathHandle::Known>("known"),
+                        InstanceMethod<&NativePathHandle::SetInterface>("setInterface"),
+                        InstanceMethod<&NativePathHandle::ForgetInterfaces>("forgetInterfaces"),
+                        InstanceMethod<&NativePathHandle::Run>("run")});
+  }
+  explicit NativePathHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativePathHandle>(info) {
+    std::string f = info[0].As<Napi::String>().Utf8Value();
+    if (f != "pcap" && f != "pcapng") throw Napi::TypeError::New(info.Env(), "NativePath: format must be pcap or pcapng");
+    path_ = std::make_unique<FastPath>(f == "pcap" ? RecordFormat::kPcap : RecordFormat::kPcapng);
+  }
+
+ private:
+  // An address as the controller keys it: raw bytes in a latin1 string (4 or 16).
+  static void address(const Napi::Value& v, uint8_t* out) {
+    char buf[17];
+    size_t n = 0;
+    if (napi_get_value_string_latin1(v.Env(), v, buf, sizeof buf, &n) != napi_ok || (n != 4 && n != 16))
+      throw Napi::TypeError::New(v.Env(), "NativePath: an address is 4 or 16 latin1 characters");
+    memcpy(out, buf, n);
+  }
+  // remember(family, src, sport, dst, dport, since, until, options, sentOnLoopback)
+  Napi::Value Remember(const Napi::CallbackInfo& info) {
+    DirectionKey k;
+    k.family = static_cast<uint8_t>(info[0].As<Napi::Number>().Uint32Value());
+    address(info[1], k.src);
+    k.sport = static_cast<uint16_t>(info[2].As<Napi::Number>().Uint32Value());
+    address(info[3], k.dst);
+    k.dport = static_cast<uint16_t>(info[4].As<Napi::Number>().Uint32Value());
+    KnownDirection v;
+    v.since = info[5].As<Napi::Number>().DoubleValue();
+    v.until = info[6].As<Napi::Number>().DoubleValue();
+    auto opts = info[7].As<Napi::Buffer<uint8_t>>();
+    v.options.assign(reinterpret_cast<const char*>(opts.Data()), opts.Length());
+    v.sent_on_loopback = info[8].As<Napi::Boolean>().Value();
+    path_->remember(k, std::move(v));
+    return info.Env().Undefined();
+  }
+  Napi::Value ForgetAll(const Napi::CallbackInfo& info) {
+    path_->forget_all();
+    return info.Env().Undefined();
+  }
+  Napi::Value Known(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(path_->known()));
+  }
+  Napi::Value SetInterface(const Napi::CallbackInfo& info) {
+    path_->set_interface(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value());
+    return info.Env().Undefined();
+  }
+  Napi::Value ForgetInterfaces(const Napi::CallbackInfo& info) {
+    path_->forget_interfaces();
+    return info.Env().Undefined();
+  }
+  // run(batch, at, out, outAt, limits: Float64Array(6), result: Float64Array(8), perIfid: Uint32Array(64))
+  //   limits: endMs, maxRecords, outLimit, periodSec, period, tlsWatch
+  //   result: next, outEnd, records, wireBytes, seen, duplicates, lastMs, stop
+  Napi::Value Run(const Napi::CallbackInfo& info) {
+    auto batch = info[0].As<Napi::Buffer<uint8_t>>();
+    size_t at = static_cast<size_t>(info[1].As<Napi::Number>().Int64Value());
+    auto out = info[2].As<Napi::Buffer<uint8_t>>();
+    size_t out_at = static_cast<size_t>(info[3].As<Napi::Number>().Int64Value());
+    auto l = info[4].As<Napi::Float64Array>();
+    auto res = info[5].As<Napi::Float64Array>();
+    auto per_ifid = info[6].As<Napi::Uint32Array>();
+    if (l.ElementLength() < 6 || res.ElementLength() < 8 || per_ifid.ElementLength() < FastPath::kMaxInterfaces ||
+        at > batch.Length() || out_at > out.Length())
+      throw Napi::RangeError::New(info.Env(), "NativePath.run: arguments out of range");
+    RunLimits limits;
+    limits.end_ms = l[0];
+    limits.max_records = l[1];
+    limits.out_limit = l[2] >= static_cast<double>(out.Length()) ? out.Length() : (l[2] < 0 ? 0 : static_cast<size_t>(l[2]));
+    limits.period_sec = l[3];
+    limits.period = l[4];
+    limits.tls_watch = l[5] != 0;
+    RunResult r = path_->run(batch.Data(), batch.Length(), at, out.Data(), out_at, out.Length(), limits, per_ifid.Data());
+    res[0] = static_cast<double>(r.next);
+    res[1] = static_cast<double>(r.out_end);
+    res[2] = r.records;
+    res[3] = r.wire_bytes;
+    res[4] = r.seen;
+    res[5] = r.duplicates;
+    res[6] = r.last_ms;
+    res[7] = r.stop;
+    return info.Env().Undefined();
+  }
+  std::unique_ptr<FastPath> path_;
 };
 
 // The live capture: a packet socket with its ring and reader thread.
@@ -783,6 +879,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("launch", Napi::Function::New(env, Launch, "launch"));
   exports.Set("attach", Napi::Function::New(env, Attach, "attach"));
   exports.Set("FileGuard", FileGuardHandle::Define(env));
+  exports.Set("NativePath", NativePathHandle::Define(env));
   exports.Set("exitNow", Napi::Function::New(env, ExitNow, "exitNow"));
   exports.Set("lookupUser", Napi::Function::New(env, LookupUser, "lookupUser"));
   exports.Set("seccompProgram", Napi::Function::New(env, SeccompProgram, "seccompProgram"));

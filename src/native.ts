@@ -236,6 +236,21 @@ export interface NativeFileGuard {
   release(): void;
 }
 
+/** The native path's writer (native/fast_path.h; capture/native-path.ts drives it). */
+export interface NativeKnownPath {
+  /** A direction of a TCP connection (addresses as raw latin1 bytes) whose packets captured in [since, until) are decided. */
+  remember(family: number, src: string, sport: number, dst: string, dport: number, since: number, until: number, options: Buffer, sentOnLoopback: boolean): void;
+  forgetAll(): void;
+  known(): number;
+  setInterface(ifindex: number, ifid: number): void;
+  forgetInterfaces(): void;
+  /**
+   * limits: endMs, maxRecords, outLimit, periodSec, period, tlsWatch;
+   * result: next, outEnd, records, wireBytes, seen, duplicates, lastMs, stop (0 end, 1 miss, 2 full, 3 limit).
+   */
+  run(batch: Buffer, at: number, out: Buffer, outAt: number, limits: Float64Array, result: Float64Array, perIfid: Uint32Array): void;
+}
+
 /** A sock_diag snapshot and the realtime clock (ms, the packets' clock) around it. */
 export interface LiveSockets {
   /** (inode, protocol, local port) triples. */
@@ -279,6 +294,7 @@ interface Addon {
   /** A guardian process that cuts the file back to its last whole record if tracedump dies. */
   /** removeOnDeath: files, then directories, the guardian removes if tracedump dies. */
   FileGuard: new (fd: number, removeOnDeath?: string[]) => NativeFileGuard;
+  NativePath: new (format: 'pcap' | 'pcapng') => NativeKnownPath;
   /** _exit(status): no exit handlers (all output is written synchronously before). */
   exitNow(status: number): never;
   /** A user by name or uid; null when there is none. */

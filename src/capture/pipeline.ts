@@ -2,7 +2,7 @@
 // packets that cannot be judged yet (a call in flight, an event not delivered yet) wait, and
 // the output stays in capture order unless a packet waits longer than maxHoldMs.
 import { type Dissected, dissect } from '../packet/dissect';
-import { ARPHRD_LOOPBACK, PACKET_OUTGOING, type PacketRecord, copyRecord, readRecords } from './records';
+import { ARPHRD_LOOPBACK, PACKET_OUTGOING, type PacketRecord, copyRecord, hasRecord, recordAt, recordEnd } from './records';
 import { type EndpointTable, type LocalSide, type Owner, PacketKeyCache, type PacketKeys, type Verdict } from '../tracker/endpoints';
 
 export interface PipelineOptions {
@@ -41,6 +41,19 @@ export interface PipelineCounters {
  */
 export type PacketSink = (p: PacketRecord, owner: Owner, d: Dissected | undefined) => boolean | void;
 
+/**
+ * The native path (capture/native-path.ts): writes the packets whose owner the table has
+ * already decided, without this pipeline's per-packet work. It learns those owners from the
+ * packets written here, and is asked only when no packet waits ahead (the file stays in
+ * capture order).
+ */
+export interface KnownPacketWriter {
+  /** Writes the records of the batch from `at` on that it can; returns where it stopped. */
+  run(batch: Buffer, at: number, endMs: number, counters: PipelineCounters): number;
+  /** A packet was written here for `owner`: the rest of its direction may be known now. */
+  learn(rec: PacketRecord, d: Dissected | undefined, keys: PacketKeys | undefined, owner: Owner): void;
+}
+
 // Every field is set when a packet is queued (one object shape: the hot loops stay optimised).
 interface Waiting {
   rec: PacketRecord;
@@ -78,6 +91,7 @@ export class CapturePipeline {
     private readonly sink: PacketSink,
     private readonly options: PipelineOptions = DEFAULT_PIPELINE,
     private readonly now: () => number = Date.now,
+    private readonly known?: KnownPacketWriter,
   ) {}
 
   /** Tracing ended at `ms` (a detach): later packets are not judged, nor written. */
@@ -102,7 +116,16 @@ export class CapturePipeline {
   addBatch(batch: Buffer, whileValid?: () => void): void {
     const first = this.queue.length;
     const arrivedMs = this.now();
-    for (const rec of readRecords(batch)) {
+    const known = this.known;
+    let at = 0;
+    while (hasRecord(batch, at)) {
+      if (known && this.queue.length === 0) {
+        at = known.run(batch, at, this.endMs, this.counters);
+        if (!hasRecord(batch, at)) break;
+      }
+      const rec = recordAt(batch, at);
+      at = recordEnd(batch, at);
+      if (!rec) continue;
       this.counters.seen++;
       // the kernel filter drops these already; this guards the classic fallback too
       if (rec.pkttype === PACKET_OUTGOING && rec.hatype === ARPHRD_LOOPBACK) {
@@ -125,7 +148,7 @@ export class CapturePipeline {
         verdict = this.judge(rec, d, tsMs, keys);
         judgedAt = this.judgedVersion();
         if (typeof verdict === 'object') {
-          this.write(rec, verdict, d);
+          this.write(rec, verdict, d, keys);
           continue;
         }
       }
@@ -147,6 +170,19 @@ export class CapturePipeline {
     whileValid?.();
     // still queued (or moved to late): own the bytes before the batch memory is reused
     for (const w of added) if (!w.emitted) w.rec = copyRecord(w.rec);
+  }
+
+  /**
+   * The owner this pipeline gives a packet now, when the table decides it at once, with the
+   * direction it is written with (the native path's check: capture/native-path.ts).
+   */
+  ownerNow(rec: PacketRecord): Owner | undefined {
+    const d = dissect(rec.data);
+    const tsMs = rec.sec * 1000 + rec.nsec / 1e6;
+    const v = d && tsMs <= this.endMs ? this.judge(rec, d, tsMs, this.keyCache.keysOf(d)) : undefined;
+    if (typeof v !== 'object') return undefined;
+    rec.pkttype = this.directionOf(rec, v, d);
+    return v;
   }
 
   /** Re-judges waiting packets (after new events, or on a timer). final: nothing will change any more. */
@@ -204,18 +240,24 @@ export class CapturePipeline {
 
   private emit(w: Waiting): void {
     w.emitted = true;
-    if (w.owner) this.write(w.rec, w.owner, w.d);
+    if (w.owner) this.write(w.rec, w.owner, w.d, w.keys);
     else this.counters.rejected++;
   }
 
-  private write(rec: PacketRecord, owner: Owner, d: Dissected | undefined): void {
-    // Of a loopback packet the kernel keeps the received copy: from the program's side it
-    // went out when its socket sent it (an ICMP error: when it quotes a packet from elsewhere).
-    if (rec.hatype === ARPHRD_LOOPBACK && d && d.sport !== 0 && this.table.sentFrom(owner.inode, d.proto, d.sport) !== d.icmpError)
-      rec.pkttype = PACKET_OUTGOING;
+  private write(rec: PacketRecord, owner: Owner, d: Dissected | undefined, keys: PacketKeys | undefined): void {
+    rec.pkttype = this.directionOf(rec, owner, d);
     if (this.sink(rec, owner, d) === false) return;
     this.counters.written++;
     this.counters.writtenBytes += rec.len;
+    this.known?.learn(rec, d, keys, owner);
+  }
+
+  // Of a loopback packet the kernel keeps the received copy: from the program's side it went
+  // out when its socket sent it (an ICMP error: when it quotes a packet from elsewhere).
+  private directionOf(rec: PacketRecord, owner: Owner, d: Dissected | undefined): number {
+    if (rec.hatype === ARPHRD_LOOPBACK && d && d.sport !== 0 && this.table.sentFrom(owner.inode, d.proto, d.sport) !== d.icmpError)
+      return PACKET_OUTGOING;
+    return rec.pkttype;
   }
 
   private judgedVersion(): number {

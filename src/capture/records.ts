@@ -24,29 +24,39 @@ export interface PacketRecord extends SllPacket {
  */
 export function readRecords(batch: Buffer): PacketRecord[] {
   const out: PacketRecord[] = [];
-  let at = 0;
-  while (at + RECORD_HEADER_SIZE <= batch.length) {
-    const caplen = u32(batch, at + 8);
-    const start = at + RECORD_HEADER_SIZE;
-    const flags = batch[at + 25];
-    const gap = batch[at + 26] | (batch[at + 27] << 8);
-    if (!(flags & RECORD_SKIP))
-      out.push(
-        record(
-          u32(batch, at),
-          u32(batch, at + 4),
-          caplen,
-          u32(batch, at + 12),
-          u32(batch, at + 16) | 0,
-          batch[at + 20] | (batch[at + 21] << 8),
-          batch[at + 22] | (batch[at + 23] << 8),
-          batch[at + 24],
-          batch.subarray(start, start + caplen),
-        ),
-      );
-    at = start + caplen + gap;
+  for (let at = 0; at + RECORD_HEADER_SIZE <= batch.length; at = recordEnd(batch, at)) {
+    const r = recordAt(batch, at);
+    if (r) out.push(r);
   }
   return out;
+}
+
+/** Whether a whole record header starts at `at`. */
+export function hasRecord(batch: Buffer, at: number): boolean {
+  return at + RECORD_HEADER_SIZE <= batch.length;
+}
+
+/** Where the next record after the one at `at` starts. */
+export function recordEnd(batch: Buffer, at: number): number {
+  return at + RECORD_HEADER_SIZE + u32(batch, at + 8) + (batch[at + 26] | (batch[at + 27] << 8));
+}
+
+/** The record at `at` (its data a view into the batch), or undefined when it is not wanted (-i/-f). */
+export function recordAt(batch: Buffer, at: number): PacketRecord | undefined {
+  if (batch[at + 25] & RECORD_SKIP) return undefined;
+  const caplen = u32(batch, at + 8);
+  const start = at + RECORD_HEADER_SIZE;
+  return record(
+    u32(batch, at),
+    u32(batch, at + 4),
+    caplen,
+    u32(batch, at + 12),
+    u32(batch, at + 16) | 0,
+    batch[at + 20] | (batch[at + 21] << 8),
+    batch[at + 22] | (batch[at + 23] << 8),
+    batch[at + 24],
+    batch.subarray(start, start + caplen),
+  );
 }
 
 // Little-endian 32 bits as a non-negative number (byte loads: no bounds-checked call).

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import { TracedumpError } from '../errors';
 import type { SllPacket } from './pcap';
-import type { CaptureFormat, CaptureTotals, PacketOwner } from './format';
+import type { CaptureFormat, CaptureTotals, KnownRecordFormat, PacketOwner } from './format';
 import { writeAll } from './fd-writer';
 import { type NativeFileGuard, native } from '../native';
 import { OutputTarget } from './output-target';
@@ -150,6 +150,28 @@ export class CaptureFile {
     }
     const after = this.format.after(p, owner);
     if (after) this.append(after, ms, 0);
+  }
+
+  /** The format as the native path writes it. */
+  get known(): KnownRecordFormat {
+    return this.format.known;
+  }
+
+  /**
+   * Room for records the native path writes straight into the buffer: at least `room` bytes
+   * from `at` (after writing out what is settled, or growing while records are held), or
+   * undefined when nothing may be written.
+   */
+  reserve(room: number): { buf: Buffer; at: number } | undefined {
+    if (this.failed || this.closed) return undefined;
+    this.makeRoom(room);
+    return { buf: this.buf, at: this.used };
+  }
+
+  /** The native path wrote `records` records into the reserved room, up to `end`; the last was captured at lastMs. */
+  commitRecords(end: number, records: number, lastMs: number): void {
+    this.used = end;
+    this.endUnit(lastMs, records);
   }
 
   /**

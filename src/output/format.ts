@@ -37,6 +37,21 @@ export interface CaptureFormat {
   trailer(totals: CaptureTotals): Buffer | undefined;
   /** A block holding TLS key log lines, or undefined where the format cannot hold them. */
   secrets(keyLog: Buffer): Buffer | undefined;
+  /** What the native path needs to write this format's records itself. */
+  readonly known: KnownRecordFormat;
+}
+
+/** A format as the native path writes it (capture/native-path.ts, native/fast_path.cc). */
+export interface KnownRecordFormat {
+  readonly name: 'pcap' | 'pcapng';
+  /** The interface id of an ifindex whose interface block is in the file (pcap: always 0). */
+  interfaceId(ifindex: number): number | undefined;
+  /** The options an owner's packets carry (pcapng; none in pcap). Only for owners whose port is not shared. */
+  ownerOptions(owner: PacketOwner): Buffer;
+  /** Records the native path wrote for an interface id (pcapng's statistics count them). */
+  countRecords(ifid: number, n: number): void;
+  /** The record writeRecord makes, without counting it (the native path's check). */
+  encode(out: Buffer, at: number, p: SllPacket, owner: PacketOwner): number;
 }
 
 /** A capture file as it is at the end: what the summary says of it. */

@@ -2,6 +2,8 @@
 import type { CaptureFormat } from './format';
 import { type SllPacket, pcapFileHeader, pcapRecordSize, writePcapRecord } from './pcap';
 
+const NO_OPTIONS = Buffer.alloc(0);
+
 export function pcapFormat(snaplen: number): CaptureFormat {
   return {
     name: 'pcap',
@@ -12,5 +14,12 @@ export function pcapFormat(snaplen: number): CaptureFormat {
     after: () => undefined,
     trailer: () => undefined,
     secrets: () => undefined, // classic pcap has no block for them
+    known: {
+      name: 'pcap',
+      interfaceId: () => 0,
+      ownerOptions: () => NO_OPTIONS,
+      countRecords: () => {},
+      encode: (out, at, p) => writePcapRecord(out, at, p),
+    },
   };
 }

@@ -30,12 +30,16 @@ export function pcapngFormat(ctx: PcapngContext): CaptureFormat {
   const ifids = new Map<number, number>(); // ifindex -> interface id in this section
   const received: number[] = [];
   const ownerOptions = new Map<string, Buffer>();
+  // the last options made per owner object, with what they said (an exec changes the exe)
+  const lastOptions = new WeakMap<PacketOwner, { exe: string; shared: string; options: Buffer }>();
   const named = new Set<string>(); // "address bytes|name" already in a name block
 
-  const optionsOf = (o: PacketOwner, p: SllPacket): Buffer => {
+  const optionsOf = (o: PacketOwner, received: boolean): Buffer => {
     const exe = ctx.exeOf(o.pid) ?? '';
     // a received packet on a port another process shares may be that process's
-    const shared = o.shared && p.pkttype !== PACKET_OUTGOING ? o.shared : '';
+    const shared = o.shared && received ? o.shared : '';
+    const last = lastOptions.get(o);
+    if (last && last.exe === exe && last.shared === shared) return last.options;
     const key = `${o.pid}/${o.tid}/${o.comm}/${exe}/${shared}`;
     let b = ownerOptions.get(key);
     if (!b) {
@@ -43,8 +47,11 @@ export function pcapngFormat(ctx: PcapngContext): CaptureFormat {
       if (ownerOptions.size > 65536) ownerOptions.clear(); // bounded: a fork storm must not grow it
       ownerOptions.set(key, b);
     }
+    lastOptions.set(o, { exe, shared, options: b });
     return b;
   };
+  const encode = (out: Buffer, at: number, p: SllPacket, o: PacketOwner): number =>
+    writeEnhancedPacket(out, at, p, ifids.get(p.ifindex) ?? 0, optionsOf(o, p.pkttype !== PACKET_OUTGOING));
 
   return {
     name: 'pcapng',
@@ -55,11 +62,10 @@ export function pcapngFormat(ctx: PcapngContext): CaptureFormat {
       received.push(0);
       return interfaceDescription(ctx.interfaceName(p.ifindex), ctx.snaplen);
     },
-    recordSize: (p, o) => enhancedPacketSize(p, optionsOf(o, p)),
+    recordSize: (p, o) => enhancedPacketSize(p, optionsOf(o, p.pkttype !== PACKET_OUTGOING)),
     writeRecord(out, at, p, o) {
-      const ifid = ifids.get(p.ifindex) ?? 0;
-      received[ifid]++;
-      return writeEnhancedPacket(out, at, p, ifid, optionsOf(o, p));
+      received[ifids.get(p.ifindex) ?? 0]++;
+      return encode(out, at, p, o);
     },
     after(p: SllPacket) {
       const fresh = resolvedNames(p.data).filter((r) => {
@@ -71,6 +77,13 @@ export function pcapngFormat(ctx: PcapngContext): CaptureFormat {
       return fresh.length ? nameResolution(fresh) : undefined;
     },
     secrets: (keyLog) => decryptionSecrets(keyLog),
+    known: {
+      name: 'pcapng',
+      interfaceId: (ifindex) => ifids.get(ifindex),
+      ownerOptions: (o) => optionsOf(o, false),
+      countRecords: (ifid, n) => void (received[ifid] += n),
+      encode,
+    },
     trailer(t: CaptureTotals) {
       // The kernel ring is shared by all interfaces: its drops are given once, on the first.
       const blocks = received.map((n, ifid) =>

@@ -30,6 +30,16 @@ export interface CaptureOutputOptions {
   onLimit?: () => void;
 }
 
+/** See CaptureOutput.knownTarget. */
+export interface KnownRecordTarget {
+  file: CaptureFile;
+  /** -C: a packet is written to a new file once the current one holds more than this (bytes). */
+  sizeLimit: number;
+  /** -G: seconds per file (0: none), and the period of the current file. */
+  periodSec: number;
+  period: number;
+}
+
 export class CaptureOutput {
   private file: CaptureFile;
   private files = 0; // files opened so far
@@ -64,6 +74,22 @@ export class CaptureOutput {
   /** The files written, in the order first opened (a -W ring's names once each). */
   get fileNames(): readonly string[] {
     return [...new Set(this.names)];
+  }
+
+  /** Grows with every new file (a new format: its own interface numbering). */
+  get generation(): number {
+    return this.files;
+  }
+
+  /**
+   * Where the native path may write records now, and how far: up to the next -C or -G
+   * boundary, which a packet then crosses through write() (the rotation is done there).
+   * Undefined when nothing more may be written.
+   */
+  knownTarget(): KnownRecordTarget | undefined {
+    if (this.stopped) return undefined;
+    const r = this.o.rotation;
+    return { file: this.file, sizeLimit: r?.fileSizeMB ? r.fileSizeMB * 1e6 : Infinity, periodSec: r?.periodSec ?? 0, period: this.period };
   }
 
   /** False when the packet was not written: the last file a -G -W limit allows is full. */

@@ -52,6 +52,8 @@ export interface RunFigures {
   undecided: number;
   gaps?: GapFigures;
   tlsKeys?: { lines: number; inFile: boolean };
+  /** Packets the native path wrote (capture/native-path.ts), and in check mode the records that differed. */
+  nativePath?: { written: number; mismatches: number };
   elapsedMs: number;
 }
 
@@ -184,6 +186,9 @@ export function summaryJson(
     shared_ports: f.gaps?.shared ?? 0,
     packets_before_found: f.gaps && f.gaps.unknown === 0 ? f.gaps.missedSegments : null,
     tls_key_lines: f.tlsKeys?.lines ?? 0,
+    // of packets_written, those the native path wrote (owners already decided; docs/design.md)
+    packets_native_path: f.nativePath?.written ?? 0,
+    native_path_mismatches: f.nativePath?.mismatches ?? 0,
   };
   return JSON.stringify(doc, null, 2) + '\n';
 }

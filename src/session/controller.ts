@@ -2,7 +2,8 @@
 // batches judged by the pipeline, sweeps, the classic filter's refresh, writing out what is due,
 // and the gaps said as they are seen. session.ts orders the run around it.
 import type { LiveCapture } from '../capture/live-capture';
-import { CapturePipeline } from '../capture/pipeline';
+import { CapturePipeline, DEFAULT_PIPELINE } from '../capture/pipeline';
+import { type NativePathMode, NativeRecordWriter } from '../capture/native-path';
 import type { TraceEvent, WarningEvent } from '../native';
 import { native } from '../native';
 import { printError, writeAll } from '../output/fd-writer';
@@ -49,6 +50,8 @@ export interface ControllerOptions {
   stopStats: StopStatsRecorder | undefined;
   /** The program started (its exec, or the attach): the output files take their places. */
   onStarted: () => void;
+  /** The native path for packets already decided (capture/native-path.ts); off with --flows and --top. */
+  nativePath: NativePathMode;
   /** A stop the capture asks for (-c reached, the file cannot be written). */
   requestStop: (why: StopReason) => void;
   /** Whether a stop was asked for (a launched command's end then came after it). */
@@ -60,6 +63,8 @@ export class Controller {
   readonly programs = new ProgramTable();
   readonly gaps = new GapReport();
   readonly pipeline: CapturePipeline;
+  /** The native path, when it runs. */
+  readonly nativePath: NativeRecordWriter | undefined;
   /** Processes of the command still alive: after --kill-after they all get SIGKILL. */
   readonly alive = new Set<number>();
   processesSeen = 0;
@@ -80,15 +85,33 @@ export class Controller {
 
   constructor(private readonly o: ControllerOptions) {
     const { file, count, handshakes } = o;
-    this.pipeline = new CapturePipeline(this.table, (rec, owner, d) => {
-      if (!file) return false;
-      if (count !== undefined && this.pipeline.counters.written >= count) return false;
-      handshakes?.notePacket(rec, d);
-      if (!file.write(rec, owner)) return false; // past a -G -W limit
-      o.flows?.packet(rec, owner);
-      if (count !== undefined && this.pipeline.counters.written + 1 >= count) o.requestStop({ kind: 'count', packets: count });
-      return true;
-    });
+    const mode = o.nativePath;
+    // (--flows and --top account for every packet in JavaScript: they keep the pipeline's path)
+    this.nativePath =
+      file && !o.flows && mode !== 'off'
+        ? new NativeRecordWriter(this.table, file, {
+            mode,
+            remaining: () => (count === undefined ? Infinity : count - this.pipeline.counters.written - 1),
+            tlsWatch: !!handshakes,
+            pipeline: () => this.pipeline,
+            onMismatch: (message) => printError(message),
+          })
+        : undefined;
+    this.pipeline = new CapturePipeline(
+      this.table,
+      (rec, owner, d) => {
+        if (!file) return false;
+        if (count !== undefined && this.pipeline.counters.written >= count) return false;
+        handshakes?.notePacket(rec, d);
+        if (!file.write(rec, owner)) return false; // past a -G -W limit
+        o.flows?.packet(rec, owner);
+        if (count !== undefined && this.pipeline.counters.written + 1 >= count) o.requestStop({ kind: 'count', packets: count });
+        return true;
+      },
+      DEFAULT_PIPELINE,
+      Date.now,
+      this.nativePath,
+    );
   }
 
   /** The live capture, once it runs: its rules are swept. */

@@ -11,7 +11,7 @@ import { type ExitEvent, type TraceEvent, native } from '../native';
 import { CaptureOutput, type RotationOptions } from '../output/rotation';
 import { type FormatName, makeFormat } from '../output/formats';
 import { type FilterChoice, LiveCapture } from '../capture/live-capture';
-import { type RunFigures, gapParts, type StopReason, progressText, summaryJson, summaryLine } from '../report/summary';
+import { type RunFigures, gapParts, plural, type StopReason, progressText, summaryJson, summaryLine } from '../report/summary';
 import { StatusLine } from '../report/status-line';
 import { onStatsSignal } from '../report/stats-signal';
 import { type LongTimeout, setLongTimeout } from '../long-timeout';
@@ -22,6 +22,7 @@ import { quoteName } from '../text/quote';
 import { StopStatsRecorder } from '../stop-stats';
 import type { CaptureTotals } from '../output/format';
 import { Controller } from './controller';
+import { nativePathMode } from '../capture/native-path';
 import { handleSignals } from './signals';
 
 export interface CaptureSettings {
@@ -101,6 +102,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
     if (keyLog) handshakes?.noteKeys(keyLog);
     return keyLog;
   };
+  const nativePath = nativePathMode();
   const interfaceName = interfaceNames();
   const startedMs = Date.now();
   const status = options.statusFd !== undefined ? new StatusLine(options.statusFd) : undefined;
@@ -137,6 +139,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
       : undefined;
   const controller: Controller = new Controller({
     file,
+    nativePath,
     flows,
     count: cap?.count,
     flushEveryBatch: !!cap?.flushEveryBatch,
@@ -272,6 +275,11 @@ export async function runSession(options: SessionOptions): Promise<number> {
     let exitStatus = outcome.status;
     if (stopRequested && ['count', 'duration', 'file-limit'].includes(stopRequested.kind) && controller.endedByStop && endedAsAsked(outcome.exit)) exitStatus = 0;
     if (file?.error) exitStatus = EXIT_TRACEDUMP_FAILURE;
+    // check mode (the tests): a record the two paths disagree on fails the run
+    if (controller.nativePath?.mismatches) {
+      printError(`native path: ${plural(controller.nativePath.mismatches, 'record')} differed from the pipeline's`);
+      exitStatus = EXIT_TRACEDUMP_FAILURE;
+    }
     top?.close(); // the normal screen back before the summary
     if (flows?.error) {
       printError(`cannot write the flow records to ${quoteName(options.flows!.output.path)}: ${flows.error.message}`);
@@ -324,6 +332,7 @@ function runFigures(
     undecided: counters.undecided,
     gaps: c.gaps.figures,
     tlsKeys: r.keys && { lines: r.keys.lines, inFile: r.holdForKeys },
+    nativePath: c.nativePath && { written: c.nativePath.written, mismatches: c.nativePath.mismatches },
     elapsedMs: Date.now() - r.startedMs,
   };
 }

@@ -287,6 +287,13 @@ export class EndpointTable {
   /** The highest rule generation among the events applied (classic filter mode). */
   generation = 0;
 
+  /**
+   * Grows whenever a flow rule's verdict may have changed (knownFlowSpan), or a process's
+   * program (what the file says of its packets): every event but calls in flight and calls
+   * that add no rule, a socket forgotten, a flow superseded, a port found shared.
+   */
+  flowVersion = 0;
+
   /** A packet waits for a sweep ('recheck'): sweep soon. */
   sweepWanted = false;
 
@@ -344,6 +351,8 @@ export class EndpointTable {
 
   apply(e: TraceEvent): void {
     this.version++;
+    // a call in flight, or a call that added no rule, changes no flow's verdict
+    if (e.kind !== 'pending' && !(e.kind === 'socket' && e.rules.length === 0)) this.flowVersion++;
     switch (e.kind) {
       case 'pending': {
         this.generation = Math.max(this.generation, e.ruleGeneration);
@@ -510,6 +519,25 @@ export class EndpointTable {
   }
 
   /**
+   * For a TCP packet that is not a SYN, judged `owner`'s by a flow rule: the capture times
+   * [since, until) over which judge() gives `owner` to every packet of the same direction that
+   * is not a SYN either, for as long as `flowVersion` stays the same (undefined when its verdict
+   * came from elsewhere). Those packets need no judging: the native path writes them
+   * (capture/native-path.ts), and forgets this span when flowVersion moves.
+   */
+  knownFlowSpan(keys: PacketKeys, tsMs: number, owner: Owner): [number, number] | undefined {
+    // judge()'s lookup: the rule of this direction first, then the other way round
+    let holders = this.flows.get(keys.ab);
+    if (!holders) holders = this.flows.get(keys.ba);
+    if (!holders) return undefined;
+    let i = holders.length - 1;
+    while (i >= 0 && holders[i].since > tsMs) i--;
+    const s = holders[i];
+    if (!s || s.superseded || s.owner !== owner) return undefined;
+    return [s.since, i + 1 < holders.length ? holders[i + 1].since : Infinity];
+  }
+
+  /**
    * The owner by a port rule (bind) of key, if it held at tsMs. sentOn: the packet left from
    * this port, on loopback ('both') or a real interface ('src').
    */
@@ -565,6 +593,7 @@ export class EndpointTable {
       } else if (first !== d.tcpSeq) {
         s.superseded = true;
         this.version++;
+        this.flowVersion++;
         return undefined;
       }
     }
@@ -686,6 +715,7 @@ export class EndpointTable {
         );
         if (!others.length) continue;
         s.shared = true;
+        this.flowVersion++; // its owner is about to say so on its packets (report/gaps.ts)
         out.push({ owner: s.owner, proto, port, others });
         break;
       }
@@ -698,6 +728,7 @@ export class EndpointTable {
     for (const k of s.binds) unhold(this.binds, k, s);
     this.sockets.delete(inode);
     this.countHeld(s.proto, -1);
+    this.flowVersion++;
   }
 
   private countHeld(proto: number, by: number): void {

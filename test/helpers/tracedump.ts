@@ -8,6 +8,11 @@ import path from 'node:path';
 export const ROOT = path.resolve(__dirname, '..', '..');
 /** The shipped entry point under test; TRACEDUMP_CLI points the tests at another build. */
 export const CLI = process.env.TRACEDUMP_CLI ?? path.join(ROOT, 'bin', 'tracedump');
+// Every tracedump the tests run checks its native path: the pipeline judges and encodes again
+// each record the native path wrote, and a record that differs fails the run (exit status 1).
+// A test may set another mode for its own runs.
+process.env.TRACEDUMP_NATIVE_PATH ??= 'check';
+
 export const FIXTURE_SOURCE = path.join(ROOT, 'test', 'fixtures', 'netcalls.c');
 
 /** What every test needs from tap's `t`: teardown and a way to fail loudly. */

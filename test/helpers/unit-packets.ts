@@ -150,6 +150,8 @@ export interface Rec {
   hatype?: number;
   pkttype?: number;
   protocol?: number;
+  /** Not wanted by -i/-f: the reader passes over it. */
+  skip?: boolean;
 }
 
 /** One capture batch in the native record layout (28-byte little-endian header + packet). */
@@ -167,6 +169,7 @@ export function batch(recs: Rec[]): Buffer {
     h.writeUInt16LE(r.protocol ?? (r.data[0] >> 4 === 6 ? ETH_P_IPV6 : ETH_P_IP), 20);
     h.writeUInt16LE(r.hatype ?? ARPHRD_ETHER, 22);
     h[24] = r.pkttype ?? PACKET_HOST;
+    h[25] = r.skip ? 1 : 0;
     out.push(h, r.data);
   }
   return Buffer.concat(out);

@@ -1,0 +1,178 @@
+// The native path (native/fast_path.h): the records of packets whose owner the endpoint table
+// has already decided, written by native code straight into the capture file's buffer, with
+// none of the pipeline's per-packet work. It has no rule of its own: it learns from the
+// packets the pipeline writes (a TCP packet, not a SYN, that a flow rule decided makes its
+// direction known over the span EndpointTable.knownFlowSpan gives) and forgets everything
+// whenever the table's flowVersion moves. The pipeline asks it only when no packet waits ahead.
+//
+// TRACEDUMP_NATIVE_PATH=off: every packet takes the pipeline's path. =check: the pipeline
+// judges and encodes every record this path wrote once more, and the records that differ are
+// counted and said (the tests run that way: the two paths can never disagree unseen).
+import { TracedumpError } from '../errors';
+import { IPPROTO_TCP, TCP_SYN, type Dissected } from '../packet/dissect';
+import type { CaptureOutput } from '../output/rotation';
+import { type NativeKnownPath, native } from '../native';
+import type { EndpointTable, Owner, PacketKeys } from '../tracker/endpoints';
+import type { CapturePipeline, KnownPacketWriter, PipelineCounters } from './pipeline';
+import { ARPHRD_LOOPBACK, PACKET_OUTGOING, type PacketRecord, hasRecord, recordAt, recordEnd } from './records';
+
+export type NativePathMode = 'on' | 'off' | 'check';
+
+export function nativePathMode(value = process.env.TRACEDUMP_NATIVE_PATH): NativePathMode {
+  if (value === undefined || value === '' || value === 'on') return 'on';
+  if (value === 'off' || value === 'check') return value;
+  throw new TracedumpError(`TRACEDUMP_NATIVE_PATH=${value} is not a mode of the native path`, {
+    hint: 'use on (the default), off, or check',
+  });
+}
+
+/** Room asked of the file's buffer before each run (a record that needs more takes the pipeline's path). */
+const ROOM = 256 << 10;
+const MAX_INTERFACES = 64;
+const STOP_FULL = 2;
+/** check mode: the differences said on stderr (all are counted). */
+const MISMATCHES_SAID = 5;
+
+export interface NativePathOptions {
+  mode: 'on' | 'check';
+  /** Records it may write now (-c less what is written, less the last one: the pipeline's sink asks for the stop). */
+  remaining: () => number;
+  /** A TLS handshake record takes the pipeline's path (the file waits for its keys: tls/handshakes.ts). */
+  tlsWatch: boolean;
+  /** check mode: the pipeline whose verdicts the records must match. */
+  pipeline: () => CapturePipeline;
+  /** check mode: a record differs. */
+  onMismatch: (message: string) => void;
+}
+
+export class NativeRecordWriter implements KnownPacketWriter {
+  private path: NativeKnownPath | undefined;
+  private readonly limits = new Float64Array(6);
+  private readonly result = new Float64Array(8);
+  private readonly perIfid = new Uint32Array(MAX_INTERFACES);
+  private flowVersion = -1;
+  private generation = -1;
+  /** Directions remembered at this flowVersion (their keys.ab). */
+  private readonly learned = new Set<string>();
+  /** Interfaces given to the native side for the current file. */
+  private readonly interfaces = new Set<number>();
+  private checkBuf = Buffer.alloc(0);
+  /** Packets this path wrote. */
+  written = 0;
+  /** check mode: records whose owner or bytes differ from the pipeline's. */
+  mismatches = 0;
+
+  constructor(
+    private readonly table: EndpointTable,
+    private readonly output: CaptureOutput,
+    private readonly o: NativePathOptions,
+  ) {}
+
+  run(batch: Buffer, at: number, endMs: number, counters: PipelineCounters): number {
+    this.sync();
+    const path = this.path;
+    if (!path || this.learned.size === 0) return at;
+    const target = this.output.knownTarget();
+    if (!target) return at;
+    const { limits, result, perIfid } = this;
+    for (;;) {
+      const remaining = this.o.remaining();
+      if (remaining <= 0) return at;
+      const room = target.file.reserve(ROOM);
+      if (!room) return at;
+      // -C: the pipeline's write() moves to a new file once committed + buffered bytes pass the limit
+      const committed = target.file.pendingBytes - room.at;
+      if (committed + room.at > target.sizeLimit) return at;
+      limits[0] = endMs;
+      limits[1] = remaining;
+      limits[2] = target.sizeLimit - committed;
+      limits[3] = target.periodSec;
+      limits[4] = target.period;
+      limits[5] = this.o.tlsWatch ? 1 : 0;
+      perIfid.fill(0);
+      path.run(batch, at, room.buf, room.at, limits, result, perIfid);
+      const records = result[2];
+      counters.seen += result[4];
+      counters.duplicates += result[5];
+      if (records > 0) {
+        if (this.o.mode === 'check') this.check(batch, at, result[0], room.buf, room.at, result[1]);
+        target.file.commitRecords(result[1], records, result[6]);
+        for (let i = 0; i < MAX_INTERFACES; i++) if (perIfid[i]) target.file.known.countRecords(i, perIfid[i]);
+        counters.written += records;
+        counters.writtenBytes += result[3];
+        this.written += records;
+      }
+      at = result[0];
+      if (result[7] !== STOP_FULL || records === 0) return at;
+    }
+  }
+
+  learn(rec: PacketRecord, d: Dissected | undefined, keys: PacketKeys | undefined, owner: Owner): void {
+    if (!d || !keys || d.proto !== IPPROTO_TCP || d.fragment || d.icmpError || d.tcpFlags & TCP_SYN || owner.shared !== undefined) return;
+    this.sync();
+    const target = this.output.knownTarget();
+    if (!target) return;
+    const format = target.file.known;
+    const path = (this.path ??= new (native().NativePath)(format.name));
+    if (!this.interfaces.has(rec.ifindex)) {
+      const ifid = format.interfaceId(rec.ifindex);
+      if (ifid === undefined || ifid >= MAX_INTERFACES) return;
+      path.setInterface(rec.ifindex, ifid);
+      this.interfaces.add(rec.ifindex);
+    }
+    if (this.learned.has(keys.ab)) return;
+    const span = this.table.knownFlowSpan(keys, rec.sec * 1000 + rec.nsec / 1e6, owner);
+    if (!span) return;
+    // (the pipeline's directionOf, for a TCP packet)
+    const sent = d.sport !== 0 && this.table.sentFrom(owner.inode, d.proto, d.sport);
+    path.remember(d.family, d.src, d.sport, d.dst, d.dport, span[0], span[1], format.ownerOptions(owner), sent);
+    this.learned.add(keys.ab);
+  }
+
+  // Forgets what the table or the file no longer vouches for.
+  private sync(): void {
+    if (this.table.flowVersion !== this.flowVersion) {
+      this.flowVersion = this.table.flowVersion;
+      if (this.learned.size) {
+        this.path?.forgetAll();
+        this.learned.clear();
+      }
+    }
+    if (this.output.generation !== this.generation) {
+      this.generation = this.output.generation;
+      this.path?.forgetInterfaces();
+      this.interfaces.clear();
+    }
+  }
+
+  // check mode: the records of batch[from, to) as the pipeline would write them, against the
+  // bytes written in out[outFrom, outTo).
+  private check(batch: Buffer, from: number, to: number, out: Buffer, outFrom: number, outTo: number): void {
+    const pipeline = this.o.pipeline();
+    const format = this.output.knownTarget()!.file.known;
+    let o = outFrom;
+    for (let at = from; hasRecord(batch, at) && at < to; at = recordEnd(batch, at)) {
+      const rec = recordAt(batch, at);
+      if (!rec || (rec.pkttype === PACKET_OUTGOING && rec.hatype === ARPHRD_LOOPBACK)) continue;
+      const owner = pipeline.ownerNow(rec);
+      if (!owner) {
+        this.mismatch(`a packet captured at ${rec.sec}.${String(rec.nsec).padStart(9, '0')} is nobody's by the table`);
+        return;
+      }
+      const need = rec.caplen + 4096;
+      if (this.checkBuf.length < need) this.checkBuf = Buffer.alloc(need * 2);
+      const end = format.encode(this.checkBuf, 0, rec, owner);
+      if (o + end > outTo || this.checkBuf.compare(out, o, o + end, 0, end) !== 0) {
+        this.mismatch(`the record of a packet captured at ${rec.sec}.${String(rec.nsec).padStart(9, '0')} (pid ${owner.pid}) differs`);
+        return;
+      }
+      o += end;
+    }
+    if (o !== outTo) this.mismatch(`${outTo - o} bytes more than the records of its packets`);
+  }
+
+  private mismatch(message: string): void {
+    this.mismatches++;
+    if (this.mismatches <= MISMATCHES_SAID) this.o.onMismatch(`native path: ${message}`);
+  }
+}
