@@ -9,6 +9,8 @@
 //   sendmsg N PORT      N sendmsg(2)s with an address on one bound UDP socket (QUIC's pattern)
 //   dns N PORT          N exchanges, each from a fresh UDP socket: sendto, recv (the resolver's)
 //   bulk MB PORT        MB mebibytes over one TCP connection
+//   small N PORT        N write(2)s of 100 bytes on one TCP connection with TCP_NODELAY (small
+//                       packets: the per-packet costs of a capture)
 //   many N PORT [M]     N TCP connections to 127.0.0.1:PORT opened and kept open at once, then
 //                       M (default 1,000) more connect()s timed one by one with those present
 //                       (connect_p50_ns, connect_p99_ns; open_ns: the first N), then all closed
@@ -34,6 +36,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -326,6 +329,16 @@ int main(int argc, char **argv) {
       if (w <= 0) return 1;
       left -= w;
     }
+    close(s);
+  } else if (!strcmp(what, "small")) {
+    struct sockaddr_in a = loopback(port);
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(s, (struct sockaddr *)&a, sizeof a)) return perror("connect"), 1;
+    static char msg[100];
+    for (long i = 0; i < n; i++)
+      if (write(s, msg, sizeof msg) != (ssize_t)sizeof msg) return 1;
     close(s);
   } else {
     return 2;

@@ -617,10 +617,10 @@ t.test('-G 1 -W 2: the capture stops after 2 files, like -c', async (t) => {
   t.equal(names.length, 2, `exactly 2 files (${names.join(' ')})`);
   const files = checkTimedFiles(t, outDir, startMs, endMs);
   t.ok(files.length === 2 && files[1].packets.length > 0, 'the second file holds packets');
-  t.ok(
-    files.length === 2 && files[1].t0 === files[0].t0 + 1000,
-    'the two files are consecutive seconds',
-  );
+  // (not always the next second: the first file is opened at the start, and a start-up that
+  // takes over a second, a cold ring allocation on a VM, leaves a second without packets and so
+  // without a file, as tcpdump's -G does)
+  t.ok(files.length === 2 && files[1].t0 > files[0].t0, 'the second file is of a later second');
   t.match(run.summary?.line ?? '', /2 files/, `the summary names 2 files (${run.summary?.line})`);
 });
 

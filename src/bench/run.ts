@@ -177,7 +177,7 @@ function tcpdumpSameRing(bin: string, w: string[], pcap: string, port: number): 
   return ['sh', '-c', script, bin, ...w];
 }
 
-type Mode = 'untraced' | 'tracedump-beside' | 'tcpdump-beside' | 'tracedump' | 'tracedump-classic' | 'strace' | 'tcpdump' | 'tracedump-attach' | 'strace-attach' | 'seccomp-allow' | 'tracedump-flows';
+type Mode = 'untraced' | 'tracedump-js' | 'tracedump-beside' | 'tcpdump-beside' | 'tracedump' | 'tracedump-classic' | 'strace' | 'tcpdump' | 'tracedump-attach' | 'strace-attach' | 'seccomp-allow' | 'tracedump-flows';
 
 interface Workload {
   name: string;
@@ -264,6 +264,13 @@ function summarizeMode(w: Workload, mode: Mode, runs: Run[], base: ModeResult | 
       if (rss.every(Number.isFinite)) cell += `, peak RSS ${(Math.max(...rss) / 1024).toFixed(0)} MiB`;
     }
     if (mode === 'tcpdump') cell += `, drops ${runs.map((r) => /(\d+) packets? dropped by kernel/.exec(r.stderr)?.[1] ?? '?').join('/')}`;
+  }
+  if (w.argv[0] === 'small' && base && mode !== 'untraced') {
+    // the capture's own CPU per packet it wrote (the run's CPU less the untraced workload's)
+    const pkts = median(runs.map((r) => Number((mode === 'tcpdump' ? /(\d+) packets? captured/ : /(\d+) packets/).exec(r.stderr)?.[1] ?? NaN)));
+    const own = res.cpuMs - base.cpuMs;
+    cell += `; own CPU ${(own / 1000).toFixed(2)} s for ${(pkts / 1000).toFixed(0)} k packets, ${((own * 1000) / pkts).toFixed(2)} µs a packet`;
+    cell += `, drops ${runs.map((r) => (mode === 'tcpdump' ? /(\d+) packets? dropped by kernel/ : /(\d+) dropped by the kernel/).exec(r.stderr)?.[1] ?? '?').join('/')}`;
   }
   res.summary = cell;
   return res;
@@ -406,6 +413,8 @@ async function main() {
     'seccomp-allow': (w) => ['env', 'BENCH_SECCOMP_ALLOW=1', bin, ...w],
     // GNU time reports tracedump's peak RSS (its children's are far smaller)
     tracedump: (w) => [...(hasTime ? ['/usr/bin/time', '-f', 'maxrss_kb %M'] : []), CLI, '-w', pcap, '--linger', '0', '--', bin, ...w],
+    // every packet through the pipeline in JavaScript (the native path off: docs/design.md)
+    'tracedump-js': (w) => ['env', 'TRACEDUMP_NATIVE_PATH=off', CLI, '-w', pcap, '--linger', '0', '--', bin, ...w],
     'tracedump-classic': (w) => [CLI, '-w', pcap, '--linger', '0', '--kernel-filter=classic', '--', bin, ...w],
     // the same capture writing its flow records live (--flows)
     'tracedump-flows': (w) => [...(hasTime ? ['/usr/bin/time', '-f', 'maxrss_kb %M'] : []), CLI, '-w', pcap, '--flows', `${pcap}.flows.jsonl`, '--linger', '0', '--', bin, ...w],
@@ -457,6 +466,14 @@ async function main() {
       extra: ['tracedump-beside', 'tcpdump-beside'],
       rounds: R(10),
     },
+    {
+      name: '1 M 100-byte `write()`s on one loopback TCP connection (TCP_NODELAY)',
+      argv: ['small', '1000000', P],
+      tracedump: 'tracedump',
+      extra: ['tracedump-js', 'tcpdump'],
+      rounds: R(5),
+      note: 'small packets: what a capture costs per packet; CPU is the tracer\'s and the workload\'s together',
+    },
     { name: '2 GiB over one loopback TCP connection', argv: ['bulk', '2048', P], tracedump: 'tracedump', extra: ['tcpdump'], rounds: R(3) },
   ];
   const selectedKey = (key: string) => !ONLY || ONLY.includes(key);
@@ -491,7 +508,7 @@ async function main() {
       const notes: string[] = [];
       for (const m of w.extra ?? []) {
         const r = res[m];
-        if (r) notes.push(`${m === 'tracedump-classic' ? 'classic filter' : m === 'seccomp-allow' ? 'an allow-all seccomp filter alone (no tracer)' : m === 'tracedump-flows' ? 'with --flows' : m === 'tracedump-beside' ? 'tracedump with an untraced `tcpdump -s 256` on lo and untraced noise (20 MiB transfers to the same server) beside it' : m === 'tcpdump-beside' ? 'tcpdump in the same harness' : m}: ${r.summary}`);
+        if (r) notes.push(`${m === 'tracedump-classic' ? 'classic filter' : m === 'seccomp-allow' ? 'an allow-all seccomp filter alone (no tracer)' : m === 'tracedump-flows' ? 'with --flows' : m === 'tracedump-beside' ? 'tracedump with an untraced `tcpdump -s 256` on lo and untraced noise (20 MiB transfers to the same server) beside it' : m === 'tcpdump-beside' ? 'tcpdump in the same harness' : m === 'tracedump-js' ? 'the native path off (every packet judged and written in JavaScript)' : m}: ${r.summary}`);
       }
       if (w.argv[0] === 'many') {
         const td = res.tracedump;
