@@ -26,8 +26,12 @@ export function nativePathMode(value = process.env.TRACEDUMP_NATIVE_PATH): Nativ
   });
 }
 
-/** Room asked of the file's buffer before each run (a record that needs more takes the pipeline's path). */
-const ROOM = 256 << 10;
+/**
+ * Room asked of the file's buffer before each run: a 64 KiB loopback segment's record. A record
+ * that needs more takes the pipeline's path; asking for more would write held records out
+ * sooner than the pipeline does (capture-file.ts makeRoom).
+ */
+const ROOM = 66 << 10;
 const MAX_INTERFACES = 64;
 const STOP_FULL = 2;
 /** check mode: the differences said on stderr (all are counted). */
