@@ -362,6 +362,7 @@ class NativePathHandle : public Napi::ObjectWrap<NativePathHandle> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "NativePath",
                        {InstanceMethod<&NativePathHandle::Remember>("remember"),
+                        InstanceMethod<&NativePathHandle::Forget>("forget"),
                         InstanceMethod<&NativePathHandle::ForgetAll>("forgetAll"),
                         InstanceMethod<&NativePathHandle::Known>("known"),
                         InstanceMethod<&NativePathHandle::SetInterface>("setInterface"),
@@ -383,14 +384,23 @@ class NativePathHandle : public Napi::ObjectWrap<NativePathHandle> {
       throw Napi::TypeError::New(v.Env(), "NativePath: an address is 4 or 16 latin1 characters");
     memcpy(out, buf, n);
   }
-  // remember(family, src, sport, dst, dport, since, until, options, sentOnLoopback)
-  Napi::Value Remember(const Napi::CallbackInfo& info) {
+  // (family, src, sport, dst, dport): the first five arguments of remember and forget
+  static DirectionKey direction(const Napi::CallbackInfo& info) {
     DirectionKey k;
     k.family = static_cast<uint8_t>(info[0].As<Napi::Number>().Uint32Value());
     address(info[1], k.src);
     k.sport = static_cast<uint16_t>(info[2].As<Napi::Number>().Uint32Value());
     address(info[3], k.dst);
     k.dport = static_cast<uint16_t>(info[4].As<Napi::Number>().Uint32Value());
+    return k;
+  }
+  Napi::Value Forget(const Napi::CallbackInfo& info) {
+    path_->forget(direction(info));
+    return info.Env().Undefined();
+  }
+  // remember(family, src, sport, dst, dport, since, until, options, sentOnLoopback)
+  Napi::Value Remember(const Napi::CallbackInfo& info) {
+    DirectionKey k = direction(info);
     KnownDirection v;
     v.since = info[5].As<Napi::Number>().DoubleValue();
     v.until = info[6].As<Napi::Number>().DoubleValue();

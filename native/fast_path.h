@@ -1,8 +1,8 @@
 // The native path: capture records written to the file without the controller's per-packet
 // work, for packets whose owner the controller has already decided. The verdicts are the
 // controller's own (src/tracker/endpoints.ts), remembered per direction of a TCP connection for
-// one version of its table: the controller forgets them all whenever the table changes, so
-// this path holds no rule of its own. Anything it is not sure of is a miss, left to the
+// as long as its table says they hold: the controller forgets a direction when the table
+// changes anything about its flow, so this path holds no rule of its own. Anything it is not sure of is a miss, left to the
 // controller: a SYN, a fragment, IPv4 options past the captured bytes, IPv6 extension headers,
 // an interface the file has no block for yet, a TLS handshake record while keys are awaited.
 #pragma once
@@ -64,6 +64,7 @@ class FastPath {
 
   explicit FastPath(RecordFormat format) : format_(format) {}
   void remember(const DirectionKey& k, KnownDirection v) { known_[k] = std::move(v); }
+  void forget(const DirectionKey& k) { known_.erase(k); }
   void forget_all() { known_.clear(); }
   size_t known() const { return known_.size(); }
   // pcapng: the interface id a file gave an ifindex (its description block is in the file).

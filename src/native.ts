@@ -240,6 +240,7 @@ export interface NativeFileGuard {
 export interface NativeKnownPath {
   /** A direction of a TCP connection (addresses as raw latin1 bytes) whose packets captured in [since, until) are decided. */
   remember(family: number, src: string, sport: number, dst: string, dport: number, since: number, until: number, options: Buffer, sentOnLoopback: boolean): void;
+  forget(family: number, src: string, sport: number, dst: string, dport: number): void;
   forgetAll(): void;
   known(): number;
   setInterface(ifindex: number, ifid: number): void;

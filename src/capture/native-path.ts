@@ -2,8 +2,9 @@
 // has already decided, written by native code straight into the capture file's buffer, with
 // none of the pipeline's per-packet work. It has no rule of its own: it learns from the
 // packets the pipeline writes (a TCP packet, not a SYN, that a flow rule decided makes its
-// direction known over the span EndpointTable.knownFlowSpan gives) and forgets everything
-// whenever the table's flowVersion moves. The pipeline asks it only when no packet waits ahead.
+// direction known over the span EndpointTable.knownFlowSpan gives) and forgets a direction
+// when the table says its flow changed (everything, when a process's program may have). The
+// pipeline asks it only when no packet waits ahead.
 //
 // TRACEDUMP_NATIVE_PATH=off: every packet takes the pipeline's path. =check: the pipeline
 // judges and encodes every record this path wrote once more, and the records that differ are
@@ -12,9 +13,11 @@ import { TracedumpError } from '../errors';
 import { IPPROTO_TCP, TCP_SYN, type Dissected } from '../packet/dissect';
 import type { CaptureOutput } from '../output/rotation';
 import { type NativeKnownPath, native } from '../native';
-import type { EndpointTable, Owner, PacketKeys } from '../tracker/endpoints';
+import { type EndpointTable, type Owner, type PacketKeys, flowKeyEnds } from '../tracker/endpoints';
 import type { CapturePipeline, KnownPacketWriter, PipelineCounters } from './pipeline';
 import { ARPHRD_LOOPBACK, PACKET_OUTGOING, type PacketRecord, hasRecord, recordAt, recordEnd } from './records';
+
+const familyOf = (bytes: string): number => (bytes.length === 4 ? 4 : 6);
 
 export type NativePathMode = 'on' | 'off' | 'check';
 
@@ -54,9 +57,9 @@ export class NativeRecordWriter implements KnownPacketWriter {
   private readonly limits = new Float64Array(6);
   private readonly result = new Float64Array(8);
   private readonly perIfid = new Uint32Array(MAX_INTERFACES);
-  private flowVersion = -1;
+  private programVersion = -1;
   private generation = -1;
-  /** Directions remembered at this flowVersion (their keys.ab). */
+  /** Directions remembered (their keys.ab). */
   private readonly learned = new Set<string>();
   /** Interfaces given to the native side for the current file. */
   private readonly interfaces = new Set<number>();
@@ -70,7 +73,9 @@ export class NativeRecordWriter implements KnownPacketWriter {
     private readonly table: EndpointTable,
     private readonly output: CaptureOutput,
     private readonly o: NativePathOptions,
-  ) {}
+  ) {
+    table.watchFlows();
+  }
 
   run(batch: Buffer, at: number, endMs: number, counters: PipelineCounters): number {
     this.sync();
@@ -135,13 +140,21 @@ export class NativeRecordWriter implements KnownPacketWriter {
 
   // Forgets what the table or the file no longer vouches for.
   private sync(): void {
-    if (this.table.flowVersion !== this.flowVersion) {
-      this.flowVersion = this.table.flowVersion;
+    const changes = this.table.takeFlowChanges();
+    if (changes.all || this.table.programVersion !== this.programVersion) {
+      this.programVersion = this.table.programVersion;
       if (this.learned.size) {
         this.path?.forgetAll();
         this.learned.clear();
       }
-    }
+    } else if (this.learned.size)
+      for (const k of changes.keys) {
+        // both directions of the flow
+        const [a, b] = flowKeyEnds(k);
+        const ba = `${k.slice(k.length - 2 - b.bytes.length)}|${k.slice(0, 2 + a.bytes.length)}`;
+        if (this.learned.delete(k)) this.path!.forget(familyOf(a.bytes), a.bytes, a.port, b.bytes, b.port);
+        if (this.learned.delete(ba)) this.path!.forget(familyOf(b.bytes), b.bytes, b.port, a.bytes, a.port);
+      }
     if (this.output.generation !== this.generation) {
       this.generation = this.output.generation;
       this.path?.forgetInterfaces();

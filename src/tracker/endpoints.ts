@@ -112,6 +112,8 @@ interface FailedConnect {
   owner: Owner;
 }
 const FAILED_CONNECT_MEMORY_MS = 30_000;
+/** Flow changes noted for the native path before it is told to forget everything instead. */
+const MAX_FLOW_CHANGES = 4096;
 const CLOCK_SLACK_MS = 2;
 /**
  * A call's events carry the time of its stop (native/tracer.cc), which precedes every packet
@@ -187,6 +189,15 @@ function flowKey(from: string, to: string): string {
 }
 
 /** A TCP connection's key as its socket's flow rule has it (addresses as raw bytes, IPv4 as 4). */
+/** A flow key's two ends: raw address bytes (4 or 16 latin1 characters) and port each. */
+export function flowKeyEnds(k: string): [{ bytes: string; port: number }, { bytes: string; port: number }] {
+  const n = (k.length - 5) / 2; // two endpoint keys (2 + address bytes each) and the '|'
+  return [
+    { bytes: k.slice(2, 2 + n), port: k.charCodeAt(1) },
+    { bytes: k.slice(5 + n), port: k.charCodeAt(4 + n) },
+  ];
+}
+
 export function tcpFlowKey(local: string, localPort: number, remote: string, remotePort: number): string {
   return flowKey(key(IPPROTO_TCP, local, localPort), key(IPPROTO_TCP, remote, remotePort));
 }
@@ -287,12 +298,14 @@ export class EndpointTable {
   /** The highest rule generation among the events applied (classic filter mode). */
   generation = 0;
 
-  /**
-   * Grows whenever a flow rule's verdict may have changed (knownFlowSpan), or a process's
-   * program (what the file says of its packets): every event but calls in flight and calls
-   * that add no rule, a socket forgotten, a flow superseded, a port found shared.
-   */
-  flowVersion = 0;
+  /** Grows when a process's program may have changed (exec, fork, attach): what the file says of its packets. */
+  programVersion = 0;
+
+  // The TCP flow keys (local end first) whose verdicts may have changed since the reader of
+  // knownFlowSpan last asked (takeFlowChanges); undefined until it watches. Past
+  // MAX_FLOW_CHANGES it is told to forget everything instead.
+  private flowChanges: string[] | undefined;
+  private flowChangesAll = false;
 
   /** A packet waits for a sweep ('recheck'): sweep soon. */
   sweepWanted = false;
@@ -351,8 +364,7 @@ export class EndpointTable {
 
   apply(e: TraceEvent): void {
     this.version++;
-    // a call in flight, or a call that added no rule, changes no flow's verdict
-    if (e.kind !== 'pending' && !(e.kind === 'socket' && e.rules.length === 0)) this.flowVersion++;
+    if (e.kind === 'exec' || e.kind === 'attach' || (e.kind === 'spawn' && !e.thread)) this.programVersion++;
     switch (e.kind) {
       case 'pending': {
         this.generation = Math.max(this.generation, e.ruleGeneration);
@@ -458,7 +470,10 @@ export class EndpointTable {
         shared: false,
       };
       const replaced = this.sockets.get(e.inode);
-      if (replaced) this.countHeld(replaced.proto, -1);
+      if (replaced) {
+        this.countHeld(replaced.proto, -1);
+        this.flowsChanged(replaced.tcpFlows); // sentFrom(inode) answers for the new socket now
+      }
       this.sockets.set(e.inode, s);
       this.countHeld(proto, 1);
       this.socketsSeen++;
@@ -484,6 +499,8 @@ export class EndpointTable {
         if (r.proto !== IPPROTO_TCP) this.sweepWanted = true;
       }
     }
+    // its flows have a new holder; its own (sentFrom) may answer otherwise
+    this.flowsChanged(s.tcpFlows);
   }
 
   /** Whose packet this is: an owner, 'pending' (decided when a call in flight ends), or nobody. */
@@ -521,9 +538,9 @@ export class EndpointTable {
   /**
    * For a TCP packet that is not a SYN, judged `owner`'s by a flow rule: the capture times
    * [since, until) over which judge() gives `owner` to every packet of the same direction that
-   * is not a SYN either, for as long as `flowVersion` stays the same (undefined when its verdict
-   * came from elsewhere). Those packets need no judging: the native path writes them
-   * (capture/native-path.ts), and forgets this span when flowVersion moves.
+   * is not a SYN either, until takeFlowChanges names its flow (or all) or programVersion moves
+   * (undefined when its verdict came from elsewhere). Those packets need no judging: the native
+   * path writes them (capture/native-path.ts).
    */
   knownFlowSpan(keys: PacketKeys, tsMs: number, owner: Owner): [number, number] | undefined {
     // judge()'s lookup: the rule of this direction first, then the other way round
@@ -593,7 +610,7 @@ export class EndpointTable {
       } else if (first !== d.tcpSeq) {
         s.superseded = true;
         this.version++;
-        this.flowVersion++;
+        this.flowsChanged(s.tcpFlows);
         return undefined;
       }
     }
@@ -715,7 +732,7 @@ export class EndpointTable {
         );
         if (!others.length) continue;
         s.shared = true;
-        this.flowVersion++; // its owner is about to say so on its packets (report/gaps.ts)
+        this.flowsChanged(s.tcpFlows); // its owner is about to say so on its packets (report/gaps.ts)
         out.push({ owner: s.owner, proto, port, others });
         break;
       }
@@ -728,7 +745,33 @@ export class EndpointTable {
     for (const k of s.binds) unhold(this.binds, k, s);
     this.sockets.delete(inode);
     this.countHeld(s.proto, -1);
-    this.flowVersion++;
+    this.flowsChanged(s.tcpFlows);
+  }
+
+  /** From now on, the flows whose verdicts change are noted for takeFlowChanges (the native path's reader). */
+  watchFlows(): void {
+    this.flowChanges ??= [];
+  }
+
+  /**
+   * The TCP flow keys (a rule's: local end first) whose knownFlowSpan may have changed since
+   * the last call, or `all`: forget every span.
+   */
+  takeFlowChanges(): { keys: string[]; all: boolean } {
+    const keys = this.flowChanges ?? [];
+    const all = this.flowChangesAll;
+    if (this.flowChanges) this.flowChanges = [];
+    this.flowChangesAll = false;
+    return { keys, all };
+  }
+
+  private flowsChanged(keys: readonly string[]): void {
+    const c = this.flowChanges;
+    if (!c || this.flowChangesAll || keys.length === 0) return;
+    if (c.length + keys.length > MAX_FLOW_CHANGES) {
+      this.flowChangesAll = true;
+      c.length = 0;
+    } else for (const k of keys) c.push(k);
   }
 
   private countHeld(proto: number, by: number): void {
