@@ -9,8 +9,9 @@
 //   sendmsg N PORT      N sendmsg(2)s with an address on one bound UDP socket (QUIC's pattern)
 //   dns N PORT          N exchanges, each from a fresh UDP socket: sendto, recv (the resolver's)
 //   bulk MB PORT        MB mebibytes over one TCP connection
-//   small N PORT        N write(2)s of 100 bytes on one TCP connection with TCP_NODELAY (small
-//                       packets: the per-packet costs of a capture)
+//   pingpong N PORT     N exchanges of 100 bytes each way on one TCP connection to PORT+3
+//                       (TCP_NODELAY): small packets, two a exchange, the per-packet costs of a
+//                       capture
 //   many N PORT [M]     N TCP connections to 127.0.0.1:PORT opened and kept open at once, then
 //                       M (default 1,000) more connect()s timed one by one with those present
 //                       (connect_p50_ns, connect_p99_ns; open_ns: the first N), then all closed
@@ -21,7 +22,8 @@
 //   sink PORT           (server) accept TCP connections and read them to EOF, forever; and
 //                       answer every UDP datagram to PORT+1 (the dns workload's server); and
 //                       on PORT+2 hold any number of connections in one epoll thread (many's
-//                       server: a thread per connection would be 11,000 threads)
+//                       server: a thread per connection would be 11,000 threads); and on
+//                       PORT+3 echo what each connection sends (pingpong's server)
 // With BENCH_WAIT_TRACER=1 in the environment a workload first waits (up to 20 s) until a
 // tracer has attached to it, so attach mode is timed from the attach on.
 // With BENCH_SECCOMP_ALLOW=1 a workload first installs a one-instruction allow-all seccomp
@@ -102,6 +104,32 @@ static void wait_for_tracer(void) {
   usleep(100000);  // every thread seized and the capture settled
 }
 
+static void *echo_connection(void *arg) {
+  int fd = (int)(long)arg;
+  char buf[1 << 16];
+  ssize_t r;
+  while ((r = read(fd, buf, sizeof buf)) > 0)
+    if (write(fd, buf, (size_t)r) != r) break;
+  close(fd);
+  return NULL;
+}
+
+static void *tcp_echo(void *arg) {
+  struct sockaddr_in a = loopback((int)(long)arg);
+  int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+  setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(s, (struct sockaddr *)&a, sizeof a) || listen(s, 64)) return perror("echo"), NULL;
+  for (;;) {
+    int c = accept(s, NULL, NULL);
+    if (c < 0) continue;
+    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    pthread_t t;
+    pthread_create(&t, NULL, echo_connection, (void *)(long)c);
+    pthread_detach(t);
+  }
+  return NULL;
+}
+
 static void *udp_echo(void *arg) {
   int port = (int)(long)arg;
   int s = socket(AF_INET, SOCK_DGRAM, 0);
@@ -170,9 +198,10 @@ int main(int argc, char **argv) {
     struct sockaddr_in a = loopback((int)n);
     if (bind(s, (struct sockaddr *)&a, sizeof a) || listen(s, 1024)) return perror("sink"), 1;
     raise_nofile(65536);
-    pthread_t echo, many;
+    pthread_t echo, many, tcp;
     pthread_create(&echo, NULL, udp_echo, (void *)(long)(n + 1));
     pthread_create(&many, NULL, many_sink, (void *)(long)(n + 2));
+    pthread_create(&tcp, NULL, tcp_echo, (void *)(long)(n + 3));
     printf("ready\n");
     fflush(stdout);
     for (;;) {
@@ -330,15 +359,21 @@ int main(int argc, char **argv) {
       left -= w;
     }
     close(s);
-  } else if (!strcmp(what, "small")) {
-    struct sockaddr_in a = loopback(port);
+  } else if (!strcmp(what, "pingpong")) {
+    struct sockaddr_in a = loopback(port + 3);
     int s = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
     setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (connect(s, (struct sockaddr *)&a, sizeof a)) return perror("connect"), 1;
     static char msg[100];
-    for (long i = 0; i < n; i++)
+    for (long i = 0; i < n; i++) {
       if (write(s, msg, sizeof msg) != (ssize_t)sizeof msg) return 1;
+      for (size_t got = 0; got < sizeof msg;) {
+        ssize_t r = read(s, msg + got, sizeof msg - got);
+        if (r <= 0) return 1;
+        got += (size_t)r;
+      }
+    }
     close(s);
   } else {
     return 2;

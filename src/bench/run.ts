@@ -32,6 +32,8 @@ interface Run {
   p99Us?: number;
   openMs?: number; // many: opening the first N connections
   cpuMs: number; // user+sys of everything the run started (tracer included)
+  ownCpuMs?: number; // the tracer's own while capturing (tracedump's --summary-json, tcpdump's /proc stat)
+  packets?: number; // packets the tracer wrote
   stderr: string;
   stats?: StopStatsReport; // the session's stop-path timings (TRACEDUMP_STATS_FILE)
 }
@@ -52,8 +54,9 @@ const PERL =
   RUN_TIMEOUT_S +
   '; system(@ARGV); my @t = times; printf STDERR "cpu_s %f\\n", $t[2] + $t[3]; exit($? >> 8)';
 
-function run(argv: string[], statsFile?: string): Run {
+function run(argv: string[], statsFile?: string, summaryFile?: string): Run {
   if (statsFile) fs.rmSync(statsFile, { force: true });
+  if (summaryFile) fs.rmSync(summaryFile, { force: true });
   const r = spawnSync('perl', ['-e', PERL, ...argv], {
     encoding: 'utf8',
     maxBuffer: 64 << 20,
@@ -71,7 +74,26 @@ function run(argv: string[], statsFile?: string): Run {
     stats = JSON.parse(fs.readFileSync(statsFile, 'utf8')) as StopStatsReport;
     fs.rmSync(statsFile, { force: true });
   }
+  // the tracer's own CPU: tracedump's --summary-json, tcpdump's /usr/bin/time line
+  let ownCpuMs: number | undefined;
+  let packets: number | undefined;
+  if (summaryFile && fs.existsSync(summaryFile)) {
+    const s = JSON.parse(fs.readFileSync(summaryFile, 'utf8')) as { cpu_seconds: number | null; cpu_seconds_to_capture_start: number | null; packets_written: number };
+    // while capturing: less Node's start-up and the ring's allocation (slow on this VM when cold)
+    ownCpuMs = s.cpu_seconds === null ? undefined : (s.cpu_seconds - (s.cpu_seconds_to_capture_start ?? 0)) * 1000;
+    packets = s.packets_written;
+    fs.rmSync(summaryFile, { force: true });
+  }
+  const tcpdumpStat = /tcpdump_stat (.*)/.exec(r.stderr);
+  if (tcpdumpStat) {
+    // /proc/PID/stat after the command name: state is field 0, utime 11, stime 12 (ticks of 10 ms)
+    const f = tcpdumpStat[1].trim().split(/\s+/);
+    ownCpuMs = (Number(f[11]) + Number(f[12])) * 10;
+    packets = Number(/(\d+) packets? captured/.exec(r.stderr)?.[1] ?? NaN);
+  }
   return {
+    ownCpuMs,
+    packets,
     elapsedMs: Number(m[1]) / 1e6,
     cpuMs: Number(cpu?.[1] ?? 0) * 1000,
     stderr: r.stderr,
@@ -149,9 +171,10 @@ function attachRun(bin: string, w: string[], tracer: string): string[] {
 function tcpdumpRun(bin: string, w: string[], pcap: string, port: number): string[] {
   const log = `/tmp/tracedump-bench-tcpdump.${process.pid}`;
   const script =
-    `tcpdump -i any -B 262144 -s 262144 -w ${pcap} 'port ${port}' 2>${log} & t=$!; ` +
+    `tcpdump -i any -B 262144 -s 262144 -w ${pcap} 'portrange ${port}-${port + 3}' 2>${log} & t=$!; ` +
     `for i in $(seq 100); do grep -q listening ${log} && break; sleep 0.05; done; ` +
-    `"$0" "$@"; s=$?; sleep 0.3; kill -INT $t; wait $t; cat ${log} >&2; rm -f ${log}; exit $s`;
+    // its CPU so far (utime, stime in ticks), read just before it is stopped
+    `"$0" "$@"; s=$?; sleep 0.3; echo "tcpdump_stat $(cut -d')' -f2 /proc/$t/stat)" >&2; kill -INT $t; wait $t; cat ${log} >&2; rm -f ${log}; exit $s`;
   return ['sh', '-c', script, bin, ...w];
 }
 
@@ -265,12 +288,11 @@ function summarizeMode(w: Workload, mode: Mode, runs: Run[], base: ModeResult | 
     }
     if (mode === 'tcpdump') cell += `, drops ${runs.map((r) => /(\d+) packets? dropped by kernel/.exec(r.stderr)?.[1] ?? '?').join('/')}`;
   }
-  if (w.argv[0] === 'small' && base && mode !== 'untraced') {
-    // the capture's own CPU per packet it wrote (the run's CPU less the untraced workload's)
-    const pkts = median(runs.map((r) => Number((mode === 'tcpdump' ? /(\d+) packets? captured/ : /(\d+) packets/).exec(r.stderr)?.[1] ?? NaN)));
-    const own = res.cpuMs - base.cpuMs;
-    cell += `; own CPU ${(own / 1000).toFixed(2)} s for ${(pkts / 1000).toFixed(0)} k packets, ${((own * 1000) / pkts).toFixed(2)} µs a packet`;
-    cell += `, drops ${runs.map((r) => (mode === 'tcpdump' ? /(\d+) packets? dropped by kernel/ : /(\d+) dropped by the kernel/).exec(r.stderr)?.[1] ?? '?').join('/')}`;
+  if (w.argv[0] === 'pingpong' && mode !== 'untraced') {
+    // the tracer's own CPU per packet it wrote
+    const own = median(runs.map((r) => r.ownCpuMs ?? NaN));
+    const pkts = median(runs.map((r) => r.packets ?? NaN));
+    cell += `; own CPU ${(own / 1000).toFixed(2)} s for ${(pkts / 1000).toFixed(0)} k packets: ${((own * 1000) / pkts).toFixed(2)} µs a packet`;
   }
   res.summary = cell;
   return res;
@@ -404,6 +426,7 @@ async function main() {
   const stop = await startSink(bin, port);
   const pcap = path.join(os.tmpdir(), `tracedump-bench-${process.pid}.pcap`);
   const statsFile = path.join(os.tmpdir(), `tracedump-bench-${process.pid}.stats.json`);
+  const summaryFile = path.join(os.tmpdir(), `tracedump-bench-${process.pid}.summary.json`);
   const hasStrace = spawnSync('strace', ['-V']).status === 0;
   const hasTime = fs.existsSync('/usr/bin/time');
   const hasTcpdump = spawnSync('tcpdump', ['--version']).status === 0;
@@ -412,9 +435,9 @@ async function main() {
     // The floor of any seccomp-filtered tracer: an allow-all filter, no tracer.
     'seccomp-allow': (w) => ['env', 'BENCH_SECCOMP_ALLOW=1', bin, ...w],
     // GNU time reports tracedump's peak RSS (its children's are far smaller)
-    tracedump: (w) => [...(hasTime ? ['/usr/bin/time', '-f', 'maxrss_kb %M'] : []), CLI, '-w', pcap, '--linger', '0', '--', bin, ...w],
+    tracedump: (w) => [...(hasTime ? ['/usr/bin/time', '-f', 'maxrss_kb %M'] : []), CLI, '-w', pcap, '--linger', '0', '--summary-json', summaryFile, '--', bin, ...w],
     // every packet through the pipeline in JavaScript (the native path off: docs/design.md)
-    'tracedump-js': (w) => ['env', 'TRACEDUMP_NATIVE_PATH=off', CLI, '-w', pcap, '--linger', '0', '--', bin, ...w],
+    'tracedump-js': (w) => ['env', 'TRACEDUMP_NATIVE_PATH=off', CLI, '-w', pcap, '--linger', '0', '--summary-json', summaryFile, '--', bin, ...w],
     'tracedump-classic': (w) => [CLI, '-w', pcap, '--linger', '0', '--kernel-filter=classic', '--', bin, ...w],
     // the same capture writing its flow records live (--flows)
     'tracedump-flows': (w) => [...(hasTime ? ['/usr/bin/time', '-f', 'maxrss_kb %M'] : []), CLI, '-w', pcap, '--flows', `${pcap}.flows.jsonl`, '--linger', '0', '--', bin, ...w],
@@ -467,12 +490,12 @@ async function main() {
       rounds: R(10),
     },
     {
-      name: '1 M 100-byte `write()`s on one loopback TCP connection (TCP_NODELAY)',
-      argv: ['small', '1000000', P],
+      name: '50 k exchanges of 100 bytes each way on one loopback TCP connection',
+      argv: ['pingpong', '50000', P],
       tracedump: 'tracedump',
       extra: ['tracedump-js', 'tcpdump'],
       rounds: R(5),
-      note: 'small packets: what a capture costs per packet; CPU is the tracer\'s and the workload\'s together',
+      note: 'small packets: the per-packet cost of a capture; own CPU is the tracer process\'s while it captures (tracedump: every thread, less Node\'s start-up and the ring\'s allocation)',
     },
     { name: '2 GiB over one loopback TCP connection', argv: ['bulk', '2048', P], tracedump: 'tracedump', extra: ['tcpdump'], rounds: R(3) },
   ];
@@ -488,7 +511,7 @@ async function main() {
       );
       const runs: Partial<Record<Mode, Run[]>> = Object.fromEntries(active.map((m) => [m, []]));
       for (let round = 0; round < w.rounds; round++)
-        for (const m of active) runs[m]!.push(run(modes[m]!(w.argv), w.stats && m.startsWith('tracedump') ? statsFile : undefined));
+        for (const m of active) runs[m]!.push(run(modes[m]!(w.argv), w.stats && m.startsWith('tracedump') ? statsFile : undefined, summaryFile));
       const base = summarizeMode(w, 'untraced', runs.untraced!, undefined);
       const res: Partial<Record<Mode, ModeResult>> = { untraced: base };
       for (const m of active) if (m !== 'untraced') res[m] = summarizeMode(w, m, runs[m]!, base);

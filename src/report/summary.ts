@@ -55,6 +55,10 @@ export interface RunFigures {
   /** Packets the native path wrote (capture/native-path.ts), and in check mode the records that differed. */
   nativePath?: { written: number; mismatches: number };
   elapsedMs: number;
+  /** tracedump's own CPU (all its threads: controller, tracer, capture), seconds. */
+  cpuSeconds?: number;
+  /** Of it, the CPU up to the capture's start (Node's own start-up, the ring's allocation). */
+  startCpuSeconds?: number;
 }
 
 export function plural(n: number, one: string, many = `${one}s`): string {
@@ -188,6 +192,9 @@ export function summaryJson(
     tls_key_lines: f.tlsKeys?.lines ?? 0,
     // of packets_written, those the native path wrote (owners already decided; docs/design.md)
     packets_native_path: f.nativePath?.written ?? 0,
+    // tracedump's own CPU, user and system, all its threads (not the program's)
+    cpu_seconds: f.cpuSeconds ?? null,
+    cpu_seconds_to_capture_start: f.startCpuSeconds ?? null,
     native_path_mismatches: f.nativePath?.mismatches ?? 0,
   };
   return JSON.stringify(doc, null, 2) + '\n';

@@ -160,6 +160,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
 
   // 2. The capture, before the command can send anything.
   let live: LiveCapture | undefined;
+  let startCpuSeconds: number | undefined; // tracedump's CPU once the capture runs (Node, the ring)
   if (cap && file) {
     try {
       live = new LiveCapture({
@@ -173,6 +174,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
       });
       if (live.fallbackReason) printError(`using the classic BPF filter: ${live.fallbackReason}`);
       live.start();
+      startCpuSeconds = cpuSeconds();
       controller.attachLive(live);
     } catch (err) {
       file.close();
@@ -204,7 +206,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
   }
 
   // The figures so far (status line, SIGUSR1) and at the end (summary, the file's statistics).
-  const figures = () => runFigures(controller, { cap, file, live, keys, holdForKeys, startedMs });
+  const figures = () => runFigures(controller, { cap, file, live, keys, holdForKeys, startedMs, startCpuSeconds });
   const totals = (): CaptureTotals => ({
     start: BigInt(startedMs) * 1_000_000n,
     end: BigInt(Date.now()) * 1_000_000n,
@@ -313,7 +315,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
 
 function runFigures(
   c: Controller,
-  r: { cap?: CaptureSettings; file?: CaptureOutput; live?: LiveCapture; keys?: TlsKeyLog; holdForKeys: boolean; startedMs: number },
+  r: { cap?: CaptureSettings; file?: CaptureOutput; live?: LiveCapture; keys?: TlsKeyLog; holdForKeys: boolean; startedMs: number; startCpuSeconds?: number },
 ): RunFigures {
   const counters = c.pipeline.counters;
   return {
@@ -334,7 +336,14 @@ function runFigures(
     tlsKeys: r.keys && { lines: r.keys.lines, inFile: r.holdForKeys },
     nativePath: c.nativePath && { written: c.nativePath.written, mismatches: c.nativePath.mismatches },
     elapsedMs: Date.now() - r.startedMs,
+    cpuSeconds: cpuSeconds(),
+    startCpuSeconds: r.startCpuSeconds,
   };
+}
+
+function cpuSeconds(): number {
+  const u = process.cpuUsage();
+  return Math.round((u.user + u.system) / 1000) / 1000;
 }
 
 /** The summary line (stderr), a write failure's message, the --summary-json document. */
