@@ -425,9 +425,11 @@ class NativePathHandle : public Napi::ObjectWrap<NativePathHandle> {
     path_->forget_interfaces();
     return info.Env().Undefined();
   }
-  // run(batch, at, out, outAt, limits: Float64Array(6), result: Float64Array(8), perIfid: Uint32Array(64))
+  // run(batch, at, out, outAt, limits: Float64Array(6), result: Float64Array(9), perIfid: Uint32Array(64),
+  //     units?: Float64Array)
   //   limits: endMs, maxRecords, outLimit, periodSec, period, tlsWatch
-  //   result: next, outEnd, records, wireBytes, seen, duplicates, lastMs, stop
+  //   result: next, outEnd, records, wireBytes, seen, duplicates, lastMs, stop, need
+  //   units: filled with (end offset, capture ms) per record written, when given
   Napi::Value Run(const Napi::CallbackInfo& info) {
     auto batch = info[0].As<Napi::Buffer<uint8_t>>();
     size_t at = static_cast<size_t>(info[1].As<Napi::Number>().Int64Value());
@@ -436,7 +438,7 @@ class NativePathHandle : public Napi::ObjectWrap<NativePathHandle> {
     auto l = info[4].As<Napi::Float64Array>();
     auto res = info[5].As<Napi::Float64Array>();
     auto per_ifid = info[6].As<Napi::Uint32Array>();
-    if (l.ElementLength() < 6 || res.ElementLength() < 8 || per_ifid.ElementLength() < FastPath::kMaxInterfaces ||
+    if (l.ElementLength() < 6 || res.ElementLength() < 9 || per_ifid.ElementLength() < FastPath::kMaxInterfaces ||
         at > batch.Length() || out_at > out.Length())
       throw Napi::RangeError::New(info.Env(), "NativePath.run: arguments out of range");
     RunLimits limits;
@@ -446,6 +448,11 @@ class NativePathHandle : public Napi::ObjectWrap<NativePathHandle> {
     limits.period_sec = l[3];
     limits.period = l[4];
     limits.tls_watch = l[5] != 0;
+    if (info.Length() > 7 && info[7].IsTypedArray()) {
+      auto units = info[7].As<Napi::Float64Array>();
+      limits.units = units.Data();
+      limits.units_capacity = units.ElementLength() / 2;
+    }
     RunResult r = path_->run(batch.Data(), batch.Length(), at, out.Data(), out_at, out.Length(), limits, per_ifid.Data());
     res[0] = static_cast<double>(r.next);
     res[1] = static_cast<double>(r.out_end);
@@ -455,6 +462,7 @@ class NativePathHandle : public Napi::ObjectWrap<NativePathHandle> {
     res[5] = r.duplicates;
     res[6] = r.last_ms;
     res[7] = r.stop;
+    res[8] = static_cast<double>(r.need);
     return info.Env().Undefined();
   }
   std::unique_ptr<FastPath> path_;

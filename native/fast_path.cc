@@ -158,13 +158,17 @@ RunResult FastPath::run(const uint8_t* batch, size_t size, size_t at, uint8_t* o
     if (limits.period_sec > 0 &&
         std::floor(static_cast<double>(sec) * 1000 / 1000 / limits.period_sec) > limits.period)
       return stop(RunResult::kLimit);
+    if (limits.units && r.records >= static_cast<double>(limits.units_capacity)) return stop(RunResult::kUnits);
     if (hatype == kArphrdLoopback && v.sent_on_loopback) pkttype = kPacketOutgoing;
     uint32_t captured = static_cast<uint32_t>(kSll2Size) + caplen;
     uint8_t* o = out + r.out_end;
     size_t need;
     if (format_ == RecordFormat::kPcap) {
       need = 16 + captured;
-      if (r.out_end + need > out_size) return stop(RunResult::kFull);
+      if (r.out_end + need > out_size) {
+        r.need = need;
+        return stop(RunResult::kFull);
+      }
       put32(o, sec);
       put32(o + 4, nsec);
       put32(o + 8, captured);
@@ -173,7 +177,10 @@ RunResult FastPath::run(const uint8_t* batch, size_t size, size_t at, uint8_t* o
       memcpy(o + 16 + kSll2Size, data, caplen);
     } else {
       need = 28 + pad4(captured) + 8 + v.options.size() + 8;
-      if (r.out_end + need > out_size) return stop(RunResult::kFull);
+      if (r.out_end + need > out_size) {
+        r.need = need;
+        return stop(RunResult::kFull);
+      }
       uint64_t ns = static_cast<uint64_t>(sec) * 1000000000ull + nsec;
       put32(o, kBlockEpb);
       put32(o + 4, static_cast<uint32_t>(need));
@@ -196,6 +203,11 @@ RunResult FastPath::run(const uint8_t* batch, size_t size, size_t at, uint8_t* o
       per_ifid[ifid]++;
     }
     r.out_end += need;
+    if (limits.units) {
+      size_t i = static_cast<size_t>(r.records) * 2;
+      limits.units[i] = static_cast<double>(r.out_end);
+      limits.units[i + 1] = ts_ms;
+    }
     r.records++;
     r.seen++;
     r.wire_bytes += len;

@@ -47,6 +47,10 @@ struct RunLimits {
   double period_sec;      // -G (0: none): stop at the first packet of a later period
   double period;
   bool tls_watch;         // a TLS handshake record is a miss (the controller notes ClientHellos)
+  // Where each record ends in out and its capture time (ms), in pairs, for a file that holds
+  // records back one by one; nullptr: not needed. A run stops (kUnits) when it is full.
+  double* units = nullptr;
+  size_t units_capacity = 0;
 };
 
 struct RunResult {
@@ -54,8 +58,9 @@ struct RunResult {
   size_t out_end = 0;     // end of what was written in out
   double records = 0, wire_bytes = 0, seen = 0, duplicates = 0;
   double last_ms = 0;     // capture time of the last record written
-  int stop = 0;           // kEnd, kMiss, kFull or kLimit
-  static constexpr int kEnd = 0, kMiss = 1, kFull = 2, kLimit = 3;
+  size_t need = 0;        // kFull: the bytes the record at `next` needs
+  int stop = 0;           // kEnd, kMiss, kFull, kLimit or kUnits
+  static constexpr int kEnd = 0, kMiss = 1, kFull = 2, kLimit = 3, kUnits = 4;
 };
 
 class FastPath {

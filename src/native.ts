@@ -247,9 +247,11 @@ export interface NativeKnownPath {
   forgetInterfaces(): void;
   /**
    * limits: endMs, maxRecords, outLimit, periodSec, period, tlsWatch;
-   * result: next, outEnd, records, wireBytes, seen, duplicates, lastMs, stop (0 end, 1 miss, 2 full, 3 limit).
+   * result: next, outEnd, records, wireBytes, seen, duplicates, lastMs, stop (0 end, 1 miss,
+   * 2 full, 3 limit, 4 units full), need (full: the bytes the next record needs);
+   * units, when given: (end offset, capture ms) of each record written.
    */
-  run(batch: Buffer, at: number, out: Buffer, outAt: number, limits: Float64Array, result: Float64Array, perIfid: Uint32Array): void;
+  run(batch: Buffer, at: number, out: Buffer, outAt: number, limits: Float64Array, result: Float64Array, perIfid: Uint32Array, units?: Float64Array): void;
 }
 
 /** A sock_diag snapshot and the realtime clock (ms, the packets' clock) around it. */

@@ -271,8 +271,11 @@ function summarizeMode(w: Workload, mode: Mode, runs: Run[], base: ModeResult | 
   if (w.argv[0] === 'bulk') {
     const mib = Number(w.argv[1]);
     cell += `; ${(mib / (res.medianMs / 1000)).toFixed(0)} MiB/s`;
-    // the capture's own CPU: the run's (every process it started) less the untraced workload's
-    if (base && mode !== 'untraced') cell += `, own CPU ${((res.cpuMs - base.cpuMs) / 1000).toFixed(2)} s`;
+    // the capture's own CPU: the tracer's while it captured (its summary, tcpdump's /proc stat),
+    // else the run's (every process it started) less the untraced workload's
+    const own = median(runs.map((r) => r.ownCpuMs ?? NaN));
+    if (base && mode !== 'untraced')
+      cell += Number.isFinite(own) ? `, own CPU ${(own / 1000).toFixed(2)} s while capturing` : `, own CPU ${((res.cpuMs - base.cpuMs) / 1000).toFixed(2)} s`;
     if (mode === 'tracedump-beside' || mode === 'tcpdump-beside') {
       // the harness (tcpdump, noise) is in the time: only the losses are the point
       const drops = runs.map((r) => Number((mode === 'tcpdump-beside' ? /(\d+) packets? dropped by kernel/ : /(\d+) dropped by the kernel/).exec(r.stderr)?.[1] ?? NaN));
@@ -440,7 +443,7 @@ async function main() {
     'tracedump-js': (w) => ['env', 'TRACEDUMP_NATIVE_PATH=off', CLI, '-w', pcap, '--linger', '0', '--summary-json', summaryFile, '--', bin, ...w],
     'tracedump-classic': (w) => [CLI, '-w', pcap, '--linger', '0', '--kernel-filter=classic', '--', bin, ...w],
     // the same capture writing its flow records live (--flows)
-    'tracedump-flows': (w) => [...(hasTime ? ['/usr/bin/time', '-f', 'maxrss_kb %M'] : []), CLI, '-w', pcap, '--flows', `${pcap}.flows.jsonl`, '--linger', '0', '--', bin, ...w],
+    'tracedump-flows': (w) => [...(hasTime ? ['/usr/bin/time', '-f', 'maxrss_kb %M'] : []), CLI, '-w', pcap, '--flows', `${pcap}.flows.jsonl`, '--linger', '0', '--summary-json', summaryFile, '--', bin, ...w],
     ...(hasStrace ? { strace: (w: string[]) => ['strace', '-f', '--seccomp-bpf', '-e', 'trace=network', '-o', '/dev/null', bin, ...w] } : {}),
     // The capture ceiling: tcpdump with a static port filter beside the workload.
     ...(hasTcpdump ? { tcpdump: (w: string[]) => tcpdumpRun(bin, w, pcap, port) } : {}),

@@ -29,14 +29,11 @@ export function nativePathMode(value = process.env.TRACEDUMP_NATIVE_PATH): Nativ
   });
 }
 
-/**
- * Room asked of the file's buffer before each run: a 64 KiB loopback segment's record. A record
- * that needs more takes the pipeline's path; asking for more would write held records out
- * sooner than the pipeline does (capture-file.ts makeRoom).
- */
-const ROOM = 66 << 10;
 const MAX_INTERFACES = 64;
 const STOP_FULL = 2;
+const STOP_UNITS = 4;
+/** Records a run may write into a file that holds records back one by one (their ends and times). */
+const UNITS = 4096;
 /** check mode: the differences said on stderr (all are counted). */
 const MISMATCHES_SAID = 5;
 
@@ -55,12 +52,13 @@ export interface NativePathOptions {
 export class NativeRecordWriter implements KnownPacketWriter {
   private path: NativeKnownPath | undefined;
   private readonly limits = new Float64Array(6);
-  private readonly result = new Float64Array(8);
+  private readonly result = new Float64Array(9);
+  private readonly units = new Float64Array(2 * UNITS);
   private readonly perIfid = new Uint32Array(MAX_INTERFACES);
   private programVersion = -1;
   private generation = -1;
-  /** Directions remembered (their keys.ab). */
-  private readonly learned = new Set<string>();
+  /** Directions remembered (their keys.ab), with the span of capture times their verdict holds for. */
+  private readonly learned = new Map<string, [number, number]>();
   /** Interfaces given to the native side for the current file. */
   private readonly interfaces = new Set<number>();
   private checkBuf = Buffer.alloc(0);
@@ -84,10 +82,12 @@ export class NativeRecordWriter implements KnownPacketWriter {
     const target = this.output.knownTarget();
     if (!target) return at;
     const { limits, result, perIfid } = this;
+    const units = target.file.holdsBack ? this.units : undefined;
+    let need = 0; // bytes the next record needs: room is made as write() would make it
     for (;;) {
       const remaining = this.o.remaining();
       if (remaining <= 0) return at;
-      const room = target.file.reserve(ROOM);
+      const room = target.file.reserve(need);
       if (!room) return at;
       // -C: the pipeline's write() moves to a new file once committed + buffered bytes pass the limit
       const committed = target.file.pendingBytes - room.at;
@@ -99,20 +99,23 @@ export class NativeRecordWriter implements KnownPacketWriter {
       limits[4] = target.period;
       limits[5] = this.o.tlsWatch ? 1 : 0;
       perIfid.fill(0);
-      path.run(batch, at, room.buf, room.at, limits, result, perIfid);
+      path.run(batch, at, room.buf, room.at, limits, result, perIfid, units);
       const records = result[2];
       counters.seen += result[4];
       counters.duplicates += result[5];
       if (records > 0) {
         if (this.o.mode === 'check') this.check(batch, at, result[0], room.buf, room.at, result[1]);
-        target.file.commitRecords(result[1], records, result[6]);
+        target.file.commitRecords(result[1], records, result[6], units);
         for (let i = 0; i < MAX_INTERFACES; i++) if (perIfid[i]) target.file.known.countRecords(i, perIfid[i]);
         counters.written += records;
         counters.writtenBytes += result[3];
         this.written += records;
       }
       at = result[0];
-      if (result[7] !== STOP_FULL || records === 0) return at;
+      const stop = result[7];
+      if (stop === STOP_UNITS) need = 0;
+      else if (stop === STOP_FULL && (records > 0 || need === 0)) need = result[8];
+      else return at; // (full again once room was made for it: the pipeline writes it)
     }
   }
 
@@ -129,13 +132,16 @@ export class NativeRecordWriter implements KnownPacketWriter {
       path.setInterface(rec.ifindex, ifid);
       this.interfaces.add(rec.ifindex);
     }
-    if (this.learned.has(keys.ab)) return;
-    const span = this.table.knownFlowSpan(keys, rec.sec * 1000 + rec.nsec / 1e6, owner);
+    const tsMs = rec.sec * 1000 + rec.nsec / 1e6;
+    // (a packet of a known direction outside its span: another socket's time on the 4-tuple)
+    const known = this.learned.get(keys.ab);
+    if (known && tsMs >= known[0] && tsMs < known[1]) return;
+    const span = this.table.knownFlowSpan(keys, tsMs, owner);
     if (!span) return;
     // (the pipeline's directionOf, for a TCP packet)
     const sent = d.sport !== 0 && this.table.sentFrom(owner.inode, d.proto, d.sport);
     path.remember(d.family, d.src, d.sport, d.dst, d.dport, span[0], span[1], format.ownerOptions(owner), sent);
-    this.learned.add(keys.ab);
+    this.learned.set(keys.ab, span);
   }
 
   // Forgets what the table or the file no longer vouches for.

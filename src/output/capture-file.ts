@@ -158,20 +158,36 @@ export class CaptureFile {
   }
 
   /**
-   * Room for records the native path writes straight into the buffer: at least `room` bytes
-   * from `at` (after writing out what is settled, or growing while records are held), or
-   * undefined when nothing may be written.
+   * Room for the native path to write records straight into the buffer: made for a record of
+   * `need` bytes as write() makes it (what is settled written out, or the buffer grown while
+   * records are held), so that the file is cut at the same places. Undefined when nothing may
+   * be written, or when a record that large is written apart (write() does that).
    */
-  reserve(room: number): { buf: Buffer; at: number } | undefined {
-    if (this.failed || this.closed) return undefined;
-    this.makeRoom(room);
+  reserve(need: number): { buf: Buffer; at: number } | undefined {
+    if (this.failed || this.closed || need > BUFFER_BYTES) return undefined;
+    this.makeRoom(need);
     return { buf: this.buf, at: this.used };
   }
 
-  /** The native path wrote `records` records into the reserved room, up to `end`; the last was captured at lastMs. */
-  commitRecords(end: number, records: number, lastMs: number): void {
-    this.used = end;
-    this.endUnit(lastMs, records);
+  /** Records are held back one by one (flushSettled): the native path must say where each ends. */
+  get holdsBack(): boolean {
+    return !!this.options.holdBack;
+  }
+
+  /**
+   * The native path wrote `records` records into the reserved room, up to `end`, the last
+   * captured at lastMs; `units`: each record's end and capture time, in pairs (holdsBack).
+   */
+  commitRecords(end: number, records: number, lastMs: number, units?: Float64Array): void {
+    if (!units) {
+      this.used = end;
+      this.endUnit(lastMs, records);
+      return;
+    }
+    for (let i = 0; i < records; i++) {
+      this.used = units[2 * i];
+      this.endUnit(units[2 * i + 1], 1);
+    }
   }
 
   /**

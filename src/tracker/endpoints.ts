@@ -301,6 +301,9 @@ export class EndpointTable {
   /** Grows when a process's program may have changed (exec, fork, attach): what the file says of its packets. */
   programVersion = 0;
 
+  // Socket states whose inode a newer socket state took (their flows are still held), by inode.
+  private readonly replacedByInode = new Map<number, SocketState[]>();
+
   // The TCP flow keys (local end first) whose verdicts may have changed since the reader of
   // knownFlowSpan last asked (takeFlowChanges); undefined until it watches. Past
   // MAX_FLOW_CHANGES it is told to forget everything instead.
@@ -472,7 +475,11 @@ export class EndpointTable {
       const replaced = this.sockets.get(e.inode);
       if (replaced) {
         this.countHeld(replaced.proto, -1);
-        this.flowsChanged(replaced.tcpFlows); // sentFrom(inode) answers for the new socket now
+        // its flows stay held (their grace), but sentFrom(inode) answers for the new socket now
+        let older = this.replacedByInode.get(e.inode);
+        if (!older) this.replacedByInode.set(e.inode, (older = []));
+        older.push(replaced);
+        this.inodeChanged(e.inode, replaced);
       }
       this.sockets.set(e.inode, s);
       this.countHeld(proto, 1);
@@ -745,7 +752,14 @@ export class EndpointTable {
     for (const k of s.binds) unhold(this.binds, k, s);
     this.sockets.delete(inode);
     this.countHeld(s.proto, -1);
+    this.inodeChanged(inode, s);
+  }
+
+  // The socket state of an inode was replaced or forgotten: the flows of every state that had
+  // that inode (sentFrom(inode) answered for them) may be judged otherwise now.
+  private inodeChanged(inode: number, s: SocketState): void {
     this.flowsChanged(s.tcpFlows);
+    for (const older of this.replacedByInode.get(inode) ?? []) this.flowsChanged(older.tcpFlows);
   }
 
   /** From now on, the flows whose verdicts change are noted for takeFlowChanges (the native path's reader). */
