@@ -13,8 +13,10 @@ import { Controller } from '../src/session/controller';
 import type { NativePathMode } from '../src/capture/native-path';
 import type { StopReason } from '../src/report/summary';
 import { PendingHandshakes } from '../src/tls/handshakes';
-import { ep, flowRule, socketEvent } from './helpers/unit-events';
-import { ARPHRD_ETHER, ARPHRD_LOOPBACK, PACKET_HOST, PACKET_OUTGOING, type Rec, batch, ip4, ip6, tcp } from './helpers/unit-packets';
+import { ep, flowRule, pendingEvent, socketEvent } from './helpers/unit-events';
+import { ARPHRD_ETHER, ARPHRD_LOOPBACK, type Ip4Options, PACKET_HOST, PACKET_OUTGOING, type Rec, batch, ip4, ip6, tcp } from './helpers/unit-packets';
+
+type Ip4Extra = Omit<Ip4Options, 'id'>;
 
 const TCP = 6;
 const SYN = 0x02;
@@ -128,6 +130,23 @@ function script(T: number, step = 0.37): Step[] {
   steps.push({ sweepGone: [7] });
   steps.push({ events: [socketEvent(app, 7, [flowRule(TCP, ep('127.0.0.1', 51000), ep('127.0.0.1', 8083))], ts + 2)] });
   steps.push({ packets: [A(), A(), A()] });
+  // a connection whose packets come before its socket event (they wait for the call in flight),
+  // with IPv4 options, a fragment and a TCP header cut short among them
+  const C = (flags: number, bytes = 0, o: Ip4Extra = {}) => out(ip4('10.0.0.1', '10.0.0.3', TCP, tcp(40100, 443, flags, payload(bytes)), { id: ipId++, ...o }));
+  const Cin = (flags: number, bytes = 0) => inn(ip4('10.0.0.3', '10.0.0.1', TCP, tcp(443, 40100, flags, payload(bytes)), { id: ipId++ }));
+  steps.push({ events: [pendingEvent(app, 9, TCP, [ep('10.0.0.3', 443)], ts)] });
+  steps.push({ packets: [C(SYN), Cin(SYN | ACK), C(ACK), C(ACK | PSH, 200), Cin(ACK, 700), C(ACK | PSH, 50), ...traffic(3)] });
+  steps.push({ events: [socketEvent(app, 9, [flowRule(TCP, ep('10.0.0.1', 40100), ep('10.0.0.3', 443))], ts)] });
+  steps.push({
+    packets: [
+      C(ACK | PSH, 300),
+      C(ACK | PSH, 300, { options: Buffer.from([0x01, 0x01, 0x01, 0x00]) }),
+      C(ACK | PSH, 300, { moreFragments: true }),
+      { ...C(ACK), data: C(ACK).data.subarray(0, 30) },
+      Cin(ACK, 100),
+      C(ACK | PSH, 300),
+    ],
+  });
   steps.push({ endAt: ts + 20 });
   ts += 10;
   steps.push({ packets: traffic(20) });
