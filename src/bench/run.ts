@@ -145,7 +145,8 @@ function compile(): string {
 }
 
 // The sink: TCP on port (a thread per connection), UDP echo on port+1, many's epoll server on
-// port+2; and a UDP sink on port (Node) for the send workloads.
+// port+2, TCP echo on port+3; and a UDP sink on port (Node) for the send workloads. (The start-up
+// rows' page server takes port+4.)
 async function startSink(bin: string, port: number): Promise<() => void> {
   const child = spawn(bin, ['sink', String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
@@ -513,8 +514,16 @@ async function main() {
         (m): m is Mode => !!m && !!modes[m],
       );
       const runs: Partial<Record<Mode, Run[]>> = Object.fromEntries(active.map((m) => [m, []]));
-      for (let round = 0; round < w.rounds; round++)
-        for (const m of active) runs[m]!.push(run(modes[m]!(w.argv), w.stats && m.startsWith('tracedump') ? statsFile : undefined, summaryFile));
+      try {
+        for (let round = 0; round < w.rounds; round++)
+          for (const m of active) runs[m]!.push(run(modes[m]!(w.argv), w.stats && m.startsWith('tracedump') ? statsFile : undefined, summaryFile));
+      } catch (err) {
+        // one workload's failure is said in its row; the others still run
+        const why = (err as Error).message.split('\n')[0];
+        process.stderr.write(`${why}\n`);
+        table.push({ workload: w.name, rounds: w.rounds, untraced: '–', tracedump: '–', strace: '–', notes: `failed: ${why}` });
+        continue;
+      }
       const base = summarizeMode(w, 'untraced', runs.untraced!, undefined);
       const res: Partial<Record<Mode, ModeResult>> = { untraced: base };
       for (const m of active) if (m !== 'untraced') res[m] = summarizeMode(w, m, runs[m]!, base);
@@ -582,7 +591,7 @@ async function main() {
     }
     if (selectedKey('startup')) {
       const rounds = ROUNDS_ENV ?? 20;
-      for (const row of await startupBench(CLI, pcap, port + 3, ROOT, rounds)) {
+      for (const row of await startupBench(CLI, pcap, port + 4, ROOT, rounds)) {
         const [base, td, st] = row.series;
         const cell = (s: StartupSeries | undefined) => {
           if (!s) return '–';
