@@ -2,8 +2,8 @@
 // work, for packets whose owner the controller has already decided. The verdicts are the
 // controller's own (src/tracker/endpoints.ts), remembered per direction of a TCP connection for
 // as long as its table says they hold: the controller forgets a direction when the table
-// changes anything about its flow, so this path holds no rule of its own. Anything it is not sure of is a miss, left to the
-// controller: a SYN, a fragment, IPv4 options past the captured bytes, IPv6 extension headers,
+// changes anything about its flow, so this path holds no rule of its own. Anything it is not
+// sure of is a miss, left to the controller: a SYN, a fragment, IPv4 options past the captured bytes, IPv6 extension headers,
 // an interface the file has no block for yet, a TLS handshake record while keys are awaited.
 #pragma once
 #include <cstdint>
@@ -36,7 +36,7 @@ struct DirectionKeyHash {
 struct KnownDirection {
   double since = 0, until = 0;
   std::string options;    // the owner's EPB options (pid/tid, comment), pcapng only
-  bool sent_on_loopback;  // a loopback copy of it is the program's outgoing packet
+  bool sent_on_loopback = false;  // a loopback copy of it is the program's outgoing packet
 };
 
 // What run() is allowed to do, and may not go past.

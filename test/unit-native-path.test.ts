@@ -13,6 +13,7 @@ import { Controller } from '../src/session/controller';
 import type { NativePathMode } from '../src/capture/native-path';
 import type { StopReason } from '../src/report/summary';
 import { PendingHandshakes } from '../src/tls/handshakes';
+import { flowKeyEnds, reversedFlowKey, tcpFlowKey } from '../src/tracker/endpoints';
 import { ep, flowRule, pendingEvent, socketEvent } from './helpers/unit-events';
 import { ARPHRD_ETHER, ARPHRD_LOOPBACK, type Ip4Options, PACKET_HOST, PACKET_OUTGOING, type Rec, batch, ip4, ip6, tcp } from './helpers/unit-packets';
 
@@ -259,6 +260,14 @@ t.test('-G 1: the same files at the same boundaries', async (t) =>
   // packets 3 ms apart over 2 s, from 5 s ahead of the clock (every file is a packet's period)
   same(t, 'pcapng', { rotation: { periodSec: 1 }, step: 3, name: '%s.pcapng' }, Math.floor(Date.now() / 1000) * 1000 + 5000));
 t.test('-C with pcap', async (t) => same(t, 'pcap', { rotation: { fileSizeMB: 0.05 } }));
+
+t.test('flow keys: both ends, and the flow the other way round', async (t) => {
+  const k = tcpFlowKey('\x0a\x00\x00\x01', 40000, '\x0a\x00\x00\x7c', 80); // (0x7c is '|')
+  t.same(flowKeyEnds(k), [{ bytes: '\x0a\x00\x00\x01', port: 40000 }, { bytes: '\x0a\x00\x00\x7c', port: 80 }]);
+  t.equal(reversedFlowKey(k), tcpFlowKey('\x0a\x00\x00\x7c', 80, '\x0a\x00\x00\x01', 40000));
+  const v6 = '\x20\x01'.padEnd(16, '\x00');
+  t.equal(reversedFlowKey(tcpFlowKey(v6, 443, v6.replace(/.$/, '\x01'), 5000)), tcpFlowKey(v6.replace(/.$/, '\x01'), 5000, v6, 443));
+});
 
 t.test('check mode counts the native records that differ from the pipeline\'s', async (t) => {
   const mangled = run(t, 'check', 'pcapng', { mangle: true });

@@ -74,7 +74,7 @@ function run(argv: string[], statsFile?: string, summaryFile?: string): Run {
     stats = JSON.parse(fs.readFileSync(statsFile, 'utf8')) as StopStatsReport;
     fs.rmSync(statsFile, { force: true });
   }
-  // the tracer's own CPU: tracedump's --summary-json, tcpdump's /usr/bin/time line
+  // the tracer's own CPU: tracedump's --summary-json, tcpdump's /proc stat (tcpdumpRun)
   let ownCpuMs: number | undefined;
   let packets: number | undefined;
   if (summaryFile && fs.existsSync(summaryFile)) {

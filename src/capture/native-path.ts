@@ -13,9 +13,9 @@ import { TracedumpError } from '../errors';
 import { IPPROTO_TCP, TCP_SYN, type Dissected } from '../packet/dissect';
 import type { CaptureOutput } from '../output/rotation';
 import { type NativeKnownPath, native } from '../native';
-import { type EndpointTable, type Owner, type PacketKeys, flowKeyEnds } from '../tracker/endpoints';
+import { type EndpointTable, type Owner, type PacketKeys, flowKeyEnds, reversedFlowKey } from '../tracker/endpoints';
 import type { CapturePipeline, KnownPacketWriter, PipelineCounters } from './pipeline';
-import { ARPHRD_LOOPBACK, PACKET_OUTGOING, type PacketRecord, hasRecord, recordAt, recordEnd } from './records';
+import { ARPHRD_LOOPBACK, PACKET_OUTGOING, type PacketRecord, captureMs, hasRecord, recordAt, recordEnd } from './records';
 
 const familyOf = (bytes: string): number => (bytes.length === 4 ? 4 : 6);
 
@@ -132,7 +132,7 @@ export class NativeRecordWriter implements KnownPacketWriter {
       path.setInterface(rec.ifindex, ifid);
       this.interfaces.add(rec.ifindex);
     }
-    const tsMs = rec.sec * 1000 + rec.nsec / 1e6;
+    const tsMs = captureMs(rec);
     // (a packet of a known direction outside its span: another socket's time on the 4-tuple)
     const known = this.learned.get(keys.ab);
     if (known && tsMs >= known[0] && tsMs < known[1]) return;
@@ -157,9 +157,8 @@ export class NativeRecordWriter implements KnownPacketWriter {
       for (const k of changes.keys) {
         // both directions of the flow
         const [a, b] = flowKeyEnds(k);
-        const ba = `${k.slice(k.length - 2 - b.bytes.length)}|${k.slice(0, 2 + a.bytes.length)}`;
         if (this.learned.delete(k)) this.path!.forget(familyOf(a.bytes), a.bytes, a.port, b.bytes, b.port);
-        if (this.learned.delete(ba)) this.path!.forget(familyOf(b.bytes), b.bytes, b.port, a.bytes, a.port);
+        if (this.learned.delete(reversedFlowKey(k))) this.path!.forget(familyOf(b.bytes), b.bytes, b.port, a.bytes, a.port);
       }
     if (this.output.generation !== this.generation) {
       this.generation = this.output.generation;

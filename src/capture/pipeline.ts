@@ -2,7 +2,7 @@
 // packets that cannot be judged yet (a call in flight, an event not delivered yet) wait, and
 // the output stays in capture order unless a packet waits longer than maxHoldMs.
 import { type Dissected, dissect } from '../packet/dissect';
-import { ARPHRD_LOOPBACK, PACKET_OUTGOING, type PacketRecord, copyRecord, hasRecord, recordAt, recordEnd } from './records';
+import { ARPHRD_LOOPBACK, PACKET_OUTGOING, type PacketRecord, captureMs, copyRecord, hasRecord, recordAt, recordEnd } from './records';
 import { type EndpointTable, type LocalSide, type Owner, PacketKeyCache, type PacketKeys, type Verdict } from '../tracker/endpoints';
 
 export interface PipelineOptions {
@@ -132,7 +132,7 @@ export class CapturePipeline {
         this.counters.duplicates++;
         continue;
       }
-      const tsMs = rec.sec * 1000 + rec.nsec / 1e6;
+      const tsMs = captureMs(rec);
       if (tsMs > this.endMs) {
         this.counters.rejected++;
         continue;
@@ -178,7 +178,7 @@ export class CapturePipeline {
    */
   ownerNow(rec: PacketRecord): Owner | undefined {
     const d = dissect(rec.data);
-    const tsMs = rec.sec * 1000 + rec.nsec / 1e6;
+    const tsMs = captureMs(rec);
     const v = d && tsMs <= this.endMs ? this.judge(rec, d, tsMs, this.keyCache.keysOf(d)) : undefined;
     if (typeof v !== 'object') return undefined;
     rec.pkttype = this.directionOf(rec, v, d);

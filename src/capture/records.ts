@@ -1,6 +1,8 @@
 // Reads the packet records of a capture batch (layout in native/capture.h).
 import type { SllPacket } from '../output/pcap';
 
+export { captureMs } from '../output/pcap';
+
 export const RECORD_HEADER_SIZE = 28;
 
 export const PACKET_HOST = 0;

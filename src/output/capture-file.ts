@@ -5,7 +5,7 @@
 // in one pass; insertBeforeHeld puts such a block ahead of every record not yet written.
 import * as fs from 'node:fs';
 import { TracedumpError } from '../errors';
-import type { SllPacket } from './pcap';
+import { type SllPacket, captureMs } from './pcap';
 import type { CaptureFormat, CaptureTotals, KnownRecordFormat, PacketOwner } from './format';
 import { writeAll } from './fd-writer';
 import { type NativeFileGuard, native } from '../native';
@@ -134,7 +134,7 @@ export class CaptureFile {
 
   write(p: SllPacket, owner: PacketOwner): void {
     if (this.failed || this.closed) return;
-    const ms = p.sec * 1000 + p.nsec / 1e6;
+    const ms = captureMs(p);
     const before = this.format.before(p, owner);
     if (before) this.append(before, ms, 0);
     const size = this.format.recordSize(p, owner);

@@ -34,6 +34,14 @@ export interface SllPacket {
   data: Buffer;
 }
 
+/**
+ * A packet's capture time in ms since the epoch, as every judge and writer of it takes it (the
+ * native path, native/fast_path.cc, does the same arithmetic in doubles).
+ */
+export function captureMs(p: { sec: number; nsec: number }): number {
+  return p.sec * 1000 + p.nsec / 1e6;
+}
+
 /** Bytes one record takes. */
 export function pcapRecordSize(p: SllPacket): number {
   return PCAP_RECORD_HEADER_SIZE + SLL2_HEADER_SIZE + p.data.length;

@@ -5,7 +5,7 @@
 // decrypt the connection at all. So packets wait while a handshake seen in the program's
 // traffic (by the ClientHello's random) has no key line yet, up to a bound.
 import { type Dissected, IPPROTO_TCP } from '../packet/dissect';
-import type { PacketRecord } from '../capture/records';
+import { type PacketRecord, captureMs } from '../capture/records';
 import { clientHelloRandom } from '../packet/tls';
 
 /** How long a handshake may hold the file back waiting for its keys (clients that never log). */
@@ -21,7 +21,7 @@ export class PendingHandshakes {
     if (!d || d.proto !== IPPROTO_TCP || d.icmpError || d.payload < 0) return;
     const random = clientHelloRandom(p.data, d.payload);
     if (random === undefined || this.done.has(random) || this.waiting.has(random)) return;
-    this.waiting.set(random, p.sec * 1000 + p.nsec / 1e6);
+    this.waiting.set(random, captureMs(p));
   }
 
   /** Key log lines read: their handshakes wait no more. */

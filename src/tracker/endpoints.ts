@@ -188,16 +188,27 @@ function flowKey(from: string, to: string): string {
   return `${from}|${to}`;
 }
 
-/** A TCP connection's key as its socket's flow rule has it (addresses as raw bytes, IPv4 as 4). */
 /** A flow key's two ends: raw address bytes (4 or 16 latin1 characters) and port each. */
 export function flowKeyEnds(k: string): [{ bytes: string; port: number }, { bytes: string; port: number }] {
-  const n = (k.length - 5) / 2; // two endpoint keys (2 + address bytes each) and the '|'
+  const n = addressLength(k);
   return [
     { bytes: k.slice(2, 2 + n), port: k.charCodeAt(1) },
     { bytes: k.slice(5 + n), port: k.charCodeAt(4 + n) },
   ];
 }
 
+/** The same flow the other way round (a packet's keys.ba of a packet whose keys.ab is k). */
+export function reversedFlowKey(k: string): string {
+  const n = addressLength(k);
+  return flowKey(k.slice(3 + n), k.slice(0, 2 + n));
+}
+
+// A flow key is two endpoint keys (protocol, port, then the address bytes) and a '|'.
+function addressLength(flow: string): number {
+  return (flow.length - 5) / 2;
+}
+
+/** A TCP connection's key as its socket's flow rule has it (addresses as raw bytes, IPv4 as 4). */
 export function tcpFlowKey(local: string, localPort: number, remote: string, remotePort: number): string {
   return flowKey(key(IPPROTO_TCP, local, localPort), key(IPPROTO_TCP, remote, remotePort));
 }
@@ -265,9 +276,14 @@ function unhold(map: Map<string, Holders>, key: string, s: SocketState): void {
  * before the first: the key was someone else's until the kernel gave it to that socket.
  */
 function holderAt(list: Holders | undefined, tsMs: number): SocketState | undefined {
-  if (!list) return undefined;
-  for (let i = list.length - 1; i >= 0; i--) if (list[i].since <= tsMs) return list[i];
-  return undefined;
+  return list && list[holderIndexAt(list, tsMs)];
+}
+
+/** holderAt's place in the list (-1: none). */
+function holderIndexAt(list: Holders, tsMs: number): number {
+  let i = list.length - 1;
+  while (i >= 0 && list[i].since > tsMs) i--;
+  return i;
 }
 
 export class EndpointTable {
@@ -554,8 +570,7 @@ export class EndpointTable {
     let holders = this.flows.get(keys.ab);
     if (!holders) holders = this.flows.get(keys.ba);
     if (!holders) return undefined;
-    let i = holders.length - 1;
-    while (i >= 0 && holders[i].since > tsMs) i--;
+    const i = holderIndexAt(holders, tsMs);
     const s = holders[i];
     if (!s || s.superseded || s.owner !== owner) return undefined;
     return [s.since, i + 1 < holders.length ? holders[i + 1].since : Infinity];
