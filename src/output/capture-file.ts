@@ -277,7 +277,9 @@ export class CaptureFile {
   private empty(): void {
     this.used = 0;
     this.unitEnds.length = this.unitMs.length = this.unitRecords.length = 0;
-    if (this.buf.length > BUFFER_BYTES) this.buf = Buffer.allocUnsafe(BUFFER_BYTES);
+    // A buffer grown for held records is kept: records are held again within the quarter
+    // second, and allocating it anew each time cost more CPU than the copies (fresh pages).
+    if (this.buf.length > BUFFER_BYTES && !this.options.holdBack) this.buf = Buffer.allocUnsafe(BUFFER_BYTES);
   }
 
   /**
