@@ -477,9 +477,10 @@ class CaptureHandle : public Napi::ObjectWrap<CaptureHandle> {
                         InstanceMethod<&CaptureHandle::AttachClassic>("attachClassic"),
                         InstanceMethod<&CaptureHandle::Start>("start"),
                         InstanceMethod<&CaptureHandle::Stop>("stop"),
-                        InstanceMethod<&CaptureHandle::Stats>("stats")});
+                        InstanceMethod<&CaptureHandle::Stats>("stats"),
+                        InstanceMethod<&CaptureHandle::Ring>("ring")});
   }
-  // new Capture({blockSize, blockCount, retireMs}, onBatch(buffer, packets))
+  // new Capture({blockSize, blockCount, retireMs}, onBatch(memory, offset, size, packets)): see DeliverAll
   explicit CaptureHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CaptureHandle>(info) {
     Napi::Env env = info.Env();
     CaptureOptions o;
@@ -530,26 +531,45 @@ class CaptureHandle : public Napi::ObjectWrap<CaptureHandle> {
     return info.Env().Undefined();
   }
 
+  // onBatch(memory, offset, size, packets): a batch is memory[offset, offset + size). Lent
+  // blocks are given as null, meaning the ring (ring(): one Buffer made once). A Buffer made
+  // per batch would add its size to V8's count of external memory each time: on a gigabyte
+  // capture that count set off a full garbage collection every few dozen megabytes.
   static void DeliverAll(Napi::Env env, Napi::Function fn, Shared* s) {
     std::vector<CaptureBatch> batches;
     {
       std::lock_guard<std::mutex> lock(s->mutex);
       batches.swap(s->batches);
     }
+    auto c = s->capture.lock();
     for (auto& b : batches) {
       // Borrowed memory: valid during the call only (the controller copies what it keeps).
-      Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::New(env, b.slab.get(), b.size);
+      napi_value memory;
+      size_t offset = 0;
+      if (!b.slab.copied() && c) {
+        memory = env.Null();
+        offset = static_cast<size_t>(b.slab.get() - c->ring());
+      } else {
+        memory = Napi::Buffer<uint8_t>::New(env, b.slab.get(), b.size);
+      }
       auto give_back = [&] {
-        if (auto c = s->capture.lock()) c->recycle(std::move(b.slab));
+        if (c) c->recycle(std::move(b.slab));
       };
       try {
-        fn.Call({buf, Napi::Number::New(env, b.packets)});
+        fn.Call({memory, Napi::Number::New(env, static_cast<double>(offset)), Napi::Number::New(env, static_cast<double>(b.size)),
+                 Napi::Number::New(env, b.packets)});
       } catch (...) {
         give_back();
         throw;
       }
       give_back();
     }
+  }
+
+  // The ring as one Buffer (the memory of the batches given as null), valid while the capture is open.
+  Napi::Value Ring(const Napi::CallbackInfo& info) {
+    if (!capture_) throw Napi::Error::New(info.Env(), "Capture.ring(): the capture is closed");
+    return Napi::Buffer<uint8_t>::New(info.Env(), capture_->ring(), capture_->ring_size());
   }
 
   Napi::Value Start(const Napi::CallbackInfo& info) {

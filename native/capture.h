@@ -96,6 +96,9 @@ class Capture {
   void stop();
   void recycle(Slab slab);  // the controller is done with a batch: its block goes back
   CaptureStats stats();
+  // The ring's mapping (mapped until the Capture is destroyed): lent batches lie in it.
+  uint8_t* ring() const { return ring_; }
+  size_t ring_size() const { return ring_size_; }
 
  private:
   Capture() = default;

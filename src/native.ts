@@ -209,7 +209,15 @@ export interface NativeCapture {
   stop(): void;
   /** waiting: packets in the ring not handed over yet (the block the kernel is filling). */
   stats(): { packets: number; drops: number; stalls: number; waiting: number };
+  /** The ring as one Buffer (the batches onBatch gives as null lie in it), valid while the capture is open. */
+  ring(): Buffer;
 }
+
+/**
+ * A batch of packet records is memory[offset, offset + size); memory null: the ring
+ * (NativeCapture.ring()). Valid during the call only.
+ */
+export type NativeBatchCallback = (memory: Buffer | null, offset: number, size: number, packets: number) => void;
 
 export interface NativeTracer {
   readonly pid: number;
@@ -307,7 +315,7 @@ interface Addon {
   enableStopStats(capacity: number): void;
   stopStats(): Record<StopStatKind, StopStatSeries>;
   RuleSet: new (config: number | { capture: NativeCapture; wide: Buffer }) => NativeRuleSet;
-  Capture: new (options: CaptureOptions, onBatch: (batch: Buffer, packets: number) => void) => NativeCapture;
+  Capture: new (options: CaptureOptions, onBatch: NativeBatchCallback) => NativeCapture;
   /** Loads an eBPF socket filter; the error of a refused program carries verifierLog. */
   loadSocketFilter(insns: Buffer): number;
   /** Runs a filter on a packet that starts at its network header; returns the bytes kept. */

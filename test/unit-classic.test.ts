@@ -230,8 +230,8 @@ t.test('the kernel runs a 10,000-port program as the interpreter does (UDP on lo
     const marker = Buffer.from(`tdclassic${process.pid}.${round}`);
     const got = new Set<number>();
     wrongBytes = [];
-    const cap = new addon.Capture({ blockSize: 1 << 22, blockCount: 4, retireMs: 10 }, (batch) => {
-      for (const r of readRecords(batch)) {
+    const cap = new addon.Capture({ blockSize: 1 << 22, blockCount: 4, retireMs: 10 }, (memory, offset, size) => {
+      for (const r of readRecords((memory ?? cap.ring()).subarray(offset, offset + size))) {
         const d = r.data;
         if (r.protocol !== 0x0800 || d.length < 28 || d[9] !== 17 || d.subarray(28).indexOf(marker) !== 0) continue;
         const dport = d.readUInt16BE(22);

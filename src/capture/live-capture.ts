@@ -89,10 +89,12 @@ export class LiveCapture {
       }
     }
     const blockCount = Math.max(2, Math.round(opts.ringBytes / BLOCK_SIZE));
+    let ring: Buffer | undefined;
+    const onBatch = uncaught(opts.onBatch);
     try {
       this.capture = new addon.Capture(
         { blockSize: BLOCK_SIZE, blockCount, retireMs: 20, interfaces: opts.interfaces, userFilter: opts.userFilter },
-        uncaught(opts.onBatch),
+        (memory, offset, size, packets) => onBatch((memory ?? (ring ??= this.capture.ring())).subarray(offset, offset + size), packets),
       );
     } catch (err) {
       if (ebpf) addon.closeFd(ebpf.progFd);
