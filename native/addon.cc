@@ -398,7 +398,7 @@ class NativePathHandle : public Napi::ObjectWrap<NativePathHandle> {
     path_->forget(direction(info));
     return info.Env().Undefined();
   }
-  // remember(family, src, sport, dst, dport, since, until, options, sentOnLoopback)
+  // remember(family, src, sport, dst, dport, since, until, options, sentOnLoopback, slot?)
   Napi::Value Remember(const Napi::CallbackInfo& info) {
     DirectionKey k = direction(info);
     KnownDirection v;
@@ -407,6 +407,7 @@ class NativePathHandle : public Napi::ObjectWrap<NativePathHandle> {
     auto opts = info[7].As<Napi::Buffer<uint8_t>>();
     v.options.assign(reinterpret_cast<const char*>(opts.Data()), opts.Length());
     v.sent_on_loopback = info[8].As<Napi::Boolean>().Value();
+    if (info.Length() > 9 && info[9].IsNumber()) v.slot = info[9].As<Napi::Number>().Uint32Value();
     path_->remember(k, std::move(v));
     return info.Env().Undefined();
   }
@@ -426,10 +427,11 @@ class NativePathHandle : public Napi::ObjectWrap<NativePathHandle> {
     return info.Env().Undefined();
   }
   // run(batch, at, out, outAt, limits: Float64Array(6), result: Float64Array(9), perIfid: Uint32Array(64),
-  //     units?: Float64Array)
+  //     units?: Float64Array, marks?: Uint32Array)
   //   limits: endMs, maxRecords, outLimit, periodSec, period, tlsWatch
   //   result: next, outEnd, records, wireBytes, seen, duplicates, lastMs, stop, need
   //   units: filled with (end offset, capture ms) per record written, when given
+  //   marks: filled with kMarkSize numbers per record written, when given (fast_path.h)
   Napi::Value Run(const Napi::CallbackInfo& info) {
     auto batch = info[0].As<Napi::Buffer<uint8_t>>();
     size_t at = static_cast<size_t>(info[1].As<Napi::Number>().Int64Value());
@@ -452,6 +454,11 @@ class NativePathHandle : public Napi::ObjectWrap<NativePathHandle> {
       auto units = info[7].As<Napi::Float64Array>();
       limits.units = units.Data();
       limits.units_capacity = units.ElementLength() / 2;
+    }
+    if (info.Length() > 8 && info[8].IsTypedArray()) {
+      auto marks = info[8].As<Napi::Uint32Array>();
+      limits.marks = marks.Data();
+      limits.marks_capacity = marks.ElementLength() / kMarkSize;
     }
     RunResult r = path_->run(batch.Data(), batch.Length(), at, out.Data(), out_at, out.Length(), limits, per_ifid.Data());
     res[0] = static_cast<double>(r.next);

@@ -15,6 +15,7 @@ constexpr size_t kSll2Size = 20;
 constexpr uint32_t kBlockEpb = 6;
 constexpr uint32_t kEpbFlagsOption = 2 | (4 << 16);  // code 2, length 4
 constexpr uint32_t kEpbInbound = 1, kEpbOutbound = 2;
+constexpr uint32_t kNoFields = UINT32_MAX;
 
 uint32_t get32(const uint8_t* p) {
   uint32_t x;
@@ -46,7 +47,7 @@ void put_sll2(uint8_t* h, uint16_t protocol, int32_t ifindex, uint16_t hatype, u
 
 // The TCP direction of an IP packet, as src/packet/dissect.ts would see it, or false when that
 // walk would find anything more than a plain TCP segment with its flags captured (a miss).
-bool tcp_direction(const uint8_t* d, uint32_t caplen, DirectionKey* k, uint8_t* flags, uint32_t* payload) {
+bool tcp_direction(const uint8_t* d, uint32_t caplen, DirectionKey* k, uint8_t* flags, uint32_t* payload, uint32_t* l4_at) {
   if (caplen < 1) return false;
   uint32_t l4;
   int version = d[0] >> 4;
@@ -74,7 +75,34 @@ bool tcp_direction(const uint8_t* d, uint32_t caplen, DirectionKey* k, uint8_t* 
   k->dport = be16(d + l4 + 2);
   *flags = d[l4 + 13];
   *payload = l4 + (d[l4 + 12] >> 4) * 4u;
+  *l4_at = l4;
   return true;
+}
+
+uint32_t be32(const uint8_t* p) { return static_cast<uint32_t>(p[0]) << 24 | p[1] << 16 | p[2] << 8 | p[3]; }
+
+// A record's compact accounting fields (RunLimits::marks), as src/flows/flow-packet.ts reads
+// the packet: the IP length from its header (IPv6: a zero payload length means the captured
+// length), the payload length from it, the TCP header's fields. A TCP header not wholly
+// captured gets no fields (kNoFields): the controller reads that record itself.
+void mark_fields(uint32_t* m, const uint8_t* d, uint32_t caplen, uint32_t l4, uint32_t payload) {
+  if (caplen < l4 + 20) {
+    m[8] = kNoFields;
+    return;
+  }
+  int64_t ip_len;
+  if ((d[0] >> 4) == 4) {
+    ip_len = be16(d + 2);
+  } else {
+    uint16_t p = be16(d + 4);
+    ip_len = p == 0 ? caplen : 40 + p;
+  }
+  int64_t payload_len = ip_len - static_cast<int64_t>(payload);
+  m[5] = be32(d + l4 + 4);
+  m[6] = be32(d + l4 + 8);
+  m[7] = d[l4 + 13] | static_cast<uint32_t>(be16(d + l4 + 14)) << 8;
+  m[8] = static_cast<uint32_t>(ip_len);
+  m[9] = payload_len > 0 ? static_cast<uint32_t>(payload_len) : 0;
 }
 
 }  // namespace
@@ -139,8 +167,8 @@ RunResult FastPath::run(const uint8_t* batch, size_t size, size_t at, uint8_t* o
     const uint8_t* data = batch + start;
     DirectionKey key;
     uint8_t tcp_flags;
-    uint32_t payload;
-    if (!tcp_direction(data, caplen, &key, &tcp_flags, &payload) || (tcp_flags & kTcpSyn))
+    uint32_t payload, l4;
+    if (!tcp_direction(data, caplen, &key, &tcp_flags, &payload, &l4) || (tcp_flags & kTcpSyn))
       return stop(RunResult::kMiss);
     if (limits.tls_watch && payload < caplen && data[payload] == kTlsHandshake) return stop(RunResult::kMiss);
     auto it = known_.find(key);
@@ -159,6 +187,7 @@ RunResult FastPath::run(const uint8_t* batch, size_t size, size_t at, uint8_t* o
         std::floor(static_cast<double>(sec) * 1000 / 1000 / limits.period_sec) > limits.period)
       return stop(RunResult::kLimit);
     if (limits.units && r.records >= static_cast<double>(limits.units_capacity)) return stop(RunResult::kUnits);
+    if (limits.marks && r.records >= static_cast<double>(limits.marks_capacity)) return stop(RunResult::kUnits);
     if (hatype == kArphrdLoopback && v.sent_on_loopback) pkttype = kPacketOutgoing;
     uint32_t captured = static_cast<uint32_t>(kSll2Size) + caplen;
     uint8_t* o = out + r.out_end;
@@ -207,6 +236,15 @@ RunResult FastPath::run(const uint8_t* batch, size_t size, size_t at, uint8_t* o
       size_t i = static_cast<size_t>(r.records) * 2;
       limits.units[i] = static_cast<double>(r.out_end);
       limits.units[i + 1] = ts_ms;
+    }
+    if (limits.marks) {
+      uint32_t* m = limits.marks + static_cast<size_t>(r.records) * kMarkSize;
+      m[0] = static_cast<uint32_t>(at);
+      m[1] = v.slot;
+      m[2] = pkttype;
+      m[3] = sec;
+      m[4] = nsec;
+      mark_fields(m, data, caplen, l4, payload);
     }
     r.records++;
     r.seen++;

@@ -14,6 +14,8 @@
 
 enum class RecordFormat : uint8_t { kPcap = 0, kPcapng = 1 };
 
+constexpr size_t kMarkSize = 10;
+
 // One direction of a TCP connection: family, source, destination (16 bytes each, IPv4 in the
 // first 4), ports.
 struct DirectionKey {
@@ -37,6 +39,7 @@ struct KnownDirection {
   double since = 0, until = 0;
   std::string options;    // the owner's EPB options (pid/tid, comment), pcapng only
   bool sent_on_loopback = false;  // a loopback copy of it is the program's outgoing packet
+  uint32_t slot = 0;              // the controller's name for this verdict (its owner), said in marks
 };
 
 // What run() is allowed to do, and may not go past.
@@ -51,6 +54,13 @@ struct RunLimits {
   // records back one by one; nullptr: not needed. A run stops (kUnits) when it is full.
   double* units = nullptr;
   size_t units_capacity = 0;
+  // For accounting (live flows), kMarkSize numbers per record written: where it starts in the
+  // batch, the slot of its direction, the packet type written, sec, nsec, and the TCP fields
+  // seq, ack, flags | window << 8, IP length, payload length (IP length: UINT32_MAX when the
+  // TCP header is not wholly captured; then there are none). nullptr: not needed. A run stops
+  // (kUnits) when it is full.
+  uint32_t* marks = nullptr;
+  size_t marks_capacity = 0;
 };
 
 struct RunResult {
@@ -59,7 +69,7 @@ struct RunResult {
   double records = 0, wire_bytes = 0, seen = 0, duplicates = 0;
   double last_ms = 0;     // capture time of the last record written
   size_t need = 0;        // kFull: the bytes the record at `next` needs
-  int stop = 0;           // kEnd, kMiss, kFull, kLimit or kUnits
+  int stop = 0;           // kEnd, kMiss, kFull, kLimit or kUnits (units or marks full)
   static constexpr int kEnd = 0, kMiss = 1, kFull = 2, kLimit = 3, kUnits = 4;
 };
 

@@ -246,8 +246,11 @@ export interface NativeFileGuard {
 
 /** The native path's writer (native/fast_path.h; capture/native-path.ts drives it). */
 export interface NativeKnownPath {
-  /** A direction of a TCP connection (addresses as raw latin1 bytes) whose packets captured in [since, until) are decided. */
-  remember(family: number, src: string, sport: number, dst: string, dport: number, since: number, until: number, options: Buffer, sentOnLoopback: boolean): void;
+  /**
+   * A direction of a TCP connection (addresses as raw latin1 bytes) whose packets captured in
+   * [since, until) are decided; slot: the caller's name for the verdict, said in run()'s marks.
+   */
+  remember(family: number, src: string, sport: number, dst: string, dport: number, since: number, until: number, options: Buffer, sentOnLoopback: boolean, slot?: number): void;
   forget(family: number, src: string, sport: number, dst: string, dport: number): void;
   forgetAll(): void;
   known(): number;
@@ -257,9 +260,10 @@ export interface NativeKnownPath {
    * limits: endMs, maxRecords, outLimit, periodSec, period, tlsWatch;
    * result: next, outEnd, records, wireBytes, seen, duplicates, lastMs, stop (0 end, 1 miss,
    * 2 full, 3 limit, 4 units full), need (full: the bytes the next record needs);
-   * units, when given: (end offset, capture ms) of each record written.
+   * units, when given: (end offset, capture ms) of each record written;
+   * marks, when given: (offset in the batch, slot, packet type written) of each record written.
    */
-  run(batch: Buffer, at: number, out: Buffer, outAt: number, limits: Float64Array, result: Float64Array, perIfid: Uint32Array, units?: Float64Array): void;
+  run(batch: Buffer, at: number, out: Buffer, outAt: number, limits: Float64Array, result: Float64Array, perIfid: Uint32Array, units?: Float64Array, marks?: Uint32Array): void;
 }
 
 /** A sock_diag snapshot and the realtime clock (ms, the packets' clock) around it. */

@@ -10,6 +10,7 @@ import type { TraceEvent } from '../src/native';
 import { CaptureOutput, type RotationOptions } from '../src/output/rotation';
 import { type FormatName, makeFormat } from '../src/output/formats';
 import { Controller } from '../src/session/controller';
+import { LiveFlows } from '../src/flows/live-flows';
 import type { NativePathMode } from '../src/capture/native-path';
 import type { StopReason } from '../src/report/summary';
 import { PendingHandshakes } from '../src/tls/handshakes';
@@ -160,13 +161,15 @@ interface RunResult {
   native: number;
   mismatches: number;
   stops: StopReason[];
+  /** --flows: packets added to their flows from the native side's fields. */
+  fromNativeFields: number;
 }
 
 function run(
   t: Test,
   mode: NativePathMode,
   format: FormatName,
-  o: { count?: number; rotation?: RotationOptions; mangle?: boolean; step?: number; name?: string; keys?: boolean } = {},
+  o: { count?: number; rotation?: RotationOptions; mangle?: boolean; step?: number; name?: string; keys?: boolean; flows?: boolean } = {},
   T = Math.floor(Date.now() / 1000) * 1000 + 100,
 ): RunResult {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'td-native-'));
@@ -199,8 +202,12 @@ function run(
     file: o.keys ? { holdBack: true, secrets: takeKeys } : undefined,
     totals: () => ({ start: 0n, end: 0n, kernelDrops: 0 }),
   });
+  // --flows: the records in flows.jsonl, compared with the capture files
+  const flowsFd = o.flows ? fs.openSync(path.join(dir, 'flows.jsonl'), 'w') : undefined;
+  const flows = o.flows ? new LiveFlows({ fd: flowsFd, idleSec: 120, activeSec: 1800, exeOf: () => undefined }) : undefined;
   controller = new Controller({
     file: output,
+    flows,
     count: o.count,
     flushEveryBatch: !!o.keys,
     handshakes,
@@ -223,6 +230,8 @@ function run(
     else controller.pipeline.endAt(step.endAt);
   }
   controller.pipeline.drain(true);
+  flows?.end();
+  if (flowsFd !== undefined) fs.closeSync(flowsFd);
   output.close({ start: 0n, end: 0n, kernelDrops: 0 });
   const files = new Map<string, Buffer>();
   for (const name of fs.readdirSync(dir).sort()) {
@@ -230,7 +239,14 @@ function run(
     if (/^\d+\./.test(name) && Number(name.split('.')[0]) * 1000 < T - 1000) continue;
     files.set(name, fs.readFileSync(path.join(dir, name)));
   }
-  return { files, counters: { ...controller.pipeline.counters }, native: controller.nativePath?.written ?? 0, mismatches: controller.nativePath?.mismatches ?? 0, stops };
+  return {
+    files,
+    counters: { ...controller.pipeline.counters },
+    native: controller.nativePath?.written ?? 0,
+    mismatches: controller.nativePath?.mismatches ?? 0,
+    stops,
+    fromNativeFields: flows?.fromNativeFields ?? 0,
+  };
 }
 
 function same(t: Test, format: FormatName, o: Parameters<typeof run>[3] = {}, T = Math.floor(Date.now() / 1000) * 1000 + 100): void {
@@ -260,6 +276,15 @@ t.test('-G 1: the same files at the same boundaries', async (t) =>
   // packets 3 ms apart over 2 s, from 5 s ahead of the clock (every file is a packet's period)
   same(t, 'pcapng', { rotation: { periodSec: 1 }, step: 3, name: '%s.pcapng' }, Math.floor(Date.now() / 1000) * 1000 + 5000));
 t.test('-C with pcap', async (t) => same(t, 'pcap', { rotation: { fileSizeMB: 0.05 } }));
+t.test('--flows: the same flow records, most packets added from the native fields', async (t) => {
+  const T = Math.floor(Date.now() / 1000) * 1000 + 100;
+  same(t, 'pcapng', { flows: true }, T);
+  const checked = run(t, 'check', 'pcapng', { flows: true }, T);
+  t.equal(checked.mismatches, 0, 'check mode: the native fields equal the flow reader\'s');
+  const on = run(t, 'on', 'pcapng', { flows: true }, T);
+  t.ok(on.fromNativeFields > on.native / 2, `${on.fromNativeFields} of the ${on.native} native records added from their fields`);
+  t.ok(on.files.get('flows.jsonl')!.length > 0, 'flow records were written');
+});
 
 t.test('flow keys: both ends, and the flow the other way round', async (t) => {
   const k = tcpFlowKey('\x0a\x00\x00\x01', 40000, '\x0a\x00\x00\x7c', 80); // (0x7c is '|')

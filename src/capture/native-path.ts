@@ -32,7 +32,7 @@ export function nativePathMode(value = process.env.TRACEDUMP_NATIVE_PATH): Nativ
 const MAX_INTERFACES = 64;
 const STOP_FULL = 2;
 const STOP_UNITS = 4;
-/** Records a run may write into a file that holds records back one by one (their ends and times). */
+/** Records a run may write into a file that holds records back one by one (their ends and times), or tell of. */
 const UNITS = 4096;
 /** check mode: the differences said on stderr (all are counted). */
 const MISMATCHES_SAID = 5;
@@ -47,6 +47,51 @@ export interface NativePathOptions {
   pipeline: () => CapturePipeline;
   /** check mode: a record differs. */
   onMismatch: (message: string) => void;
+  /** Told of each record this path wrote, in the file's order (live flows account for them). */
+  onWritten?: (w: WrittenRecord) => void;
+}
+
+/** A verdict the path remembers (a direction over a span): its owner, and a note its listener may keep. */
+export interface KnownSlot {
+  readonly owner: Owner;
+  note: unknown;
+}
+
+/** Numbers per record in a run's marks (native/fast_path.h). */
+const MARK_SIZE = 10;
+const NO_FIELDS = 0xffffffff;
+
+/**
+ * A record the path wrote, as onWritten is told of it: one object, filled again for each. The
+ * TCP fields come from the native side's walk of the packet (compact: the record need not be
+ * read); without them (hasFields false) read record().
+ */
+export class WrittenRecord {
+  batch: Buffer = Buffer.alloc(0);
+  /** Where the record starts in the batch. */
+  at = 0;
+  slot!: KnownSlot;
+  /** The packet type written (a loopback copy the program sent: PACKET_OUTGOING). */
+  pkttype = 0;
+  sec = 0;
+  nsec = 0;
+  hasFields = false;
+  seq = 0;
+  ack = 0;
+  flags = 0;
+  window = 0;
+  /** The IP length its header says (IPv6 without one: the captured length), and the TCP payload's length from it. */
+  ipLen = 0;
+  payloadLen = 0;
+  /** check mode: the listener checks the fields against its own reading of record(), and says a difference here. */
+  check: ((message: string) => void) | undefined;
+
+  /** The record itself (its data a view into the batch, valid during the call). */
+  record(): PacketRecord {
+    const rec = recordAt(this.batch, this.at)!;
+    rec.pkttype = this.pkttype;
+    return rec;
+  }
 }
 
 export class NativeRecordWriter implements KnownPacketWriter {
@@ -55,10 +100,16 @@ export class NativeRecordWriter implements KnownPacketWriter {
   private readonly result = new Float64Array(9);
   private readonly units = new Float64Array(2 * UNITS);
   private readonly perIfid = new Uint32Array(MAX_INTERFACES);
+  /** onWritten: MARK_SIZE numbers per record written (native/fast_path.h). */
+  private readonly marks: Uint32Array | undefined;
+  private readonly writtenRecord = new WrittenRecord();
   private programVersion = -1;
   private generation = -1;
-  /** Directions remembered (their keys.ab), with the span of capture times their verdict holds for. */
-  private readonly learned = new Map<string, [number, number]>();
+  /** Directions remembered (their keys.ab), with the span of capture times their verdict holds for and its slot. */
+  private readonly learned = new Map<string, [number, number, number]>();
+  /** onWritten: the slots remembered. */
+  private readonly slots = new Map<number, KnownSlot>();
+  private nextSlot = 0;
   /** Interfaces given to the native side for the current file. */
   private readonly interfaces = new Set<number>();
   private checkBuf = Buffer.alloc(0);
@@ -73,6 +124,8 @@ export class NativeRecordWriter implements KnownPacketWriter {
     private readonly o: NativePathOptions,
   ) {
     table.watchFlows();
+    if (o.onWritten) this.marks = new Uint32Array(MARK_SIZE * UNITS);
+    if (o.mode === 'check') this.writtenRecord.check = (message) => this.mismatch(message);
   }
 
   run(batch: Buffer, at: number, endMs: number, counters: PipelineCounters): number {
@@ -99,7 +152,7 @@ export class NativeRecordWriter implements KnownPacketWriter {
       limits[4] = target.period;
       limits[5] = this.o.tlsWatch ? 1 : 0;
       perIfid.fill(0);
-      path.run(batch, at, room.buf, room.at, limits, result, perIfid, units);
+      path.run(batch, at, room.buf, room.at, limits, result, perIfid, units, this.marks);
       const records = result[2];
       counters.seen += result[4];
       counters.duplicates += result[5];
@@ -110,12 +163,36 @@ export class NativeRecordWriter implements KnownPacketWriter {
         counters.written += records;
         counters.writtenBytes += result[3];
         this.written += records;
+        if (this.marks) this.tell(batch, records);
       }
       at = result[0];
       const stop = result[7];
       if (stop === STOP_UNITS) need = 0;
       else if (stop === STOP_FULL && (records > 0 || need === 0)) need = result[8];
       else return at; // (full again once room was made for it: the pipeline writes it)
+    }
+  }
+
+  // onWritten, for each of the `records` records the last run wrote, as the pipeline's sink is told.
+  private tell(batch: Buffer, records: number): void {
+    const marks = this.marks!;
+    const onWritten = this.o.onWritten!;
+    const w = this.writtenRecord;
+    w.batch = batch;
+    for (let i = 0, m = 0; i < records; i++, m += MARK_SIZE) {
+      w.at = marks[m];
+      w.slot = this.slots.get(marks[m + 1])!;
+      w.pkttype = marks[m + 2];
+      w.sec = marks[m + 3];
+      w.nsec = marks[m + 4];
+      w.hasFields = marks[m + 8] !== NO_FIELDS;
+      w.seq = marks[m + 5];
+      w.ack = marks[m + 6];
+      w.flags = marks[m + 7] & 0xff;
+      w.window = marks[m + 7] >>> 8;
+      w.ipLen = marks[m + 8];
+      w.payloadLen = marks[m + 9];
+      onWritten(w);
     }
   }
 
@@ -140,8 +217,11 @@ export class NativeRecordWriter implements KnownPacketWriter {
     if (!span) return;
     // (the pipeline's directionOf, for a TCP packet)
     const sent = d.sport !== 0 && this.table.sentFrom(owner.inode, d.proto, d.sport);
-    path.remember(d.family, d.src, d.sport, d.dst, d.dport, span[0], span[1], format.ownerOptions(owner), sent);
-    this.learned.set(keys.ab, span);
+    const slot = this.nextSlot++;
+    path.remember(d.family, d.src, d.sport, d.dst, d.dport, span[0], span[1], format.ownerOptions(owner), sent, slot);
+    if (known) this.slots.delete(known[2]);
+    if (this.marks) this.slots.set(slot, { owner, note: undefined });
+    this.learned.set(keys.ab, [span[0], span[1], slot]);
   }
 
   // Forgets what the table or the file no longer vouches for.
@@ -152,19 +232,28 @@ export class NativeRecordWriter implements KnownPacketWriter {
       if (this.learned.size) {
         this.path?.forgetAll();
         this.learned.clear();
+        this.slots.clear();
       }
     } else if (this.learned.size)
       for (const k of changes.keys) {
         // both directions of the flow
         const [a, b] = flowKeyEnds(k);
-        if (this.learned.delete(k)) this.path!.forget(familyOf(a.bytes), a.bytes, a.port, b.bytes, b.port);
-        if (this.learned.delete(reversedFlowKey(k))) this.path!.forget(familyOf(b.bytes), b.bytes, b.port, a.bytes, a.port);
+        if (this.unlearn(k)) this.path!.forget(familyOf(a.bytes), a.bytes, a.port, b.bytes, b.port);
+        if (this.unlearn(reversedFlowKey(k))) this.path!.forget(familyOf(b.bytes), b.bytes, b.port, a.bytes, a.port);
       }
     if (this.output.generation !== this.generation) {
       this.generation = this.output.generation;
       this.path?.forgetInterfaces();
       this.interfaces.clear();
     }
+  }
+
+  private unlearn(key: string): boolean {
+    const known = this.learned.get(key);
+    if (!known) return false;
+    this.learned.delete(key);
+    this.slots.delete(known[2]);
+    return true;
   }
 
   // check mode: the records of batch[from, to) as the pipeline would write them, against the

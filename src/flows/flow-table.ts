@@ -90,6 +90,22 @@ export class FlowTable {
     return flow;
   }
 
+  /**
+   * add(p) for a packet of `flow` (known to be of its key) done without looking it up: false,
+   * with nothing done, when add(p) must take it (the flow ended or ends before p, or its first
+   * payloads are still being read).
+   */
+  addKnown(flow: Flow, p: FlowPacket): boolean {
+    if (flow.ended || (flow.inspector && !flow.inspector.finished)) return false;
+    if (p.us - this.lastSweepUs >= SWEEP_US) {
+      this.expire(p.us);
+      if (flow.ended) return false;
+    }
+    if (this.endsBefore(flow, p)) return false;
+    flow.add(p);
+    return true;
+  }
+
   /** Whether `flow` is over before packet p (a new TCP connection on its 4-tuple, or a timeout). */
   private endsBefore(flow: Flow, p: FlowPacket): boolean {
     if (this.expired(flow, p.us)) return true;
@@ -119,6 +135,7 @@ export class FlowTable {
 
   private end(flow: Flow): void {
     this.remove(flow);
+    flow.ended = true;
     this.onEnd({ flow, record: flow.record() });
   }
 }

@@ -85,6 +85,8 @@ export class Flow {
 
   /** The next open flow whose key has the same hash (the table's chain). */
   sameHash: Flow | undefined;
+  /** Its table ended it. */
+  ended = false;
 
   constructor(
     readonly key: string,

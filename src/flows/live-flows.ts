@@ -8,7 +8,10 @@ import type { SllPacket } from '../output/pcap';
 import { PACKET_OUTGOING } from '../output/pcapng';
 import { EPB_INBOUND, EPB_OUTBOUND } from '../output/pcapng-spec';
 import { LINKTYPE_RAW } from '../packet/link';
-import { FlowPacketReader, type PacketProcess } from './flow-packet';
+import type { WrittenRecord } from '../capture/native-path';
+import { IPPROTO_TCP } from '../packet/protocols';
+import type { Flow } from './flow';
+import { FlowPacket, FlowPacketReader, type PacketProcess } from './flow-packet';
 import { FlowTable } from './flow-table';
 import { type TopRow, addCounts, flowRow } from './top';
 
@@ -24,6 +27,12 @@ export interface LiveFlowsOptions {
   idleSec: number;
   activeSec: number;
   exeOf(pid: number): string | undefined;
+}
+
+/** What a native path's direction last joined (WrittenRecord's slot note). */
+interface KnownDirection {
+  flow: Flow;
+  first: boolean;
 }
 
 export class LiveFlows {
@@ -71,12 +80,68 @@ export class LiveFlows {
 
   /** A packet just written to the capture file. */
   packet(p: SllPacket, owner: PacketOwner): void {
+    this.add(p, owner);
+  }
+
+  private add(p: SllPacket, owner: PacketOwner): FlowPacket | undefined {
     const us = p.sec * 1e6 + Math.floor(p.nsec / 1000);
     const flags = p.pkttype === PACKET_OUTGOING ? EPB_OUTBOUND : EPB_INBOUND;
     this.owner = owner;
     const fp = this.packets.read(LINKTYPE_RAW, p.data, us, flags, this.processOfOwner);
-    if (fp) this.table.add(fp);
+    if (fp) this.lastFlow = this.table.add(fp);
     else this.table.otherPackets++;
+    return fp;
+  }
+
+  private lastFlow: Flow | undefined;
+  /** Native records added to their flows from the native side's fields (the rest were read). */
+  fromNativeFields = 0;
+  /** A packet of a known flow, from the native path's fields (filled again for each). */
+  private readonly known = new FlowPacket();
+
+  /**
+   * A record the native path wrote (capture/native-path.ts): added to its flow from the
+   * fields the native side read, without reading the packet, when the flow its direction
+   * joined last is still open and takes it as it is (FlowTable.addKnown); else read as packet()
+   * reads it. Each direction's note is that flow, and which end of its key sends.
+   */
+  knownRecord(w: WrittenRecord): void {
+    if (w.check) this.checkFields(w);
+    const note = w.slot.note as KnownDirection | undefined;
+    if (note && w.hasFields) {
+      const p = this.known;
+      p.us = w.sec * 1e6 + Math.floor(w.nsec / 1000);
+      p.proto = IPPROTO_TCP;
+      p.first = note.first;
+      p.tcpFlags = w.flags;
+      p.seq = w.seq;
+      p.ack = w.ack;
+      p.window = w.window;
+      p.ipLen = w.ipLen;
+      p.payloadLen = w.payloadLen;
+      p.direction = w.pkttype === PACKET_OUTGOING ? 'out' : 'in';
+      this.owner = w.slot.owner;
+      p.process = this.processOfOwner;
+      if (this.table.addKnown(note.flow, p)) {
+        this.fromNativeFields++;
+        return;
+      }
+    }
+    const fp = this.add(w.record(), w.slot.owner);
+    w.slot.note = fp && fp.proto === IPPROTO_TCP ? { flow: this.lastFlow!, first: fp.first } : undefined;
+  }
+
+  // check mode: the native side's fields against this reading of the record.
+  private checkFields(w: WrittenRecord): void {
+    const rec = w.record();
+    const fp = new FlowPacketReader().read(LINKTYPE_RAW, rec.data, rec.sec * 1e6 + Math.floor(rec.nsec / 1000), rec.pkttype === PACKET_OUTGOING ? EPB_OUTBOUND : EPB_INBOUND);
+    const at = `a packet captured at ${w.sec}.${String(w.nsec).padStart(9, '0')}`;
+    if (!fp !== !w.hasFields) return w.check!(`${at}: the native side ${w.hasFields ? 'gave' : 'gave no'} flow fields, the flow reader ${fp ? 'reads' : 'does not read'} it`);
+    if (!fp) return;
+    const direction = w.pkttype === PACKET_OUTGOING ? 'out' : 'in';
+    const ours = [fp.us, fp.tcpFlags, fp.seq, fp.ack, fp.window, fp.ipLen, fp.payloadLen, fp.direction];
+    const native = [w.sec * 1e6 + Math.floor(w.nsec / 1000), w.flags, w.seq, w.ack, w.window, w.ipLen, w.payloadLen, direction];
+    if (ours.some((v, i) => v !== native[i])) w.check!(`${at}: the native side's flow fields ${native.join(' ')}, the flow reader's ${ours.join(' ')}`);
   }
 
   /** Ends the flows whose time is up (call every second or so), and writes what ended. */

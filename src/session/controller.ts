@@ -50,7 +50,7 @@ export interface ControllerOptions {
   stopStats: StopStatsRecorder | undefined;
   /** The program started (its exec, or the attach): the output files take their places. */
   onStarted: () => void;
-  /** The native path for packets already decided (capture/native-path.ts); off with --flows and --top. */
+  /** The native path for packets already decided (capture/native-path.ts). */
   nativePath: NativePathMode;
   /** A stop the capture asks for (-c reached, the file cannot be written). */
   requestStop: (why: StopReason) => void;
@@ -86,15 +86,16 @@ export class Controller {
   constructor(private readonly o: ControllerOptions) {
     const { file, count, handshakes } = o;
     const mode = o.nativePath;
-    // (--flows and --top account for every packet in JavaScript: they keep the pipeline's path)
     this.nativePath =
-      file && !o.flows && mode !== 'off'
+      file && mode !== 'off'
         ? new NativeRecordWriter(this.table, file, {
             mode,
             remaining: () => (count === undefined ? Infinity : count - this.pipeline.counters.written - 1),
             tlsWatch: !!handshakes,
             pipeline: () => this.pipeline,
             onMismatch: (message) => printError(message),
+            // (--flows, --top: the records it wrote are accounted for as the pipeline's are)
+            onWritten: o.flows && ((w) => o.flows!.knownRecord(w)),
           })
         : undefined;
     this.pipeline = new CapturePipeline(
