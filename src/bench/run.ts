@@ -501,7 +501,7 @@ async function main() {
       rounds: R(5),
       note: 'small packets: the per-packet cost of a capture; own CPU is the tracer process\'s while it captures (tracedump: every thread, less Node\'s start-up and the ring\'s allocation)',
     },
-    { name: '2 GiB over one loopback TCP connection', argv: ['bulk', '2048', P], tracedump: 'tracedump', extra: ['tcpdump'], rounds: R(3) },
+    { name: '2 GiB over one loopback TCP connection', argv: ['bulk', '2048', P], tracedump: 'tracedump', extra: ['tcpdump', 'tracedump-flows'], rounds: R(3) },
   ];
   const selectedKey = (key: string) => !ONLY || ONLY.includes(key);
   const selected = (w: Workload) => selectedKey(w.key ?? w.argv[0]);

@@ -47,8 +47,12 @@ export interface NativePathOptions {
   pipeline: () => CapturePipeline;
   /** check mode: a record differs. */
   onMismatch: (message: string) => void;
-  /** Told of each record this path wrote, in the file's order (live flows account for them). */
-  onWritten?: (w: WrittenRecord) => void;
+  /**
+   * Told of the records a run wrote, in the file's order (live flows account for them): once
+   * per run, the listener stepping through them (its loop is one function the JIT compiles,
+   * not this path's with the listener's inlined).
+   */
+  onWritten?: (w: WrittenRecords) => void;
 }
 
 /** A verdict the path remembers (a direction over a span): its owner, and a note its listener may keep. */
@@ -62,12 +66,14 @@ const MARK_SIZE = 10;
 const NO_FIELDS = 0xffffffff;
 
 /**
- * A record the path wrote, as onWritten is told of it: one object, filled again for each. The
- * TCP fields come from the native side's walk of the packet (compact: the record need not be
- * read); without them (hasFields false) read record().
+ * The records a run wrote, as onWritten is told of them: next() moves to the next one and
+ * fills these fields (one object for all). The TCP fields come from the native side's walk of
+ * the packet (compact: the record need not be read); without them (hasFields false) read record().
  */
-export class WrittenRecord {
+export class WrittenRecords {
   batch: Buffer = Buffer.alloc(0);
+  private count = 0;
+  private i = 0;
   /** Where the record starts in the batch. */
   at = 0;
   slot!: KnownSlot;
@@ -86,6 +92,38 @@ export class WrittenRecord {
   /** check mode: the listener checks the fields against its own reading of record(), and says a difference here. */
   check: ((message: string) => void) | undefined;
 
+  constructor(
+    private readonly marks: Uint32Array,
+    private readonly slots: Map<number, KnownSlot>,
+  ) {}
+
+  /** Starts over with the `count` records of a run over batch. */
+  reset(batch: Buffer, count: number): void {
+    this.batch = batch;
+    this.count = count;
+    this.i = 0;
+  }
+
+  /** Moves to the next record: false when there is none. */
+  next(): boolean {
+    if (this.i === this.count) return false;
+    const marks = this.marks;
+    const m = this.i++ * MARK_SIZE;
+    this.at = marks[m];
+    this.slot = this.slots.get(marks[m + 1])!;
+    this.pkttype = marks[m + 2];
+    this.sec = marks[m + 3];
+    this.nsec = marks[m + 4];
+    this.seq = marks[m + 5];
+    this.ack = marks[m + 6];
+    this.flags = marks[m + 7] & 0xff;
+    this.window = marks[m + 7] >>> 8;
+    this.ipLen = marks[m + 8];
+    this.payloadLen = marks[m + 9];
+    this.hasFields = this.ipLen !== NO_FIELDS;
+    return true;
+  }
+
   /** The record itself (its data a view into the batch, valid during the call). */
   record(): PacketRecord {
     const rec = recordAt(this.batch, this.at)!;
@@ -102,7 +140,7 @@ export class NativeRecordWriter implements KnownPacketWriter {
   private readonly perIfid = new Uint32Array(MAX_INTERFACES);
   /** onWritten: MARK_SIZE numbers per record written (native/fast_path.h). */
   private readonly marks: Uint32Array | undefined;
-  private readonly writtenRecord = new WrittenRecord();
+  private readonly writtenRecords: WrittenRecords | undefined;
   private programVersion = -1;
   private generation = -1;
   /** Directions remembered (their keys.ab), with the span of capture times their verdict holds for and its slot. */
@@ -124,8 +162,11 @@ export class NativeRecordWriter implements KnownPacketWriter {
     private readonly o: NativePathOptions,
   ) {
     table.watchFlows();
-    if (o.onWritten) this.marks = new Uint32Array(MARK_SIZE * UNITS);
-    if (o.mode === 'check') this.writtenRecord.check = (message) => this.mismatch(message);
+    if (o.onWritten) {
+      this.marks = new Uint32Array(MARK_SIZE * UNITS);
+      this.writtenRecords = new WrittenRecords(this.marks, this.slots);
+      if (o.mode === 'check') this.writtenRecords.check = (message) => this.mismatch(message);
+    }
   }
 
   run(batch: Buffer, at: number, endMs: number, counters: PipelineCounters): number {
@@ -163,36 +204,16 @@ export class NativeRecordWriter implements KnownPacketWriter {
         counters.written += records;
         counters.writtenBytes += result[3];
         this.written += records;
-        if (this.marks) this.tell(batch, records);
+        if (this.writtenRecords) {
+          this.writtenRecords.reset(batch, records);
+          this.o.onWritten!(this.writtenRecords);
+        }
       }
       at = result[0];
       const stop = result[7];
       if (stop === STOP_UNITS) need = 0;
       else if (stop === STOP_FULL && (records > 0 || need === 0)) need = result[8];
       else return at; // (full again once room was made for it: the pipeline writes it)
-    }
-  }
-
-  // onWritten, for each of the `records` records the last run wrote, as the pipeline's sink is told.
-  private tell(batch: Buffer, records: number): void {
-    const marks = this.marks!;
-    const onWritten = this.o.onWritten!;
-    const w = this.writtenRecord;
-    w.batch = batch;
-    for (let i = 0, m = 0; i < records; i++, m += MARK_SIZE) {
-      w.at = marks[m];
-      w.slot = this.slots.get(marks[m + 1])!;
-      w.pkttype = marks[m + 2];
-      w.sec = marks[m + 3];
-      w.nsec = marks[m + 4];
-      w.hasFields = marks[m + 8] !== NO_FIELDS;
-      w.seq = marks[m + 5];
-      w.ack = marks[m + 6];
-      w.flags = marks[m + 7] & 0xff;
-      w.window = marks[m + 7] >>> 8;
-      w.ipLen = marks[m + 8];
-      w.payloadLen = marks[m + 9];
-      onWritten(w);
     }
   }
 

@@ -8,7 +8,7 @@ import type { SllPacket } from '../output/pcap';
 import { PACKET_OUTGOING } from '../output/pcapng';
 import { EPB_INBOUND, EPB_OUTBOUND } from '../output/pcapng-spec';
 import { LINKTYPE_RAW } from '../packet/link';
-import type { WrittenRecord } from '../capture/native-path';
+import type { WrittenRecords } from '../capture/native-path';
 import { IPPROTO_TCP } from '../packet/protocols';
 import type { Flow } from './flow';
 import { FlowPacket, FlowPacketReader, type PacketProcess } from './flow-packet';
@@ -100,12 +100,16 @@ export class LiveFlows {
   private readonly known = new FlowPacket();
 
   /**
-   * A record the native path wrote (capture/native-path.ts): added to its flow from the
-   * fields the native side read, without reading the packet, when the flow its direction
-   * joined last is still open and takes it as it is (FlowTable.addKnown); else read as packet()
-   * reads it. Each direction's note is that flow, and which end of its key sends.
+   * The records a run of the native path wrote (capture/native-path.ts): each added to its
+   * flow from the fields the native side read, without reading the packet, when the flow its
+   * direction joined last is still open and takes it as it is (FlowTable.addKnown); else read
+   * as packet() reads it. Each direction's note is that flow, and which end of its key sends.
    */
-  knownRecord(w: WrittenRecord): void {
+  knownRecords(w: WrittenRecords): void {
+    while (w.next()) this.knownRecord(w);
+  }
+
+  private knownRecord(w: WrittenRecords): void {
     if (w.check) this.checkFields(w);
     const note = w.slot.note as KnownDirection | undefined;
     if (note && w.hasFields) {
@@ -132,7 +136,7 @@ export class LiveFlows {
   }
 
   // check mode: the native side's fields against this reading of the record.
-  private checkFields(w: WrittenRecord): void {
+  private checkFields(w: WrittenRecords): void {
     const rec = w.record();
     const fp = new FlowPacketReader().read(LINKTYPE_RAW, rec.data, rec.sec * 1e6 + Math.floor(rec.nsec / 1000), rec.pkttype === PACKET_OUTGOING ? EPB_OUTBOUND : EPB_INBOUND);
     const at = `a packet captured at ${w.sec}.${String(w.nsec).padStart(9, '0')}`;

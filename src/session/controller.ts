@@ -95,7 +95,7 @@ export class Controller {
             pipeline: () => this.pipeline,
             onMismatch: (message) => printError(message),
             // (--flows, --top: the records it wrote are accounted for as the pipeline's are)
-            onWritten: o.flows && ((w) => o.flows!.knownRecord(w)),
+            onWritten: o.flows && ((w) => o.flows!.knownRecords(w)),
           })
         : undefined;
     this.pipeline = new CapturePipeline(
