@@ -485,7 +485,8 @@ class CaptureHandle : public Napi::ObjectWrap<CaptureHandle> {
                         InstanceMethod<&CaptureHandle::Start>("start"),
                         InstanceMethod<&CaptureHandle::Stop>("stop"),
                         InstanceMethod<&CaptureHandle::Stats>("stats"),
-                        InstanceMethod<&CaptureHandle::Ring>("ring")});
+                        InstanceMethod<&CaptureHandle::Ring>("ring"),
+                        InstanceMethod<&CaptureHandle::State>("state")});
   }
   // new Capture({blockSize, blockCount, retireMs}, onBatch(memory, offset, size, packets)): see DeliverAll
   explicit CaptureHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CaptureHandle>(info) {
@@ -501,6 +502,7 @@ class CaptureHandle : public Napi::ObjectWrap<CaptureHandle> {
         for (uint32_t i = 0; i < a.Length(); i++) o.interfaces.push_back(a.Get(i).As<Napi::Number>().Int32Value());
       }
       if (opts.Get("userFilter").IsBuffer()) o.user_filter = classic_program(opts.Get("userFilter"));
+      if (opts.Get("deferRing").IsBoolean()) o.defer_ring = opts.Get("deferRing").As<Napi::Boolean>().Value();
     }
     if (!info[1].IsFunction()) throw Napi::TypeError::New(env, "new Capture(options, onBatch)");
     std::string syscall_name;
@@ -579,6 +581,26 @@ class CaptureHandle : public Napi::ObjectWrap<CaptureHandle> {
     return Napi::Buffer<uint8_t>::New(info.Env(), capture_->ring(), capture_->ring_size());
   }
 
+  // state() -> {live, liveCpuSeconds, error?: {syscall, errno, code}}: whether packets are
+  // received (a deferred ring: once it is made), and why it never will be.
+  Napi::Value State(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("live", capture_ && capture_->live());
+    o.Set("liveCpuSeconds", capture_ ? capture_->live_cpu_seconds() : 0.0);
+    std::string syscall_name;
+    int err = capture_ ? capture_->ring_error(&syscall_name) : 0;
+    if (err) {
+      Napi::Object e = Napi::Object::New(env);
+      e.Set("syscall", syscall_name);
+      e.Set("errno", err);
+      e.Set("code", errno_name(err));
+      e.Set("message", strerror(err));
+      o.Set("error", e);
+    }
+    return o;
+  }
+
   Napi::Value Start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     shared_ = std::make_shared<Shared>();
@@ -587,6 +609,7 @@ class CaptureHandle : public Napi::ObjectWrap<CaptureHandle> {
     tsfn_.Unref(env);  // the tracer and timers keep the loop alive, not the capture
     std::weak_ptr<Shared> weak = shared_;
     Napi::ThreadSafeFunction tsfn = tsfn_;
+    const char* syscall_name = "";
     int r = capture_->start([weak, tsfn](CaptureBatch&& batch) mutable {
       auto s = weak.lock();
       if (!s) return;
@@ -599,10 +622,10 @@ class CaptureHandle : public Napi::ObjectWrap<CaptureHandle> {
       if (was_empty) tsfn.NonBlockingCall(s.get(), [](Napi::Env env, Napi::Function fn, Shared* s) {
           if (env) DeliverAll(env, fn, s);
         });
-    });
+    }, &syscall_name);
     if (r < 0) {
       tsfn_.Release();
-      throw make_error(env, "cannot start the packet capture", "bind(AF_PACKET)", -r);
+      throw make_error(env, "cannot start the packet capture", syscall_name, -r);
     }
     started_ = true;
     return env.Undefined();
@@ -740,6 +763,15 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// socketDomain(fd) -> the address family of the socket at fd (AF_INET...), or -1 when fd is
+// not an open socket.
+Napi::Value SocketDomain(const Napi::CallbackInfo& info) {
+  int domain = -1;
+  socklen_t len = sizeof domain;
+  if (getsockopt(info[0].As<Napi::Number>().Int32Value(), SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0) domain = -1;
+  return Napi::Number::New(info.Env(), domain);
+}
+
 // compileFilter(expr, snaplen, linktype = LINKTYPE_RAW) -> Buffer of classic BPF; throws libpcap's
 // message, or an error with code ELIBPCAP when libpcap is not installed.
 Napi::Value CompileFilter(const Napi::CallbackInfo& info) {
@@ -781,7 +813,8 @@ Napi::Value InterfaceName(const Napi::CallbackInfo& info) {
 
 Napi::Value start_tracer(const Napi::CallbackInfo& info, const TracerHandle::Starter& start);
 
-// launch({path, argv, env, cwd, stdio, keepFds?, user?, rules?, socketEventsPolled?}, onEvents) -> Tracer
+// launch({path, argv, env, cwd, stdio, keepFds?, user?, rules?, socketEventsPolled?, capture?}, onEvents) -> Tracer
+// (capture: its gate holds the command's socket calls until the capture is live)
 Napi::Value Launch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject() || !info[1].IsFunction())
@@ -810,6 +843,7 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
     for (uint32_t i = 0; i < groups.Length(); i++)
       options.groups.push_back(groups.Get(i).As<Napi::Number>().Uint32Value());
   }
+  if (auto capture = capture_of_value(o.Get("capture"))) options.gate = capture->gate();
   return start_tracer(info, [options](Tracer& t, TracerError* err) { return t.launch(options, err); });
 }
 
@@ -938,6 +972,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("testRun", Napi::Function::New(env, TestRun, "testRun"));
   exports.Set("liveSockets", Napi::Function::New(env, LiveSockets, "liveSockets"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
+  exports.Set("socketDomain", Napi::Function::New(env, SocketDomain, "socketDomain"));
   exports.Set("compileFilter", Napi::Function::New(env, CompileFilter, "compileFilter"));
   exports.Set("filterMatches", Napi::Function::New(env, FilterMatches, "filterMatches"));
   exports.Set("interfaceIndex", Napi::Function::New(env, InterfaceIndex, "interfaceIndex"));

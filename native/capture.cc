@@ -20,6 +20,11 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <csignal>
+#include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -34,6 +39,12 @@ void put16(uint8_t* p, uint16_t x) { memcpy(p, &x, 2); }
 
 // Copied batches the controller may hold at once; beyond, blocks are lent (and the ring fills).
 constexpr size_t kMaxCopiedBytes = 16 << 20;
+
+double process_cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
 
 }  // namespace
 
@@ -57,21 +68,23 @@ std::shared_ptr<Capture> Capture::open(const CaptureOptions& o, std::string* sys
   int version = TPACKET_V3;
   if (setsockopt(c->fd_.get(), SOL_PACKET, PACKET_VERSION, &version, sizeof version) < 0)
     return fail("setsockopt(PACKET_VERSION)");
-  tpacket_req3 req;
+  tpacket_req3& req = c->req_;
   memset(&req, 0, sizeof req);
   req.tp_block_size = o.block_size;
   req.tp_block_nr = o.block_count;
   req.tp_frame_size = 2048;  // V3 frames are variable; this only has to divide the block
   req.tp_frame_nr = o.block_size / req.tp_frame_size * o.block_count;
   req.tp_retire_blk_tov = o.retire_ms;
-  if (setsockopt(c->fd_.get(), SOL_PACKET, PACKET_RX_RING, &req, sizeof req) < 0)
-    return fail("setsockopt(PACKET_RX_RING)");
   c->ring_size_ = static_cast<size_t>(o.block_size) * o.block_count;
-  // (not MAP_LOCKED: the ring's pages are the kernel's, never swapped, and the packet socket
-  // maps every one of them at once anyway; locking them again took 12 ms of a 376 MiB ring)
-  void* ring = mmap(nullptr, c->ring_size_, PROT_READ | PROT_WRITE, MAP_SHARED, c->fd_.get(), 0);
-  if (ring == MAP_FAILED) return fail("mmap(PACKET_RX_RING)");
-  c->ring_ = static_cast<uint8_t*>(ring);
+  if (!o.defer_ring) {
+    if (setsockopt(c->fd_.get(), SOL_PACKET, PACKET_RX_RING, &req, sizeof req) < 0)
+      return fail("setsockopt(PACKET_RX_RING)");
+    const char* what = nullptr;
+    if (int e = c->map_ring(&what)) {
+      errno = e;
+      return fail(what);
+    }
+  }
   c->wake_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!c->wake_fd_.valid()) return fail("eventfd");
   return c;
@@ -79,7 +92,128 @@ std::shared_ptr<Capture> Capture::open(const CaptureOptions& o, std::string* sys
 
 Capture::~Capture() {
   stop();
+  gate_->give_up();  // (a tracer still waiting: the capture will never be live)
   if (ring_) munmap(ring_, ring_size_);
+}
+
+// Maps the ring the socket has: 0 or an errno, with the call that failed.
+int Capture::map_ring(const char** syscall_name) {
+  // (not MAP_LOCKED: the ring's pages are the kernel's, never swapped, and the packet socket
+  // maps every one of them at once anyway; locking them again took 12 ms of a 376 MiB ring)
+  void* ring = mmap(nullptr, ring_size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_.get(), 0);
+  if (ring == MAP_FAILED) {
+    *syscall_name = "mmap(PACKET_RX_RING)";
+    return errno;
+  }
+  ring_ = static_cast<uint8_t*>(ring);
+  return 0;
+}
+
+int Capture::bind_all() {
+  sockaddr_ll sll;
+  memset(&sll, 0, sizeof sll);
+  sll.sll_family = AF_PACKET;
+  sll.sll_protocol = htons(ETH_P_ALL);
+  sll.sll_ifindex = 0;  // all interfaces
+  if (bind(fd_.get(), reinterpret_cast<sockaddr*>(&sll), sizeof sll) < 0) return -errno;
+  live_cpu_seconds_ = process_cpu_seconds();
+  live_ = true;
+  gate_->open();
+  return 0;
+}
+
+int Capture::ring_error(std::string* syscall_name) const {
+  std::lock_guard<std::mutex> lock(error_mutex_);
+  *syscall_name = ring_error_syscall_;
+  return ring_errno_;
+}
+
+// defer_ring: a grandchild process makes the ring (setsockopt on the socket it shares with
+// this one) and writes its errno to a pipe. A process, not a thread: a thread in that call
+// would hold up this process's exit until the allocation ends, and a short command's run must
+// not wait for a ring it never needed. A grandchild, so that it is nobody's child here (the
+// tracer waits for any child). Between fork and exit only system calls are made, and every fd
+// but the socket and the pipe is closed first (a pipe the caller waits on must not stay open).
+// Returns 0, or -errno when the helper could not be started.
+int Capture::start_ring_helper() {
+  int result[2];
+  if (pipe2(result, O_CLOEXEC) < 0) return -errno;
+  int sock = fd_.get(), out = result[1];
+  pid_t child = static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0));
+  if (child < 0) {
+    int e = errno;
+    close(result[0]);
+    close(result[1]);
+    return -e;
+  }
+  if (child == 0) {
+    int lo = sock < out ? sock : out, hi = sock < out ? out : sock;
+    if (lo > 0) syscall(SYS_close_range, 0u, static_cast<unsigned>(lo - 1), 0u);
+    if (hi > lo + 1) syscall(SYS_close_range, static_cast<unsigned>(lo + 1), static_cast<unsigned>(hi - 1), 0u);
+    syscall(SYS_close_range, static_cast<unsigned>(hi + 1), ~0u, 0u);
+    pid_t helper = static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0));
+    if (helper == 0) {
+      // the terminal's signals are for tracedump: an interrupted run leaves this to finish alone
+      struct sigaction ignore;
+      memset(&ignore, 0, sizeof ignore);
+      ignore.sa_handler = SIG_IGN;
+      for (int sig : {SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGTSTP, SIGTTIN, SIGTTOU}) sigaction(sig, &ignore, nullptr);
+      uint8_t e = 0;
+      if (syscall(SYS_setsockopt, sock, SOL_PACKET, PACKET_RX_RING, &req_, sizeof req_) < 0) e = static_cast<uint8_t>(errno);
+      syscall(SYS_write, out, &e, 1);
+      syscall(SYS_exit_group, 0);
+    }
+    if (helper < 0) {
+      uint8_t e = static_cast<uint8_t>(errno ? errno : EAGAIN);
+      syscall(SYS_write, out, &e, 1);
+    }
+    syscall(SYS_exit_group, 0);
+  }
+  close(result[1]);
+  ring_result_.reset(result[0]);
+  int status;
+  while (waitpid(child, &status, __WALL) < 0 && errno == EINTR) {
+  }
+  return 0;
+}
+
+// defer_ring's reader: waits for the helper's word, maps the ring, binds, then reads as run().
+void Capture::run_deferred() {
+  pthread_setname_np(pthread_self(), "td-capture");
+  pollfd fds[2] = {{ring_result_.get(), POLLIN, 0}, {wake_fd_.get(), POLLIN, 0}};
+  while (!stopping_) {
+    if (poll(fds, 2, -1) < 0 && errno != EINTR) break;
+    if (fds[1].revents) break;
+    if (!fds[0].revents) continue;
+    uint8_t e = 0;
+    ssize_t n = read(ring_result_.get(), &e, 1);
+    const char* what = "setsockopt(PACKET_RX_RING)";
+    int err = n == 1 ? e : (n == 0 ? EPIPE : errno);
+    if (err == 0) err = map_ring(&what);
+    if (err == 0) {
+      int b = bind_all();
+      if (b < 0) {
+        err = -b;
+        what = "bind(AF_PACKET)";
+      }
+    }
+    if (err != 0) {
+      std::lock_guard<std::mutex> lock(error_mutex_);
+      ring_error_syscall_ = what;
+      ring_errno_ = err;
+      break;
+    }
+    ring_result_.reset();
+    return run();
+  }
+  // the ring failed (the program must not run on uncaptured), or the capture was stopped first
+  bool failed;
+  {
+    std::lock_guard<std::mutex> lock(error_mutex_);
+    failed = ring_errno_ != 0;
+  }
+  if (failed) gate_->fail();
+  else gate_->give_up();
 }
 
 int Capture::attach_bpf(int prog_fd) {
@@ -93,7 +227,7 @@ int Capture::attach_classic(const std::vector<sock_filter>& p) {
   return 0;
 }
 
-int Capture::start(Deliver deliver) {
+int Capture::start(Deliver deliver, const char** syscall_name) {
   deliver_ = std::move(deliver);
   lent_.assign(options_.block_count, 0);
   consumer_tid_ = static_cast<int>(gettid());
@@ -101,12 +235,14 @@ int Capture::start(Deliver deliver) {
   consumer_nice_ = getpriority(PRIO_PROCESS, consumer_tid_);
   if (errno) consumer_nice_ = 0;
   if (const char* b = getenv("TRACEDUMP_CAPTURE_BOOST")) boost_nice_ = atoi(b);
-  sockaddr_ll sll;
-  memset(&sll, 0, sizeof sll);
-  sll.sll_family = AF_PACKET;
-  sll.sll_protocol = htons(ETH_P_ALL);
-  sll.sll_ifindex = 0;  // all interfaces
-  if (bind(fd_.get(), reinterpret_cast<sockaddr*>(&sll), sizeof sll) < 0) return -errno;
+  if (options_.defer_ring && !ring_) {
+    *syscall_name = "clone (the ring's helper process)";
+    if (int r = start_ring_helper()) return r;
+    thread_ = std::thread(&Capture::run_deferred, this);
+    return 0;
+  }
+  *syscall_name = "bind(AF_PACKET)";
+  if (int r = bind_all()) return r;
   thread_ = std::thread(&Capture::run, this);
   return 0;
 }
@@ -150,6 +286,7 @@ void Capture::release_block(uint32_t block) {
 }
 
 void Capture::read_kernel_stats() {
+  if (!live_) return;  // (a deferred ring being made holds the socket's lock)
   tpacket_stats_v3 st;
   socklen_t len = sizeof st;
   if (getsockopt(fd_.get(), SOL_PACKET, PACKET_STATISTICS, &st, &len) < 0) return;

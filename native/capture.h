@@ -3,6 +3,7 @@
 // without copying (the controller reads the ring's memory, then gives the block back).
 #pragma once
 #include <linux/filter.h>
+#include <linux/if_packet.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -14,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "capture_gate.h"
 #include "unique_fd.h"
 
 struct CaptureOptions {
@@ -22,6 +24,11 @@ struct CaptureOptions {
   uint32_t retire_ms = 20;        // a partly filled block is handed over after this long
   std::vector<int> interfaces;            // -i: only packets of these ifindexes (empty: all)
   std::vector<sock_filter> user_filter;   // -f: a pcap-filter program over the IP packet
+  // The ring is allocated by a helper process started by start() (after the filter is set: the
+  // allocation holds the socket's lock), and mapped and bound when it is there; until then
+  // gate() is closed. Allocating a large ring can take a second when the machine must back the
+  // memory again; the command runs meanwhile, and waits only at its first socket call.
+  bool defer_ring = false;
 };
 
 // One packet record in a batch (little endian), followed by caplen bytes of packet data:
@@ -91,7 +98,8 @@ class Capture {
 
   int attach_bpf(int prog_fd);                            // 0 or -errno
   int attach_classic(const std::vector<sock_filter>& p);  // 0 or -errno; atomic replacement
-  int start(Deliver deliver);                             // binds to all interfaces
+  // Binds to all interfaces (defer_ring: starts the ring's helper); 0 or -errno, with the call.
+  int start(Deliver deliver, const char** syscall_name);
   // Hands over every packet captured so far, then stops the reader thread.
   void stop();
   void recycle(Slab slab);  // the controller is done with a batch: its block goes back
@@ -99,9 +107,21 @@ class Capture {
   // The ring's mapping (mapped until the Capture is destroyed): lent batches lie in it.
   uint8_t* ring() const { return ring_; }
   size_t ring_size() const { return ring_size_; }
+  // Open once packets are received (at once without defer_ring); failed when the deferred ring
+  // could not be made (ring_error() says why); given up when the capture stopped before.
+  std::shared_ptr<CaptureGate> gate() const { return gate_; }
+  bool live() const { return live_.load(); }
+  // The deferred ring's failure: the call and errno (0: none).
+  int ring_error(std::string* syscall_name) const;
+  // This process's CPU time (s) when the capture went live.
+  double live_cpu_seconds() const { return live_cpu_seconds_.load(); }
 
  private:
   Capture() = default;
+  int map_ring(const char** syscall_name);
+  int bind_all();
+  int start_ring_helper();
+  void run_deferred();
   void run();
   bool process_ready_blocks();
   void read_kernel_stats();
@@ -116,6 +136,14 @@ class Capture {
   Deliver deliver_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
+  tpacket_req3 req_{};
+  std::shared_ptr<CaptureGate> gate_ = std::make_shared<CaptureGate>(false);
+  std::atomic<bool> live_{false};
+  std::atomic<double> live_cpu_seconds_{0};
+  UniqueFd ring_result_;  // defer_ring: the helper writes its errno here (0: the ring is there)
+  mutable std::mutex error_mutex_;
+  std::string ring_error_syscall_;
+  int ring_errno_ = 0;
 
   void release_block(uint32_t block);
 

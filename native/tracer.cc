@@ -296,6 +296,7 @@ int Tracer::signal_root(int sig) {
 }
 
 void Tracer::run_launch(LaunchOptions o) {
+  gate_ = o.gate;
   auto fail_start = [&](const char* syscall_name, int err, std::string message) {
     start_failed({syscall_name, err, std::move(message), 0});
   };
@@ -568,8 +569,9 @@ void Tracer::consider_socket(Process& p, pid_t tgid, int fd, uint64_t ino, std::
 // earlier submission does later (an async connect) is found by the next one, or by the search
 // every 500 ms.
 void Tracer::on_fd_source(Tracee& t, long nr, const uint64_t args[6]) {
+  if (nr == SYS_io_uring_enter && args[1] == 0) return resume(t, 0);
+  if (!capture_live(t)) return;  // (a ring's operations, or another's socket, can send)
   if (nr == SYS_io_uring_enter) {
-    if (args[1] == 0) return resume(t, 0);
     // A program that submits often with an fd table that does not change (file I/O) is looked
     // at every kUringQuietNs only; once a look sees a change, at every call again.
     Process& p = process(tgid_of(t));
@@ -840,6 +842,16 @@ void Tracer::unsupported_abi(Tracee& t, pid_t pid) {
          "sockets are not captured");
 }
 
+// The capture is not live yet (its ring is still being made): a call that could make the
+// program's packets waits for it here. If it cannot be made, every process is killed (none may
+// exchange a packet the file would miss) and false is returned, the tracee resumed to die.
+bool Tracer::capture_live(Tracee& t) {
+  if (!gate_ || gate_->is_open() || gate_->wait() != CaptureGate::kFailed) return true;
+  for (auto& [pid, proc] : processes_) kill(pid, SIGKILL);
+  resume(t, 0);
+  return false;
+}
+
 void Tracer::on_seccomp(Tracee& t) {
   // One request tells the call, its arguments and the filter's SECCOMP_RET_DATA (Linux 5.3+);
   // GETEVENTMSG + GETREGS where it is refused.
@@ -918,6 +930,7 @@ void Tracer::on_call_entry(Tracee& t, long nr, const uint64_t args[6]) {
       emit_socket_event(EventKind::kSocket, c, c.socket, false, 0, {});
     return;
   }
+  if (!capture_live(t)) return;
   if (stop_stats::on()) timed_ = call == SocketCall::kConnect ? stop_stats::kConnectEntry : stop_stats::kOtherEntry;
   c.dests = call_destinations(t.tid, nr, args, kMaxDestinations);
   if (is_ping(c.socket))

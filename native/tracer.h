@@ -16,6 +16,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "capture_gate.h"
 #include "socket_hook.h"
 #include "trace_event.h"
 #include "unique_fd.h"
@@ -32,6 +33,8 @@ struct LaunchOptions {
   uid_t uid = 0;
   gid_t gid = 0;
   std::vector<gid_t> groups;
+  // The capture's gate (capture_gate.h): a closed one holds every seccomp stop until it opens.
+  std::shared_ptr<CaptureGate> gate;
 };
 
 // A failure of the tracer itself, with the syscall and errno behind it.
@@ -171,6 +174,8 @@ class Tracer {
 
   pid_t root_pid_ = -1;
   bool attach_mode_ = false;
+  std::shared_ptr<CaptureGate> gate_;  // launch with a deferred capture ring: closed until it is live
+  bool capture_live(Tracee& t);
   std::atomic<bool> detach_requested_{false};
   std::atomic<bool> detach_started_{false};
   std::atomic<pid_t> thread_tid_{0};

@@ -149,6 +149,8 @@ export interface LaunchOptions {
    * then wait for it instead of waking it one by one. Other events still wake it.
    */
   socketEventsPolled?: boolean;
+  /** A capture whose ring is deferred: the command's socket calls wait until it is live. */
+  capture?: NativeCapture;
 }
 
 export interface AttachOptions {
@@ -199,6 +201,17 @@ export interface CaptureOptions {
   interfaces?: number[];
   /** -f: a classic BPF program (from compileFilter) every packet must pass. */
   userFilter?: Buffer;
+  /** The ring is made by a helper process once start() is called; state() says when it is live. */
+  deferRing?: boolean;
+}
+
+export interface CaptureState {
+  /** Packets are received (a deferred ring: it is made, mapped and bound). */
+  live: boolean;
+  /** tracedump's CPU time (s) when it went live. */
+  liveCpuSeconds: number;
+  /** A deferred ring that could not be made. */
+  error?: { syscall: string; errno: number; code: string; message: string };
 }
 
 export interface NativeCapture {
@@ -211,6 +224,7 @@ export interface NativeCapture {
   stats(): { packets: number; drops: number; stalls: number; waiting: number };
   /** The ring as one Buffer (the batches onBatch gives as null lie in it), valid while the capture is open. */
   ring(): Buffer;
+  state(): CaptureState;
 }
 
 /**
@@ -330,6 +344,8 @@ interface Addon {
    */
   liveSockets(protocols?: number[]): LiveSockets;
   closeFd(fd: number): void;
+  /** The address family of the socket at fd (2 AF_INET, 10 AF_INET6, 1 AF_UNIX...), -1 when it is none. */
+  socketDomain(fd: number): number;
   interfaceName(ifindex: number): string | null;
   /** if_nametoindex: 0 when there is no such interface. */
   interfaceIndex(name: string): number;

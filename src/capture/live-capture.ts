@@ -6,7 +6,7 @@ import { TracedumpError, fromNative } from '../errors';
 import { buildEbpfFilter } from '../filter/ebpf-program';
 import { encodeClassic } from '../filter/classic';
 import { type PortsByProto, buildExactClassic, buildWideClassic } from '../filter/classic-program';
-import { type NativeCapture, type NativeRuleSet, native, uncaught } from '../native';
+import { type CaptureState, type NativeCapture, type NativeRuleSet, native, uncaught } from '../native';
 
 export type FilterMode = 'ebpf' | 'classic';
 export type FilterChoice = FilterMode | 'auto';
@@ -22,6 +22,13 @@ export interface LiveCaptureOptions {
   /** -f: a compiled pcap-filter program the program's packets must also pass. */
   userFilter?: Buffer;
   onBatch: (batch: Buffer, packets: number) => void;
+  /**
+   * Make the ring in the background (native/capture.h): start() returns at once, and the
+   * launched command, given `native` (TracedCommand), waits at its first socket call until
+   * the capture is live. Only with the eBPF filter (a classic one is replaced on the socket,
+   * whose lock the ring's making holds).
+   */
+  deferRing?: boolean;
 }
 
 const BLOCK_SIZE = 4 << 20;
@@ -70,7 +77,8 @@ export class LiveCapture {
   readonly filterMode: FilterMode;
   /** Why eBPF was not used, when auto mode fell back to classic. */
   readonly fallbackReason?: string;
-  private readonly capture: NativeCapture;
+  /** The native capture (its gate is given to the tracer when the ring is deferred). */
+  readonly native: NativeCapture;
   private readonly classicConfig: { snaplen: number; loopbackIfindex: number };
   private progFd = -1;
   private stopped = false;
@@ -92,9 +100,9 @@ export class LiveCapture {
     let ring: Buffer | undefined;
     const onBatch = uncaught(opts.onBatch);
     try {
-      this.capture = new addon.Capture(
-        { blockSize: BLOCK_SIZE, blockCount, retireMs: 20, interfaces: opts.interfaces, userFilter: opts.userFilter },
-        (memory, offset, size, packets) => onBatch((memory ?? (ring ??= this.capture.ring())).subarray(offset, offset + size), packets),
+      this.native = new addon.Capture(
+        { blockSize: BLOCK_SIZE, blockCount, retireMs: 20, interfaces: opts.interfaces, userFilter: opts.userFilter, deferRing: !!opts.deferRing && !!ebpf },
+        (memory, offset, size, packets) => onBatch((memory ?? (ring ??= this.native.ring())).subarray(offset, offset + size), packets),
       );
     } catch (err) {
       if (ebpf) addon.closeFd(ebpf.progFd);
@@ -105,12 +113,12 @@ export class LiveCapture {
         this.filterMode = 'ebpf';
         this.rules = ebpf.rules;
         this.progFd = ebpf.progFd;
-        this.capture.attachBpf(this.progFd);
+        this.native.attachBpf(this.progFd);
       } else {
         this.filterMode = 'classic';
         const wide = encodeClassic(buildWideClassic(this.classicConfig));
-        this.rules = new addon.RuleSet({ capture: this.capture, wide });
-        this.capture.attachClassic(encodeClassic(buildExactClassic(new Map(), this.classicConfig)));
+        this.rules = new addon.RuleSet({ capture: this.native, wide });
+        this.native.attachClassic(encodeClassic(buildExactClassic(new Map(), this.classicConfig)));
       }
     } catch (err) {
       this.close();
@@ -121,7 +129,7 @@ export class LiveCapture {
   /** Starts receiving: from here every packet the filter passes is delivered. */
   start(): void {
     try {
-      this.capture.start();
+      this.native.start();
     } catch (err) {
       throw privilegeError(fromNative(err), 'cannot start the packet capture', 'CAP_NET_RAW');
     }
@@ -138,14 +146,19 @@ export class LiveCapture {
   }
 
   stats(): { packets: number; drops: number; stalls: number; waiting: number } {
-    return this.capture.stats();
+    return this.native.stats();
+  }
+
+  /** Whether packets are received yet (a deferred ring), and why they never will be. */
+  state(): CaptureState {
+    return this.native.state();
   }
 
   /** Delivers what is left in the ring, then stops and frees the filter. */
   close(): void {
     if (this.stopped) return;
     this.stopped = true;
-    this.capture.stop();
+    this.native.stop();
     if (this.progFd >= 0) native().closeFd(this.progFd);
     this.progFd = -1;
   }

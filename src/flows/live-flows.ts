@@ -8,7 +8,6 @@ import type { SllPacket } from '../output/pcap';
 import { PACKET_OUTGOING } from '../output/pcapng';
 import { EPB_INBOUND, EPB_OUTBOUND } from '../output/pcapng-spec';
 import { LINKTYPE_RAW } from '../packet/link';
-import type { WrittenRecords } from '../capture/native-path';
 import { IPPROTO_TCP } from '../packet/protocols';
 import type { Flow } from './flow';
 import { FlowPacket, FlowPacketReader, type PacketProcess } from './flow-packet';
@@ -29,7 +28,31 @@ export interface LiveFlowsOptions {
   exeOf(pid: number): string | undefined;
 }
 
-/** What a native path's direction last joined (WrittenRecord's slot note). */
+/**
+ * Records another writer put in the file (the native path: capture/native-path.ts), stepped
+ * through with next(): the fields of the current one, read by that writer as flow-packet.ts reads
+ * a packet (hasFields false: read record() instead).
+ */
+export interface WrittenRecords {
+  next(): boolean;
+  /** The verdict it was written under: its owner, and a note this reader keeps with it. */
+  readonly slot: { readonly owner: PacketOwner; note: unknown };
+  readonly pkttype: number;
+  readonly sec: number;
+  readonly nsec: number;
+  readonly hasFields: boolean;
+  readonly seq: number;
+  readonly ack: number;
+  readonly flags: number;
+  readonly window: number;
+  readonly ipLen: number;
+  readonly payloadLen: number;
+  /** check mode: the fields are compared with this reader's own reading; a difference is said here. */
+  readonly check: ((message: string) => void) | undefined;
+  record(): SllPacket;
+}
+
+/** What a native path's direction last joined (the slot's note). */
 interface KnownDirection {
   flow: Flow;
   first: boolean;

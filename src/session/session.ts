@@ -7,7 +7,7 @@ import { type CommandSpec, TracedCommand } from '../trace/launched';
 import { AttachedProcesses } from '../trace/attached';
 import { EXIT_TRACEDUMP_FAILURE, signalName } from '../errors';
 import { type Traced, attached, launched } from '../trace/traced';
-import { type ExitEvent, type TraceEvent, native } from '../native';
+import { type CaptureState, type ExitEvent, type TraceEvent, native } from '../native';
 import { CaptureOutput, type RotationOptions } from '../output/rotation';
 import { type FormatName, makeFormat } from '../output/formats';
 import { type FilterChoice, LiveCapture } from '../capture/live-capture';
@@ -114,6 +114,8 @@ export async function runSession(options: SessionOptions): Promise<number> {
     endLinger?.(); // a stop asked for while lingering ends the linger
     if (stopRequested || !traced) return;
     stopRequested = why;
+    // a ring still being made is given up: the program's calls waiting for it go on, to the stop
+    if (live && !live.state().live) live.close();
     traced.stop(cap?.killAfterMs ?? 5000, controller.alive);
   };
 
@@ -148,19 +150,31 @@ export async function runSession(options: SessionOptions): Promise<number> {
     eventsFd: options.eventsOutput?.fd ?? 2,
     status,
     stopStats,
-    // the files take the places of the user's only once the program started
+    // the files take the places of the user's only once the program started (and the
+    // capture is live: a ring that cannot be made fails the run)
     onStarted: () => {
-      file?.commit();
-      options.eventsOutput?.commit();
-      options.flows?.output.commit();
+      programStarted = true;
+      commitWhenLive();
     },
     requestStop,
     stopRequested: () => stopRequested !== undefined,
   });
 
-  // 2. The capture, before the command can send anything.
+  // 2. The capture, before the command can send anything. A launched command that inherits no
+  // socket can send nothing before its first socket call: its ring is made in the background
+  // while the command starts, and that call waits for it (native/capture_gate.h).
   let live: LiveCapture | undefined;
-  let startCpuSeconds: number | undefined; // tracedump's CPU once the capture runs (Node, the ring)
+  const deferRing = !options.attach && !!options.command && !inheritsSockets(options.command);
+  let programStarted = false;
+  let committed = false;
+  let ringFailure: string | undefined;
+  const commitWhenLive = (ended = false) => {
+    if (committed || !programStarted || (live && !ended && !live.state().live)) return;
+    committed = true;
+    file?.commit();
+    options.eventsOutput?.commit();
+    options.flows?.output.commit();
+  };
   if (cap && file) {
     try {
       live = new LiveCapture({
@@ -171,10 +185,10 @@ export async function runSession(options: SessionOptions): Promise<number> {
         interfaces: cap.interfaces,
         userFilter: cap.userFilter,
         onBatch: (batch) => controller.onBatch(batch),
+        deferRing,
       });
       if (live.fallbackReason) printError(`using the classic BPF filter: ${live.fallbackReason}`);
       live.start();
-      startCpuSeconds = cpuSeconds();
       controller.attachLive(live);
     } catch (err) {
       file.close();
@@ -193,7 +207,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
       controller.attachTraced(traced, -1);
       controller.markStarted(); // every process is seized: the capture is under way
     } else if (options.command) {
-      const command = new TracedCommand(options.command, onEvents, live?.rules, polled);
+      const command = new TracedCommand(options.command, onEvents, live?.rules, polled, deferRing ? live?.native : undefined);
       traced = launched(command);
       controller.attachTraced(traced, command.pid);
     } else throw new Error('runSession: neither a command nor processes to attach to');
@@ -206,7 +220,8 @@ export async function runSession(options: SessionOptions): Promise<number> {
   }
 
   // The figures so far (status line, SIGUSR1) and at the end (summary, the file's statistics).
-  const figures = () => runFigures(controller, { cap, file, live, keys, holdForKeys, startedMs, startCpuSeconds });
+  // (tracedump's CPU once the capture runs: Node's start-up and the ring's making before it)
+  const figures = () => runFigures(controller, { cap, file, live, keys, holdForKeys, startedMs, startCpuSeconds: live?.state().liveCpuSeconds || undefined });
   const totals = (): CaptureTotals => ({
     start: BigInt(startedMs) * 1_000_000n,
     end: BigInt(Date.now()) * 1_000_000n,
@@ -244,6 +259,24 @@ export async function runSession(options: SessionOptions): Promise<number> {
   const tracee = traced;
   timers.push(setInterval(() => tracee.findLateSockets(), LATE_SOCKET_SWEEP_MS));
   const stopSignals = handleSignals(traced, requestStop, { flush: () => file?.flush(), exit: options.exitNow });
+  // A deferred ring: the files are committed once it is live; one that cannot be made stops
+  // the command at once (the tracer kills it at its next socket call anyway).
+  const ringFailed = () => {
+    const st = live?.state();
+    return st && !st.live && st.error ? ringError(st.error, cap?.ringBytes ?? 0) : undefined;
+  };
+  if (live && deferRing) {
+    const watch = setInterval(() => {
+      if (live.state().live) {
+        clearInterval(watch);
+        commitWhenLive();
+      } else if ((ringFailure = ringFailed())) {
+        clearInterval(watch);
+        traced.stop(0, controller.alive);
+      }
+    }, RING_WATCH_MS);
+    timers.push(watch);
+  }
 
   try {
     // 5. The end: the command's (or every tracee's), then the linger, the last packets, the summary.
@@ -254,6 +287,15 @@ export async function runSession(options: SessionOptions): Promise<number> {
       printError(outcome.failure.message);
       return outcome.status;
     }
+    ringFailure ??= ringFailed();
+    if (ringFailure) {
+      // the capture never ran: no file of the user's was touched
+      status?.clear();
+      printError(ringFailure);
+      return EXIT_TRACEDUMP_FAILURE;
+    }
+    // a program that ended before its ring was made sent nothing: its (empty) files now
+    commitWhenLive(true);
     if (live && file && cap) {
       // Detached: the program's traffic goes on, ours stops now. Exited: its last packets
       // (FIN/ACK, TIME_WAIT answers) are still on their way.
@@ -339,6 +381,27 @@ function runFigures(
     cpuSeconds: cpuSeconds(),
     startCpuSeconds: r.startCpuSeconds,
   };
+}
+
+/** How often a deferred ring is looked at until it is live (the files are committed then). */
+const RING_WATCH_MS = 2;
+
+/**
+ * Whether the launched command would get a socket that can send packets among its descriptors
+ * (then it could send before any socket call). Unix sockets cannot (a parent's stdio pipes are
+ * often socket pairs), nor can a closed descriptor.
+ */
+function inheritsSockets(command: CommandSpec): boolean {
+  const quiet = new Set([-1, AF_UNIX, AF_NETLINK]);
+  return [...(command.stdio ?? [0, 1, 2]), ...(command.keepFds ?? [])].some((fd) => !quiet.has(native().socketDomain(fd)));
+}
+
+const AF_UNIX = 1;
+const AF_NETLINK = 16;
+
+function ringError(e: NonNullable<CaptureState['error']>, ringBytes: number): string {
+  const hint = e.code === 'ENOMEM' ? `; a smaller ring (-B ${Math.max(2048, Math.floor(ringBytes / 4096))}) may fit` : '';
+  return `cannot make the capture's ring of ${Math.round(ringBytes / 2 ** 20)} MiB: ${e.syscall}: ${e.message} (${e.code})${hint}`;
 }
 
 function cpuSeconds(): number {

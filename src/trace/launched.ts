@@ -1,7 +1,7 @@
 // A command launched under the native tracer: its events, its signal, and the shell-style exit
 // status it ends with.
 import { EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_TRACEDUMP_FAILURE, TracedumpError, fromNative } from '../errors';
-import { type ExitEvent, type NativeRuleSet, type NativeTracer, type TraceEvent, native } from '../native';
+import { type ExitEvent, type NativeCapture, type NativeRuleSet, type NativeTracer, type TraceEvent, native } from '../native';
 import { resolveCommand } from './resolve-command';
 import type { Environment } from '../environment';
 import { quoteName } from '../text/quote';
@@ -40,7 +40,7 @@ export class TracedCommand {
    * With `polled`, socket events wait for tracer.poll() (which the caller then calls often)
    * instead of waking the event loop one by one.
    */
-  constructor(spec: CommandSpec, onEvents: (batch: TraceEvent[]) => void, rules?: NativeRuleSet, polled = false) {
+  constructor(spec: CommandSpec, onEvents: (batch: TraceEvent[]) => void, rules?: NativeRuleSet, polled = false, capture?: NativeCapture) {
     if (spec.argv.length === 0) throw new TracedumpError('no command given', { code: 'EUSAGE' });
     const file = resolveCommand(spec.argv[0], spec.env.get('PATH'), spec.cwd);
     const name = String(spec.argv[0]);
@@ -59,6 +59,7 @@ export class TracedCommand {
           user: spec.user,
           rules,
           socketEventsPolled: polled,
+          capture,
         },
         (batch) => {
           for (const e of batch) if (e.kind === 'exit' && e.tid === this.pid) rootExit = e;
