@@ -599,22 +599,22 @@ async function main() {
           return `${fmtMs(m)} ms (${fmtMs(Math.min(...s.ms))}–${fmtMs(Math.max(...s.ms))}), ${m - median(base.ms) >= 0 ? '+' : '−'}${fmtMs(Math.abs(m - median(base.ms)))} ms`;
         };
         table.push({
-          workload:
-            row.what === 'true'
-              ? '`tracedump -w FILE -- true`, the whole run'
-              : row.what === 'cold'
-                ? '`tracedump -w FILE -- true`, each run after 3 s idle'
-                : 'curl of a local page, the whole run',
+          workload: {
+            true: '`tracedump -w FILE -- true`, the whole run',
+            cold: '`tracedump -w FILE -- true`, each run after 3 s idle',
+            curl: 'curl of a local page, the whole run',
+            'curl-cold': 'curl of a local page, each run after 3 s idle',
+          }[row.what],
           rounds,
           untraced: `${base.label}: ${fmtMs(median(base.ms))} ms (${fmtMs(Math.min(...base.ms))}–${fmtMs(Math.max(...base.ms))})`,
           tracedump: cell(td),
-          strace: row.what === 'cold' ? '–' : cell(st),
-          notes:
-            row.what === 'true'
-              ? `the target: Node's start-up + 100 ms at most (the untraced column is Node's start-up; \`true\` alone takes about 1 ms); ring ${defaultRingKiB() / 1024} MiB`
-              : row.what === 'cold'
-                ? `with \`-B 65536\`: ${cell(st)}; the difference is allocating the default ring (${defaultRingKiB() / 1024} MiB) from memory the machine has to back again`
-                : 'the target: curl alone + 200 ms at most',
+          strace: row.what === 'cold' || row.what === 'curl-cold' ? '–' : cell(st),
+          notes: {
+            true: `the target: Node's start-up + 100 ms at most (the untraced column is Node's start-up; \`true\` alone takes about 1 ms); ring ${defaultRingKiB() / 1024} MiB`,
+            cold: `with \`-B 65536\`: ${cell(st)}; the ring (${defaultRingKiB() / 1024} MiB) is made in the background and \`true\` makes no socket call: it never waits for it`,
+            curl: 'the target: curl alone + 200 ms at most',
+            'curl-cold': `with \`-B 65536\`: ${cell(st)}; curl's connect waits for the ring (${defaultRingKiB() / 1024} MiB), made from memory the machine has to back again`,
+          }[row.what],
         });
       }
     }
