@@ -486,7 +486,8 @@ class CaptureHandle : public Napi::ObjectWrap<CaptureHandle> {
                         InstanceMethod<&CaptureHandle::Stop>("stop"),
                         InstanceMethod<&CaptureHandle::Stats>("stats"),
                         InstanceMethod<&CaptureHandle::Ring>("ring"),
-                        InstanceMethod<&CaptureHandle::State>("state")});
+                        InstanceMethod<&CaptureHandle::State>("state"),
+                        InstanceMethod<&CaptureHandle::OpenGate>("openGate")});
   }
   // new Capture({blockSize, blockCount, retireMs}, onBatch(memory, offset, size, packets)): see DeliverAll
   explicit CaptureHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CaptureHandle>(info) {
@@ -599,6 +600,12 @@ class CaptureHandle : public Napi::ObjectWrap<CaptureHandle> {
       o.Set("error", e);
     }
     return o;
+  }
+
+  // openGate(): a deferred ring that is live lets the command's waiting calls go on.
+  Napi::Value OpenGate(const Napi::CallbackInfo& info) {
+    if (capture_) capture_->open_gate();
+    return info.Env().Undefined();
   }
 
   Napi::Value Start(const Napi::CallbackInfo& info) {

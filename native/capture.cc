@@ -118,7 +118,7 @@ int Capture::bind_all() {
   if (bind(fd_.get(), reinterpret_cast<sockaddr*>(&sll), sizeof sll) < 0) return -errno;
   live_cpu_seconds_ = process_cpu_seconds();
   live_ = true;
-  gate_->open();
+  if (!options_.defer_ring) gate_->open();  // (deferred: its owner opens it, see open_gate())
   return 0;
 }
 

@@ -108,8 +108,12 @@ class Capture {
   uint8_t* ring() const { return ring_; }
   size_t ring_size() const { return ring_size_; }
   // Open once packets are received (at once without defer_ring); failed when the deferred ring
-  // could not be made (ring_error() says why); given up when the capture stopped before.
+  // could not be made (ring_error() says why); given up when the capture stopped before. With
+  // defer_ring its owner opens it once live() (after putting the files in place), open_gate().
   std::shared_ptr<CaptureGate> gate() const { return gate_; }
+  void open_gate() {
+    if (live_) gate_->open();
+  }
   bool live() const { return live_.load(); }
   // The deferred ring's failure: the call and errno (0: none).
   int ring_error(std::string* syscall_name) const;

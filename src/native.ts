@@ -225,6 +225,8 @@ export interface NativeCapture {
   /** The ring as one Buffer (the batches onBatch gives as null lie in it), valid while the capture is open. */
   ring(): Buffer;
   state(): CaptureState;
+  /** A deferred ring that is live: the command's calls waiting for it go on (its files are in place). */
+  openGate(): void;
 }
 
 /**

@@ -67,8 +67,9 @@ t.test('an existing capture is replaced only once the command has started, by a 
   const work = fs.mkdtempSync(path.join(dir, 'replace-'));
   const file = path.join(work, 'x.pcapng');
   fs.writeFileSync(file, 'old content');
-  // the command looks at the path while it runs: the new capture is already there, whole
-  const probe = `import sys\nb = open(${JSON.stringify(file)}, 'rb').read(4)\nprint('magic', b.hex())\n${ONE_DATAGRAM}`;
+  // the command looks at the path while it runs, once its first send has returned (the capture
+  // is live by then: its ring may be made while the command starts): the new capture is there, whole
+  const probe = `${ONE_DATAGRAM}import sys\nb = open(${JSON.stringify(file)}, 'rb').read(4)\nprint('magic', b.hex())\n`;
   const r = await run(['-q', '--linger', '0', '-w', file, '--', PY, '-c', probe]);
   t.equal(r.status, 0, r.stderr);
   t.match(r.stdout.toString(), /magic 0a0d0d0a/, 'while the command runs the path holds the new pcapng (section header first)');

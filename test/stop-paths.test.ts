@@ -849,7 +849,7 @@ t.test(
     for (let i = 0; i < 6; i++) {
       const buffered = i % 2 === 1;
       const file = pcap(`sigkill-bulk-${i}.pcap`);
-      const td = tracedump(t, ['-w', file, ...(buffered ? ['-U'] : [])], [PY, FLOWS, 'tcp-bulk', '127.0.0.1', String(sink.port), '3000000000']);
+      const td = tracedump(t, ['-w', file, ...(buffered ? ['-U'] : [])], [PY, FLOWS, 'tcp-bulk', '127.0.0.1', String(sink.port), '30000000000']);
       // kill while the file grows fast: flushes of up to 1 MiB follow each other
       for (let k = 0; k < 200 && (fs.existsSync(file) ? fs.statSync(file).size : 0) < 50 << 20; k++) await sleep(20);
       await sleep(37 * i);

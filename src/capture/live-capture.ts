@@ -154,6 +154,11 @@ export class LiveCapture {
     return this.native.state();
   }
 
+  /** A deferred ring, live: the launched command's calls that wait for it go on. */
+  openGate(): void {
+    this.native.openGate();
+  }
+
   /** Delivers what is left in the ring, then stops and frees the filter. */
   close(): void {
     if (this.stopped) return;

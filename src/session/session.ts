@@ -168,12 +168,15 @@ export async function runSession(options: SessionOptions): Promise<number> {
   let programStarted = false;
   let committed = false;
   let ringFailure: string | undefined;
+  // (then the command's calls waiting for a deferred ring go on: a program sees its files in
+  // place once its first socket call returns)
   const commitWhenLive = (ended = false) => {
     if (committed || !programStarted || (live && !ended && !live.state().live)) return;
     committed = true;
     file?.commit();
     options.eventsOutput?.commit();
     options.flows?.output.commit();
+    live?.openGate();
   };
   if (cap && file) {
     try {
@@ -384,7 +387,7 @@ function runFigures(
 }
 
 /** How often a deferred ring is looked at until it is live (the files are committed then). */
-const RING_WATCH_MS = 2;
+const RING_WATCH_MS = 1;
 
 /**
  * Whether the launched command would get a socket that can send packets among its descriptors
