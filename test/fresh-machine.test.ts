@@ -62,7 +62,7 @@ if (process.getuid?.() !== 0) {
       'echo "== pack"',
       'npm pack --silent 2>/dev/null | tail -n 1',
       'tar tzf tracedump-*.tgz > tarball.txt',
-      `npm install -g --prefix ${prefix} --no-audit --no-fund ./tracedump-*.tgz > npm-g.log 2>&1 || { cat npm-g.log; exit 1; }`,
+      `npm install -g --prefix ${prefix} --prefer-offline --no-audit --no-fund ./tracedump-*.tgz > npm-g.log 2>&1 || { cat npm-g.log; exit 1; }`,
       'echo "== installed"',
       `cd ${work} && ${prefix}/bin/tracedump --version`,
       `${prefix}/bin/tracedump -q -w ${work}/installed.pcapng -- node -e "require('net').connect(9, '127.0.0.1').on('error', () => {})" && echo "capture ok"`,
