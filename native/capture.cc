@@ -181,6 +181,7 @@ int Capture::start_ring_helper() {
 void Capture::run_deferred() {
   pthread_setname_np(pthread_self(), "td-capture");
   pollfd fds[2] = {{ring_result_.get(), POLLIN, 0}, {wake_fd_.get(), POLLIN, 0}};
+  bool failed = false;
   while (!stopping_) {
     if (poll(fds, 2, -1) < 0 && errno != EINTR) break;
     if (fds[1].revents) break;
@@ -201,17 +202,13 @@ void Capture::run_deferred() {
       std::lock_guard<std::mutex> lock(error_mutex_);
       ring_error_syscall_ = what;
       ring_errno_ = err;
+      failed = true;
       break;
     }
     ring_result_.reset();
     return run();
   }
   // the ring failed (the program must not run on uncaptured), or the capture was stopped first
-  bool failed;
-  {
-    std::lock_guard<std::mutex> lock(error_mutex_);
-    failed = ring_errno_ != 0;
-  }
   if (failed) gate_->fail();
   else gate_->give_up();
 }

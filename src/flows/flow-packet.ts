@@ -95,6 +95,11 @@ export class FlowPacket {
 
 const EMPTY = Buffer.alloc(0);
 
+/** A capture time (seconds and nanoseconds) as flow packets keep it: microseconds since the epoch. */
+export function captureUs(sec: number, nsec: number): number {
+  return sec * 1e6 + Math.floor(nsec / 1000);
+}
+
 /** Fills one FlowPacket per frame. */
 export class FlowPacketReader {
   private readonly p = new FlowPacket();
@@ -105,7 +110,7 @@ export class FlowPacketReader {
 
   /** The flow view of a capture file's record, read in place where the reader allows it. */
   readRecord(rec: CaptureRecord, process: () => PacketProcess = noProcess): FlowPacket | undefined {
-    const us = rec.sec === undefined ? this.lastUs : rec.sec * 1e6 + Math.floor((rec.nsec ?? 0) / 1000);
+    const us = rec.sec === undefined ? this.lastUs : captureUs(rec.sec, rec.nsec ?? 0);
     this.lastUs = us;
     return rec.dataBuffer !== undefined && rec.dataOffset !== undefined
       ? this.readAt(rec.iface.linktype, rec.dataBuffer, rec.dataOffset, rec.dataOffset + rec.caplen, us, rec.flags, process)

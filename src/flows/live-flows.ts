@@ -7,10 +7,10 @@ import type { PacketOwner } from '../output/format';
 import type { SllPacket } from '../output/pcap';
 import { PACKET_OUTGOING } from '../output/pcapng';
 import { EPB_INBOUND, EPB_OUTBOUND } from '../output/pcapng-spec';
-import { LINKTYPE_RAW } from '../packet/link';
+import { type Direction, LINKTYPE_RAW } from '../packet/link';
 import { IPPROTO_TCP } from '../packet/protocols';
 import type { Flow } from './flow';
-import { FlowPacket, FlowPacketReader, type PacketProcess } from './flow-packet';
+import { FlowPacket, FlowPacketReader, type PacketProcess, captureUs } from './flow-packet';
 import { FlowTable } from './flow-table';
 import { type TopRow, addCounts, flowRow } from './top';
 
@@ -51,6 +51,11 @@ export interface WrittenRecords {
   readonly check: ((message: string) => void) | undefined;
   record(): SllPacket;
 }
+
+// A packet written with this packet type: the pcapng flags the file gives it, and so the
+// direction the flow reader reads from them.
+const flagsOf = (pkttype: number): number => (pkttype === PACKET_OUTGOING ? EPB_OUTBOUND : EPB_INBOUND);
+const directionOf = (pkttype: number): Direction => (pkttype === PACKET_OUTGOING ? 'out' : 'in');
 
 /** What a native path's direction last joined (the slot's note). */
 interface KnownDirection {
@@ -107,10 +112,8 @@ export class LiveFlows {
   }
 
   private add(p: SllPacket, owner: PacketOwner): FlowPacket | undefined {
-    const us = p.sec * 1e6 + Math.floor(p.nsec / 1000);
-    const flags = p.pkttype === PACKET_OUTGOING ? EPB_OUTBOUND : EPB_INBOUND;
     this.owner = owner;
-    const fp = this.packets.read(LINKTYPE_RAW, p.data, us, flags, this.processOfOwner);
+    const fp = this.packets.read(LINKTYPE_RAW, p.data, captureUs(p.sec, p.nsec), flagsOf(p.pkttype), this.processOfOwner);
     if (fp) this.lastFlow = this.table.add(fp);
     else this.table.otherPackets++;
     return fp;
@@ -121,6 +124,8 @@ export class LiveFlows {
   fromNativeFields = 0;
   /** A packet of a known flow, from the native path's fields (filled again for each). */
   private readonly known = new FlowPacket();
+  /** check mode: reads the native records again (apart from `packets`, whose state it must not touch). */
+  private checkReader: FlowPacketReader | undefined;
 
   /**
    * The records a run of the native path wrote (capture/native-path.ts): each added to its
@@ -137,7 +142,7 @@ export class LiveFlows {
     const note = w.slot.note as KnownDirection | undefined;
     if (note && w.hasFields) {
       const p = this.known;
-      p.us = w.sec * 1e6 + Math.floor(w.nsec / 1000);
+      p.us = captureUs(w.sec, w.nsec);
       p.proto = IPPROTO_TCP;
       p.first = note.first;
       p.tcpFlags = w.flags;
@@ -146,7 +151,7 @@ export class LiveFlows {
       p.window = w.window;
       p.ipLen = w.ipLen;
       p.payloadLen = w.payloadLen;
-      p.direction = w.pkttype === PACKET_OUTGOING ? 'out' : 'in';
+      p.direction = directionOf(w.pkttype);
       this.owner = w.slot.owner;
       p.process = this.processOfOwner;
       if (this.table.addKnown(note.flow, p)) {
@@ -161,13 +166,12 @@ export class LiveFlows {
   // check mode: the native side's fields against this reading of the record.
   private checkFields(w: WrittenRecords): void {
     const rec = w.record();
-    const fp = new FlowPacketReader().read(LINKTYPE_RAW, rec.data, rec.sec * 1e6 + Math.floor(rec.nsec / 1000), rec.pkttype === PACKET_OUTGOING ? EPB_OUTBOUND : EPB_INBOUND);
+    const fp = (this.checkReader ??= new FlowPacketReader()).read(LINKTYPE_RAW, rec.data, captureUs(rec.sec, rec.nsec), flagsOf(rec.pkttype));
     const at = `a packet captured at ${w.sec}.${String(w.nsec).padStart(9, '0')}`;
     if (!fp !== !w.hasFields) return w.check!(`${at}: the native side ${w.hasFields ? 'gave' : 'gave no'} flow fields, the flow reader ${fp ? 'reads' : 'does not read'} it`);
     if (!fp) return;
-    const direction = w.pkttype === PACKET_OUTGOING ? 'out' : 'in';
     const ours = [fp.us, fp.tcpFlags, fp.seq, fp.ack, fp.window, fp.ipLen, fp.payloadLen, fp.direction];
-    const native = [w.sec * 1e6 + Math.floor(w.nsec / 1000), w.flags, w.seq, w.ack, w.window, w.ipLen, w.payloadLen, direction];
+    const native = [captureUs(w.sec, w.nsec), w.flags, w.seq, w.ack, w.window, w.ipLen, w.payloadLen, directionOf(w.pkttype)];
     if (ours.some((v, i) => v !== native[i])) w.check!(`${at}: the native side's flow fields ${native.join(' ')}, the flow reader's ${ours.join(' ')}`);
   }
 

@@ -167,7 +167,6 @@ export async function runSession(options: SessionOptions): Promise<number> {
   const deferRing = !options.attach && !!options.command && !inheritsSockets(options.command);
   let programStarted = false;
   let committed = false;
-  let ringFailure: string | undefined;
   // (then the command's calls waiting for a deferred ring go on: a program sees its files in
   // place once its first socket call returns)
   const commitWhenLive = (ended = false) => {
@@ -273,7 +272,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
       if (live.state().live) {
         clearInterval(watch);
         commitWhenLive();
-      } else if ((ringFailure = ringFailed())) {
+      } else if (ringFailed()) {
         clearInterval(watch);
         traced.stop(0, controller.alive);
       }
@@ -290,7 +289,7 @@ export async function runSession(options: SessionOptions): Promise<number> {
       printError(outcome.failure.message);
       return outcome.status;
     }
-    ringFailure ??= ringFailed();
+    const ringFailure = ringFailed();
     if (ringFailure) {
       // the capture never ran: no file of the user's was touched
       status?.clear();
